@@ -1,0 +1,382 @@
+"""An issue's markdown body, parsed once into the parts every output needs.
+
+The body is CommonMark plus tables and strikethrough; raw HTML is not
+allowed and shows as text, so nothing in an issue can break the template.
+An issue ends the way the newsletter's issues do:
+
+    ...the article...
+
+    ---
+
+    Warmly,
+    Anna
+
+    P.S. Know someone with sore calves? Forward this to them.
+
+Everything after the last thematic break (``---``) is the sign-off, and the
+paragraphs from the first one starting with "P.S." to the end are the P.S.
+Both are optional.
+
+Relative link and image targets are files in the newsletter: images next to
+the issue or in ``issues/images/``, other issues by their ``.md`` file. They
+become absolute URLs on the site, and the files become :class:`Asset` s that
+the site writer copies, so an email never carries a relative URL.
+"""
+
+from __future__ import annotations
+
+import html
+import posixpath
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+_PS = re.compile(r"^\s*(?:P\.\s*)+S\b\.?|^\s*PS\b[:.]?", re.IGNORECASE)
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+_BARE_DOMAIN = re.compile(r"^(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}(?:[/:?#].*)?$", re.I)
+SAFE_SCHEMES = ("http", "https", "mailto")
+
+LINK_STYLE = "color:#1f5f8b;text-decoration:underline;"
+
+
+def markdown() -> MarkdownIt:
+    """The one markdown dialect issues and drafts are written in."""
+    md = MarkdownIt("commonmark", {"html": False, "typographer": True})
+    md.enable(["table", "strikethrough", "replacements", "smartquotes"])
+    md.validateLink = _valid_link
+    return md
+
+
+def _valid_link(url: str) -> bool:
+    scheme = url.split(":", 1)[0].strip().lower() if _SCHEME.match(url.strip()) else ""
+    return scheme in ("", *SAFE_SCHEMES)
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A local file the site must publish at ``public_path``."""
+
+    source: Path
+    public_path: str
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A link or image target as written, with where it stands."""
+
+    kind: str  # "link" or "image"
+    target: str
+    text: str
+    title: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Figure:
+    """An image standing alone in its paragraph, shown full width."""
+
+    src: str
+    alt: str
+    caption: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Html:
+    """A run of article blocks as email-safe HTML."""
+
+    html: str
+
+
+Block = Figure | Html
+
+
+@dataclass(frozen=True)
+class Body:
+    """The body, ready for the templates."""
+
+    article: tuple[Block, ...]
+    sign_off: str
+    postscript: str
+    article_tokens: tuple[Token, ...]
+    sign_off_tokens: tuple[Token, ...]
+    postscript_tokens: tuple[Token, ...]
+    references: tuple[Reference, ...]
+    assets: tuple[Asset, ...]
+    excerpt: str
+
+
+class Resolver:
+    """Turns the targets written in an issue into absolute URLs.
+
+    ``issue_url`` maps another issue's file to its page URL, so that a link
+    to ``2026-11-15-neck.md`` points at that issue on the site.
+    """
+
+    def __init__(
+        self,
+        issue_path: Path,
+        issues_dir: Path,
+        site_url: str,
+        issue_url: Callable[[Path], str] | None = None,
+    ) -> None:
+        self.issue_dir = issue_path.parent.resolve()
+        self.issues_dir = issues_dir.resolve()
+        self.site_url = site_url.rstrip("/")
+        self.issue_url = issue_url
+        self.assets: dict[str, Asset] = {}
+
+    def local_file(self, target: str) -> Path | None:
+        """The file a relative target names, or None when there is none."""
+        path_part = urlsplit(target).path
+        if not path_part:
+            return None
+        from urllib.parse import unquote
+
+        relative = unquote(path_part)
+        candidates = [self.issue_dir / relative]
+        if "/" not in relative:
+            candidates.append(self.issues_dir / "images" / relative)
+        for candidate in candidates:
+            resolved = candidate.resolve()
+            if resolved.is_file() and resolved.is_relative_to(self.issues_dir):
+                return resolved
+        return None
+
+    def is_relative(self, target: str) -> bool:
+        return bool(target) and not _SCHEME.match(target) and not target.startswith(("//", "#"))
+
+    def url(self, target: str) -> str:
+        """An absolute URL for ``target``; relative ones must name a local file."""
+        target = target.strip()
+        if not self.is_relative(target):
+            return target
+        local = self.local_file(target)
+        if local is None:
+            return target  # lint reports it; render refuses it
+        fragment = urlsplit(target).fragment
+        if local.suffix == ".md" and self.issue_url is not None:
+            url = self.issue_url(local)
+        else:
+            public_path = "media/" + posixpath.join(
+                *local.relative_to(self.issues_dir).parts
+            )
+            self.assets.setdefault(public_path, Asset(local, public_path))
+            url = f"{self.site_url}/{quote(public_path)}"
+        return f"{url}#{fragment}" if fragment else url
+
+
+def _inline_lines(token: Token, base: int) -> list[tuple[Token, int]]:
+    """Each child of an inline token with the file line it stands on."""
+    start = (token.map[0] if token.map else 0) + base
+    out: list[tuple[Token, int]] = []
+    offset = 0
+    for child in token.children or ():
+        out.append((child, start + offset))
+        if child.type in ("softbreak", "hardbreak"):
+            offset += 1
+        offset += child.content.count("\n") if child.type == "code_inline" else 0
+    return out
+
+
+def _text_of(tokens: Sequence[Token]) -> str:
+    parts: list[str] = []
+    for token in tokens:
+        if token.type in ("text", "code_inline"):
+            parts.append(token.content)
+        elif token.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif token.type == "image":
+            parts.append(token.content)
+    return "".join(parts)
+
+
+def _blocks(tokens: Sequence[Token]) -> list[list[Token]]:
+    """Group a token stream into its top-level blocks."""
+    blocks: list[list[Token]] = []
+    depth = 0
+    for token in tokens:
+        if depth == 0:
+            blocks.append([])
+        blocks[-1].append(token)
+        depth += token.nesting
+    return blocks
+
+
+def _is_postscript(block: list[Token]) -> bool:
+    if block[0].type != "paragraph_open" or len(block) < 2:
+        return False
+    return bool(_PS.match(block[1].content))
+
+
+def _lone_image(block: list[Token]) -> Token | None:
+    if block[0].type != "paragraph_open" or len(block) != 3:
+        return None
+    children = [
+        c for c in (block[1].children or ()) if not (c.type == "text" and not c.content.strip())
+    ]
+    if len(children) == 1 and children[0].type == "image":
+        return children[0]
+    return None
+
+
+def parse_body(source: str, resolver: Resolver, first_line: int = 1) -> Body:
+    """Parse ``source`` (the markdown body) into a :class:`Body`.
+
+    ``first_line`` is the file line of the body's first line, so that
+    references point into the issue file.
+    """
+    md = markdown()
+    env: dict[str, object] = {}
+    tokens = md.parse(source, env)
+
+    references: list[Reference] = []
+    for token in tokens:
+        if token.type != "inline":
+            continue
+        open_link: list[Token] = []
+        link_children: list[Token] = []
+        for child, line in _inline_lines(token, first_line):
+            if child.type == "link_open":
+                open_link.append(child)
+                link_children = []
+                link_line = line
+            elif child.type == "link_close" and open_link:
+                link = open_link.pop()
+                references.append(
+                    Reference(
+                        "link",
+                        str(link.attrGet("href") or ""),
+                        _text_of(link_children),
+                        str(link.attrGet("title") or ""),
+                        link_line,
+                    )
+                )
+            elif child.type == "image":
+                references.append(
+                    Reference(
+                        "image",
+                        str(child.attrGet("src") or ""),
+                        child.content,
+                        str(child.attrGet("title") or ""),
+                        line,
+                    )
+                )
+            elif open_link:
+                link_children.append(child)
+
+    blocks = _blocks(tokens)
+    ps_start = next((i for i, b in enumerate(blocks) if _is_postscript(b)), len(blocks))
+    article_blocks, postscript_blocks = blocks[:ps_start], blocks[ps_start:]
+    hr_index = max((i for i, b in enumerate(article_blocks) if b[0].type == "hr"), default=None)
+    sign_off_blocks: list[list[Token]] = []
+    if hr_index is not None:
+        sign_off_blocks = article_blocks[hr_index + 1 :]
+        article_blocks = article_blocks[:hr_index]
+
+    renderer = _EmailRenderer(md, resolver)
+    article: list[Block] = []
+    pending: list[Token] = []
+    for block in article_blocks:
+        image = _lone_image(block)
+        if image is None:
+            pending.extend(block)
+            continue
+        if pending:
+            article.append(Html(renderer.render(pending, env)))
+            pending = []
+        line = first_line + (block[0].map[0] if block[0].map else 0)
+        article.append(
+            Figure(
+                src=resolver.url(str(image.attrGet("src") or "")),
+                alt=image.content,
+                caption=str(image.attrGet("title") or ""),
+                line=line,
+            )
+        )
+    if pending:
+        article.append(Html(renderer.render(pending, env)))
+
+    flat = lambda bs: tuple(t for b in bs for t in b)  # noqa: E731
+    sign_off_tokens = flat(sign_off_blocks)
+    for token in sign_off_tokens:
+        # A sign-off is written line by line, like a letter's.
+        for child in token.children or ():
+            if child.type == "softbreak":
+                child.type = "hardbreak"
+                child.tag = "br"
+    postscript_tokens = flat(postscript_blocks)
+    return Body(
+        article=tuple(article),
+        sign_off=renderer.render(list(sign_off_tokens), env),
+        postscript=renderer.render(list(postscript_tokens), env),
+        article_tokens=flat(article_blocks),
+        sign_off_tokens=sign_off_tokens,
+        postscript_tokens=postscript_tokens,
+        references=tuple(references),
+        assets=tuple(resolver.assets.values()),
+        excerpt=_excerpt(article_blocks),
+    )
+
+
+def _excerpt(blocks: list[list[Token]], limit: int = 280) -> str:
+    """The first paragraphs as plain text, cut at a word near ``limit``."""
+    words: list[str] = []
+    for block in blocks:
+        if block[0].type != "paragraph_open" or _lone_image(block):
+            continue
+        words.extend(_text_of(block[1].children or ()).split())
+        if sum(len(w) + 1 for w in words) >= limit:
+            break
+    text = " ".join(words)
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:.") + "…"
+
+
+class _EmailRenderer:
+    """markdown-it's HTML renderer with absolute URLs and inline styles."""
+
+    def __init__(self, md: MarkdownIt, resolver: Resolver) -> None:
+        self.md = md
+        self.resolver = resolver
+
+    def render(self, tokens: Sequence[Token], env: dict[str, object]) -> str:
+        if not tokens:
+            return ""
+        for token in tokens:
+            self._rewrite(token)
+        return str(self.md.renderer.render(list(tokens), self.md.options, env))
+
+    def _rewrite(self, token: Token) -> None:
+        if token.type == "link_open":
+            href = self.resolver.url(str(token.attrGet("href") or ""))
+            token.attrSet("href", href)
+            token.attrSet("style", LINK_STYLE)
+        elif token.type == "image":
+            token.attrSet("src", self.resolver.url(str(token.attrGet("src") or "")))
+            token.attrSet("style", "max-width:100%;height:auto;")
+        elif token.type == "table_open":
+            token.attrSet("role", "presentation")
+            token.attrSet("width", "100%")
+            token.attrSet("style", "border-collapse:collapse;width:100%;")
+        elif token.type in ("th_open", "td_open"):
+            align = token.attrGet("style") or ""
+            token.attrSet(
+                "style", f"{align};border:1px solid #d8d2c4;padding:6px 8px;".lstrip(";")
+            )
+        elif token.type == "blockquote_open":
+            token.attrSet(
+                "style", "margin:16px 0;padding:4px 16px;border-left:4px solid #8aa48c;"
+            )
+        for child in token.children or ():
+            self._rewrite(child)
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=True)

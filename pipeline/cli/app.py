@@ -1,0 +1,85 @@
+"""The Typer application `publish` and what every command shares.
+
+Commands parse their flags, build Settings once, call one library function
+and report. Errors from the library (``PublishError`` and the subscribers
+package's ``SubscriberError``) become ``error: <one line>`` and exit 1; the
+top group catches them so that every command behaves the same.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from pipeline.config import Settings, load_settings
+from pipeline.errors import PublishError
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from subscribers.errors import SubscriberError
+
+    return (PublishError, SubscriberError)
+
+
+class PublishGroup(TyperGroup):
+    """Maps user-facing errors to one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _user_errors() as exc:
+            click.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    name="publish",
+    cls=PublishGroup,
+    help="Write, check, render and send the newsletter.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            help="The newsletter folder (holding newsletter.toml). Default: search upwards.",
+            envvar="NEWSLETTER_ROOT",
+            file_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Write, check, render and send the newsletter."""
+    ctx.obj = {"root": root}
+
+
+def settings(ctx: typer.Context, **overrides: Any) -> Settings:
+    """The run's Settings: file < environment < the flags in ``overrides``."""
+    root_ctx = ctx.find_root()
+    root = (root_ctx.obj or {}).get("root")
+    return load_settings(root, overrides)
+
+
+def echo(message: str = "", *, err: bool = False) -> None:
+    click.echo(message, err=err)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="publish")
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

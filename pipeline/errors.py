@@ -1,0 +1,53 @@
+"""The errors an editor can cause and fix.
+
+Every exception here carries a one-line message that names the file, line
+or setting at fault; the CLI prints it as ``error: <message>`` and exits 1.
+Anything else that escapes is a bug.
+
+    PublishError
+     ├── ConfigError        newsletter.toml, environment or flags
+     ├── IssueError         an issue file: front matter, body, images
+     ├── TemplateError      a template in templates/ that does not compile
+     ├── SiteError          building or deploying the static site
+     ├── FeedError          reading a blog feed for a draft
+     └── SendError          a send that cannot start or must stop
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PublishError(Exception):
+    """A user-facing error with a one-line message."""
+
+
+class ConfigError(PublishError):
+    """A missing or invalid setting; the message names the key."""
+
+
+class IssueError(PublishError):
+    """A problem in an issue file, located as ``path:line``."""
+
+    def __init__(self, path: Path | str, line: int | None, message: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.message = message
+        where = f"{path}:{line}" if line else f"{path}"
+        super().__init__(f"{where}: {message}")
+
+
+class TemplateError(PublishError):
+    """A template that fails to load, fill or compile."""
+
+
+class SiteError(PublishError):
+    """The static site cannot be built or deployed."""
+
+
+class FeedError(PublishError):
+    """A blog feed that cannot be read for a draft."""
+
+
+class SendError(PublishError):
+    """A send that cannot start, or that had to stop."""

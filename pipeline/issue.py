@@ -1,0 +1,308 @@
+"""Read an issue file: YAML front matter, then a markdown body.
+
+    ---
+    title: An easy stretch for chronic calf pain
+    date: 2026-12-01
+    ---
+    Body in CommonMark with tables...
+
+:func:`read_issue` returns the :class:`Issue` together with every front-matter
+problem found, each located at its line; :func:`load_issue` is the strict form
+that raises the first error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pipeline.errors import IssueError
+
+REQUIRED_KEYS = ("title", "date")
+OPTIONAL_KEYS = ("subject", "preheader", "slug", "author", "tags", "publish_at")
+KNOWN_KEYS = REQUIRED_KEYS + OPTIONAL_KEYS
+
+_DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
+_SLUG_OK = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint result, printed as ``path:line: severity: message``."""
+
+    path: Path
+    line: int
+    severity: Severity
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.severity}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One newsletter issue as the editor wrote it, validated."""
+
+    path: Path
+    title: str
+    date: date
+    subject: str
+    slug: str
+    body: str
+    body_line: int
+    """The file line on which the body's first line stands."""
+    preheader: str = ""
+    author: str = ""
+    tags: tuple[str, ...] = ()
+    publish_at: datetime | None = None
+    key_lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
+    """Line of each front-matter key, for findings that point at one."""
+    source: str = field(default="", repr=False, compare=False)
+
+
+def slugify(text: str) -> str:
+    """A URL slug: lowercase ASCII words joined by hyphens."""
+    import unicodedata
+
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    words = re.findall(r"[a-z0-9]+", ascii_text.lower())
+    return "-".join(words)[:80].strip("-") or "issue"
+
+
+def default_slug(path: Path) -> str:
+    """The file name without its ``YYYY-MM-DD-`` prefix and extension."""
+    return slugify(_DATE_PREFIX.sub("", path.stem))
+
+
+def read_text(path: Path) -> str:
+    """An issue file's text; unreadable or non-UTF-8 files are an IssueError."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IssueError(path, None, f"cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise IssueError(path, line, "not valid UTF-8 text") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _split(path: Path, text: str) -> tuple[str, int, str, int]:
+    """(front matter, its first line, body, the body's first line)."""
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        raise IssueError(path, 1, "missing front matter: the file must start with a '---' line")
+    for index in range(1, len(lines)):
+        if lines[index].strip() in ("---", "..."):
+            front = "\n".join(lines[1:index])
+            body = "\n".join(lines[index + 1 :])
+            return front, 2, body, index + 2
+    raise IssueError(path, 1, "front matter is not closed by a '---' line")
+
+
+def read_issue(path: Path) -> tuple[Issue | None, list[Finding]]:
+    """Parse ``path``; return the issue (None if unusable) and every finding.
+
+    Findings here cover the front matter only; see :mod:`pipeline.lint` for
+    the body and the rendered email.
+    """
+    findings: list[Finding] = []
+
+    def error(line: int, message: str) -> None:
+        findings.append(Finding(path, line, "error", message))
+
+    try:
+        text = read_text(path)
+        front, front_line, body, body_line = _split(path, text)
+    except IssueError as exc:
+        return None, [Finding(path, exc.line or 1, "error", exc.message)]
+
+    try:
+        node = yaml.compose(front, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = front_line + (mark.line if mark else 0)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        return None, [Finding(path, line, "error", f"front matter: {problem}")]
+    if node is None:
+        node = yaml.MappingNode("tag:yaml.org,2002:map", [])
+    if not isinstance(node, yaml.MappingNode):
+        return None, [Finding(path, front_line, "error", "front matter must be 'key: value' lines")]
+
+    constructor = yaml.SafeLoader("")
+    values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        line = front_line + key_node.start_mark.line
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        if not isinstance(key, str):
+            error(line, "front matter keys must be plain words")
+            continue
+        if key in lines:
+            error(line, f"duplicate key {key!r} (first on line {lines[key]})")
+            continue
+        lines[key] = line
+        if key not in KNOWN_KEYS:
+            close = _closest(key)
+            hint = f" (did you mean {close!r}?)" if close else ""
+            error(line, f"unknown key {key!r}{hint}")
+            continue
+        try:
+            values[key] = constructor.construct_object(value_node, deep=True)
+        except yaml.YAMLError as exc:
+            error(line, f"{key}: {getattr(exc, 'problem', None) or exc}")
+
+    first_line = front_line
+    for key in REQUIRED_KEYS:
+        if key not in lines:
+            error(first_line, f"missing required key {key!r}")
+
+    fields_ok: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None and key in OPTIONAL_KEYS:
+            continue  # "publish_at:" left empty means not set
+        try:
+            fields_ok[key] = _validate(key, value, path)
+        except ValueError as exc:
+            error(lines[key], f"{key}: {exc}")
+
+    if any(f.severity == "error" for f in findings) or not {"title", "date"} <= fields_ok.keys():
+        return None, findings
+
+    slug = fields_ok.get("slug") or default_slug(path)
+    issue = Issue(
+        path=path,
+        title=fields_ok["title"],
+        date=fields_ok["date"],
+        subject=fields_ok.get("subject") or fields_ok["title"],
+        slug=slug,
+        body=body,
+        body_line=body_line,
+        preheader=fields_ok.get("preheader", ""),
+        author=fields_ok.get("author", ""),
+        tags=fields_ok.get("tags", ()),
+        publish_at=fields_ok.get("publish_at"),
+        key_lines=lines,
+        source=text,
+    )
+    return issue, findings
+
+
+def load_issue(path: Path) -> Issue:
+    """Parse ``path`` or raise :class:`IssueError` for the first error."""
+    issue, findings = read_issue(path)
+    for finding in findings:
+        if finding.severity == "error":
+            raise IssueError(finding.path, finding.line, finding.message)
+    assert issue is not None
+    return issue
+
+
+def _single_line(value: Any, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {_type_name(value)}")
+    text = " ".join(value.split())
+    if not text and not allow_empty:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _validate(key: str, value: Any, path: Path) -> Any:
+    if key in ("title", "subject", "author"):
+        return _single_line(value)
+    if key == "preheader":
+        return _single_line(value, allow_empty=True)
+    if key == "slug":
+        text = _single_line(value)
+        if not _SLUG_OK.match(text):
+            raise ValueError(f"{text!r} must be lowercase letters, digits and hyphens")
+        return text
+    if key == "date":
+        if isinstance(value, datetime):
+            raise ValueError("expected a date like 2026-12-01, without a time")
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                pass
+        raise ValueError(f"{value!r} is not an ISO date like 2026-12-01")
+    if key == "publish_at":
+        moment = value
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not an ISO date-time like 2026-12-01T07:00:00+00:00"
+                ) from None
+        if not isinstance(moment, datetime):
+            raise ValueError(f"expected a date-time like 2026-12-01T07:00:00+00:00, got {value!r}")
+        if moment.tzinfo is None:
+            raise ValueError("needs a time zone, e.g. 2026-12-01T07:00:00+00:00 or ...Z")
+        return moment
+    if key == "tags":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list of words, got {_type_name(value)}")
+        tags: list[str] = []
+        for item in value:
+            if not isinstance(item, str | int | float) or isinstance(item, bool):
+                raise ValueError(f"each tag must be text, got {_type_name(item)}")
+            tag = _single_line(str(item))
+            if tag not in tags:
+                tags.append(tag)
+        return tuple(tags)
+    raise ValueError("unknown key")  # pragma: no cover - filtered before
+
+
+def _type_name(value: Any) -> str:
+    return {
+        "NoneType": "nothing",
+        "str": "text",
+        "int": "a number",
+        "float": "a number",
+        "bool": "true/false",
+        "list": "a list",
+        "dict": "a mapping",
+        "date": "a date",
+        "datetime": "a date-time",
+    }.get(type(value).__name__, type(value).__name__)
+
+
+def _closest(key: str) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def find_issue_files(issues_dir: Path) -> list[Path]:
+    """Every issue file under ``issues_dir``, sorted by name (so by date)."""
+    if not issues_dir.is_dir():
+        return []
+    return sorted(p for p in issues_dir.glob("*.md") if p.is_file())
+
+
+def find_issue(name: str, issues_dir: Path) -> Path:
+    """The issue file ``name`` stands for: a path, a file in issues/, or a slug."""
+    given = Path(name)
+    if given.is_file():
+        return given
+    for candidate in (issues_dir / name, issues_dir / f"{name}.md"):
+        if candidate.is_file():
+            return candidate
+    matches = [p for p in find_issue_files(issues_dir) if default_slug(p) == name]
+    if len(matches) == 1:
+        return matches[0]
+    raise IssueError(given, None, "no such issue file")

@@ -1,0 +1,264 @@
+"""Issue → RenderedIssue: Jinja2 fills the MJML template, mjml-python compiles it.
+
+Rendering happens once per issue. The parts that differ per recipient (the
+unsubscribe URL, the first name in the greeting) are left as *slots*:
+marker strings that personalization replaces later without touching MJML
+again. A marker carries a nonce derived from the issue and templates, so no
+text in an issue can forge one.
+
+Three outputs come from the one body:
+
+* ``html``: the email, responsive, with slots;
+* ``text``: the plain-text part, with slots;
+* ``web_html``: the archive page, the same email without personal parts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html as html_lib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from pipeline.body import Asset, Body, Figure, Reference, Resolver, parse_body
+from pipeline.config import Settings
+from pipeline.errors import IssueError, TemplateError
+from pipeline.issue import Issue, default_slug, read_issue
+from pipeline.plaintext import TextWriter, underline
+
+EMAIL_TEMPLATE = "email.mjml.j2"
+TEXT_TEMPLATE = "email.txt.j2"
+SLOT_NAMES = ("unsubscribe_url", "first_name")
+PACKAGED_TEMPLATES = Path(__file__).parent / "_templates"
+
+
+@dataclass(frozen=True)
+class RenderedIssue:
+    """An issue rendered once, ready to publish and personalize."""
+
+    issue: Issue
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    web_html: str
+    web_url: str
+    assets: tuple[Asset, ...]
+    references: tuple[Reference, ...]
+    excerpt: str
+    nonce: str
+
+    def slot(self, name: str) -> str:
+        """The marker standing for slot ``name`` in ``html`` and ``text``."""
+        return slot_marker(self.nonce, name)
+
+    def fill(self, values: Mapping[str, str]) -> tuple[str, str]:
+        """(html, text) with every slot replaced; HTML values are escaped."""
+        html, text = self.html, self.text
+        for name in SLOT_NAMES:
+            marker = self.slot(name)
+            value = values.get(name, "")
+            html = html.replace(marker, html_lib.escape(value, quote=True))
+            text = text.replace(marker, value)
+        return html, text
+
+
+def slot_marker(nonce: str, name: str) -> str:
+    return f"pflslot{nonce}{name.replace('_', '')}x"
+
+
+def issue_path_url(settings: Settings, slug: str) -> str:
+    """The stable URL of an issue's web page (the view-in-browser link)."""
+    return settings.url(f"issues/{slug}/")
+
+
+def templates_dir(settings: Settings) -> Path:
+    """The newsletter's templates/, or the copy shipped with the package."""
+    if (settings.templates_dir / EMAIL_TEMPLATE).is_file():
+        return settings.templates_dir
+    for fallback in (PACKAGED_TEMPLATES, Path(__file__).parent.parent / "templates"):
+        if (fallback / EMAIL_TEMPLATE).is_file():
+            return fallback
+    raise TemplateError(f"{settings.templates_dir / EMAIL_TEMPLATE}: template not found")
+
+
+@lru_cache(maxsize=8)
+def _environment(folder: Path, mtimes: tuple[float, ...]) -> jinja2.Environment:
+    del mtimes  # part of the cache key: an edited template gets a new environment
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        autoescape=lambda name: name is not None and not name.endswith(".txt.j2"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["underline"] = underline
+    return env
+
+
+def environment(settings: Settings) -> jinja2.Environment:
+    folder = templates_dir(settings)
+    mtimes = tuple(p.stat().st_mtime for p in sorted(folder.rglob("*.j2")))
+    return _environment(folder, mtimes)
+
+
+def _template_source_hash(folder: Path) -> bytes:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.j2")):
+        digest.update(path.read_bytes())
+    return digest.digest()
+
+
+def issue_resolver(settings: Settings, issue: Issue) -> Resolver:
+    """The resolver that maps an issue's relative targets onto the site."""
+
+    def other_issue_url(path: Path) -> str:
+        other, _ = read_issue(path)
+        return issue_path_url(settings, other.slug if other else default_slug(path))
+
+    return Resolver(issue.path, settings.issues_dir, settings.site_url, other_issue_url)
+
+
+def render_issue(issue: Issue, settings: Settings) -> RenderedIssue:
+    """Render ``issue`` to email HTML, plain text and its web page.
+
+    Raises :class:`IssueError` for a relative link or image with no file
+    behind it (an email must never carry a relative URL), and
+    :class:`TemplateError` for a template that does not compile.
+    """
+    resolver = issue_resolver(settings, issue)
+    body = parse_body(issue.body, resolver, issue.body_line)
+    for ref in body.references:
+        if resolver.is_relative(ref.target) and resolver.local_file(ref.target) is None:
+            what = "image" if ref.kind == "image" else "link target"
+            raise IssueError(issue.path, ref.line, f"{what} {ref.target!r} not found")
+
+    env = environment(settings)
+    folder = templates_dir(settings)
+    nonce = hashlib.sha256(
+        issue.source.encode() + _template_source_hash(folder)
+    ).hexdigest()[:12]
+    web_url = issue_path_url(settings, issue.slug)
+
+    text_writer = TextWriter()
+    text_parts = {
+        "article": text_writer.render(body.article_tokens),
+        "sign_off": text_writer.render(body.sign_off_tokens),
+        "postscript": text_writer.render(body.postscript_tokens),
+    }
+    context = _context(settings, issue, body, web_url)
+    email_slots = {name: slot_marker(nonce, name) for name in SLOT_NAMES}
+
+    html = _compile(env, context | {"web": False, "slots": email_slots}, folder)
+    web_html = _compile(env, context | {"web": True, "slots": {}}, folder)
+    text = _fill(
+        env,
+        TEXT_TEMPLATE,
+        context
+        | {
+            "web": False,
+            "slots": email_slots,
+            "text": text_parts,
+            "references": text_writer.references(),
+        },
+        folder,
+    )
+    return RenderedIssue(
+        issue=issue,
+        subject=issue.subject,
+        preheader=issue.preheader,
+        html=html,
+        text=text,
+        web_html=web_html,
+        web_url=web_url,
+        assets=body.assets,
+        references=body.references,
+        excerpt=body.excerpt,
+        nonce=nonce,
+    )
+
+
+def _context(settings: Settings, issue: Issue, body: Body, web_url: str) -> dict[str, Any]:
+    article = [
+        {"figure": block, "html": None}
+        if isinstance(block, Figure)
+        else {"figure": None, "html": Markup(block.html)}
+        for block in body.article
+    ]
+    return {
+        "newsletter": {
+            "name": settings.name,
+            "description": settings.description,
+            "site_url": settings.site_url,
+            "site_host": settings.site_host,
+            "language": settings.language,
+            "postal_address": settings.postal_address,
+            "forum_url": settings.forum_url,
+            "blog_url": settings.blog_url,
+            "sender_name": settings.sender.name or settings.name,
+            "reply_to": settings.reply_to.email,
+            "greeting_fallback": settings.greeting_fallback,
+        },
+        "issue": {
+            "title": issue.title,
+            "subject": issue.subject,
+            "preheader": issue.preheader or body.excerpt,
+            "date": issue.date,
+            "date_text": f"{issue.date:%B} {issue.date.day}, {issue.date.year}",
+            "author": issue.author or settings.author,
+            "tags": issue.tags,
+            "slug": issue.slug,
+        },
+        "article": article,
+        "sign_off": Markup(body.sign_off),
+        "postscript": Markup(body.postscript),
+        "urls": {
+            "web": web_url,
+            "archive": settings.url(""),
+            "subscribe": settings.url("subscribe"),
+            "feed": settings.url("feed.xml"),
+            "forum": settings.forum_url,
+            "blog": settings.blog_url,
+        },
+    }
+
+
+def _fill(env: jinja2.Environment, name: str, context: dict[str, Any], folder: Path) -> str:
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        where = exc.filename or str(folder / name)
+        raise TemplateError(f"{where}:{exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"{folder / str(exc.name)}: template not found") from None
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"{folder / name}: {exc.message}") from None
+
+
+def _compile(env: jinja2.Environment, context: dict[str, Any], folder: Path) -> str:
+    import mjml
+
+    source = _fill(env, EMAIL_TEMPLATE, context, folder)
+    try:
+        return str(mjml.mjml2html(source, disable_comments=True))
+    except ValueError as exc:
+        message = str(exc).splitlines()[0] if str(exc) else "does not compile"
+        raise TemplateError(f"{folder / EMAIL_TEMPLATE}: MJML: {message}") from None
+
+
+SAMPLE_RECIPIENT = {"first_name": "Alex", "email": "alex@example.com"}
+
+
+def sample_values(settings: Settings) -> dict[str, str]:
+    """Slot values for a preview: a sample reader, a harmless unsubscribe link."""
+    return {
+        "unsubscribe_url": settings.url("unsubscribe/preview"),
+        "first_name": SAMPLE_RECIPIENT["first_name"],
+    }

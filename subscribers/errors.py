@@ -1,0 +1,35 @@
+"""Errors a reader, editor or operator can cause and fix.
+
+    SubscriberError            one-line, user-facing
+     ├── InvalidEmail          an address that is not one
+     ├── NotFound              no such subscriber
+     ├── Suppressed            an erased or complained address
+     ├── TokenError            a forged, altered or expired link
+     └── StoreError            the database cannot be used as configured
+"""
+
+from __future__ import annotations
+
+
+class SubscriberError(Exception):
+    """A user-facing error with a one-line message."""
+
+
+class InvalidEmail(SubscriberError):
+    pass
+
+
+class NotFound(SubscriberError):
+    pass
+
+
+class Suppressed(SubscriberError):
+    pass
+
+
+class TokenError(SubscriberError):
+    pass
+
+
+class StoreError(SubscriberError):
+    pass

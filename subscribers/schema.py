@@ -1,0 +1,145 @@
+"""The database tables, in SQLAlchemy Core: the one description of the schema.
+
+Alembic migrations in ``subscribers/migrations`` create and change these
+tables; nothing else issues DDL. The same tables serve SQLite and PostgreSQL.
+
+    subscribers         one row per address, with its consent record
+    subscriber_events   the history of each subscriber (cascades on delete)
+    suppressions        hashed addresses that must never be mailed again
+                        without a new confirmed subscription (erasure,
+                        complaints)
+    sends               one row per issue sent to the list
+    send_recipients     the ledger: the recipients snapshotted for a send and
+                        where each one stands (pending → sending → sent |
+                        failed | skipped)
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+UTC_DATETIME = DateTime(timezone=True)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # The address as normalized by email-validator (domain lowercased).
+    Column("email", String(320), nullable=False),
+    # Lowercased address: uniqueness is case-insensitive.
+    Column("email_key", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, server_default=""),
+    # pending | active | unsubscribed | bounced | complained
+    Column("status", String(20), nullable=False, index=True),
+    # form | import | cli
+    Column("source", String(20), nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
+    Column("updated_at", UTC_DATETIME, nullable=False),
+    Column("confirmed_at", UTC_DATETIME),
+    Column("unsubscribed_at", UTC_DATETIME),
+    # Consent (GDPR Art. 7): when, from where, and the wording shown.
+    Column("consent_at", UTC_DATETIME),
+    Column("consent_ip", String(64)),
+    Column("consent_user_agent", String(512)),
+    Column("consent_text", Text),
+    Column("confirmed_ip", String(64)),
+    Column("confirmed_user_agent", String(512)),
+    Column("confirmation_sent_at", UTC_DATETIME),
+)
+
+subscriber_events = Table(
+    "subscriber_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "subscriber_id",
+        Id,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    # subscribed | confirmation_sent | confirmed | unsubscribed | bounced |
+    # soft_bounced | bounce_undetermined | complained | delivered | imported |
+    # reactivated | erased | welcome_sent
+    Column("kind", String(32), nullable=False),
+    Column("at", UTC_DATETIME, nullable=False),
+    # JSON text: what happened, from where (IP, user agent, bounce type...).
+    Column("detail", Text, nullable=False, server_default="{}"),
+    Column("send_id", Id, ForeignKey("sends.id", ondelete="SET NULL"), index=True),
+    # Idempotency key for provider notifications (SES feedback id + address).
+    Column("external_id", String(300), unique=True),
+)
+Index("ix_subscriber_events_kind_at", subscriber_events.c.kind, subscriber_events.c.at)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    # SHA-256 of the lowercased address: no address is kept.
+    Column("email_hash", String(64), primary_key=True),
+    # erased | complained
+    Column("reason", String(20), nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
+)
+
+sends = Table(
+    "sends",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("issue_slug", String(200), nullable=False, unique=True),
+    Column("issue_path", String(1000), nullable=False),
+    Column("subject", String(998), nullable=False),
+    Column("transport", String(20), nullable=False),
+    # sending | paused | stopped | done
+    Column("status", String(20), nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
+    Column("finished_at", UTC_DATETIME),
+    Column("paused_until", UTC_DATETIME),
+    Column("note", Text, nullable=False, server_default=""),
+)
+
+send_recipients = Table(
+    "send_recipients",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("send_id", Id, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="SET NULL")),
+    # Snapshot at the start of the send; scrubbed when a subscriber is erased.
+    Column("email", String(320), nullable=False),
+    Column("name", String(200), nullable=False, server_default=""),
+    # pending | sending | sent | failed | skipped
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    # The provider's message id (SES MessageId), which bounce and complaint
+    # notifications refer to.
+    Column("message_id", String(300), index=True),
+    Column("error", Text),
+    Column("claimed_by", String(100)),
+    Column("updated_at", UTC_DATETIME, nullable=False),
+    Column("sent_at", UTC_DATETIME),
+    UniqueConstraint("send_id", "subscriber_id", name="uq_send_recipients_send_subscriber"),
+)
+Index("ix_send_recipients_send_status", send_recipients.c.send_id, send_recipients.c.status)

@@ -1,0 +1,15 @@
+"""Shared fixtures. Real parts live in tests/support/: moto's server for AWS,
+a throwaway PostgreSQL, a local SMTP server, headless Chromium."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = [
+    "tests.support.aws",
+    "tests.support.newsletter",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
