@@ -9,7 +9,7 @@ from pipeline.config import Settings
 from pipeline.errors import PublishError
 from pipeline.files import write_atomic
 from pipeline.issue import load_issue, slugify
-from pipeline.render import render_issue, sample_values
+from pipeline.render import RenderedIssue, render_issue, sample_values
 
 SKELETON = """\
 ---
@@ -74,10 +74,21 @@ def new_issue(settings: Settings, title: str, date: dt.date) -> Path:
     return path
 
 
+def local_images(html: str, rendered: RenderedIssue, settings: Settings) -> str:
+    """Point the issue's own images at their files, so a preview shows them
+    before the site is published."""
+    from urllib.parse import quote
+
+    for asset in rendered.assets:
+        html = html.replace(settings.url(quote(asset.public_path)), asset.source.as_uri())
+    return html
+
+
 def write_preview(settings: Settings, issue_path: Path, folder: Path) -> tuple[Path, Path]:
     """Render the issue for a sample reader into ``folder``/SLUG.html and .txt."""
     rendered = render_issue(load_issue(issue_path), settings)
     html, text = rendered.fill(sample_values(settings))
+    html = local_images(html, rendered, settings)
     html_path = folder / f"{rendered.issue.slug}.html"
     text_path = folder / f"{rendered.issue.slug}.txt"
     write_atomic(html_path, html)

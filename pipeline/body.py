@@ -48,7 +48,7 @@ def markdown() -> MarkdownIt:
     """The one markdown dialect issues and drafts are written in."""
     md = MarkdownIt("commonmark", {"html": False, "typographer": True})
     md.enable(["table", "strikethrough", "replacements", "smartquotes"])
-    md.validateLink = _valid_link
+    md.validateLink = _valid_link  # type: ignore[method-assign]
     return md
 
 
@@ -302,26 +302,29 @@ def parse_body(source: str, resolver: Resolver, first_line: int = 1) -> Body:
     if pending:
         article.append(Html(renderer.render(pending, env)))
 
-    flat = lambda bs: tuple(t for b in bs for t in b)  # noqa: E731
-    sign_off_tokens = flat(sign_off_blocks)
+    sign_off_tokens = _flat(sign_off_blocks)
     for token in sign_off_tokens:
         # A sign-off is written line by line, like a letter's.
         for child in token.children or ():
             if child.type == "softbreak":
                 child.type = "hardbreak"
                 child.tag = "br"
-    postscript_tokens = flat(postscript_blocks)
+    postscript_tokens = _flat(postscript_blocks)
     return Body(
         article=tuple(article),
         sign_off=renderer.render(list(sign_off_tokens), env),
         postscript=renderer.render(list(postscript_tokens), env),
-        article_tokens=flat(article_blocks),
+        article_tokens=_flat(article_blocks),
         sign_off_tokens=sign_off_tokens,
         postscript_tokens=postscript_tokens,
         references=tuple(references),
         assets=tuple(resolver.assets.values()),
         excerpt=_excerpt(article_blocks),
     )
+
+
+def _flat(blocks: list[list[Token]]) -> tuple[Token, ...]:
+    return tuple(token for block in blocks for token in block)
 
 
 def _excerpt(blocks: list[list[Token]], limit: int = 280) -> str:
@@ -368,7 +371,9 @@ class _EmailRenderer:
         elif token.type in ("th_open", "td_open"):
             align = token.attrGet("style") or ""
             token.attrSet(
-                "style", f"{align};border:1px solid #d8d2c4;padding:6px 8px;".lstrip(";")
+                "style",
+                f"{align};border:1px solid #d8d2c4;padding:6px 8px;font-size:15px;"
+                "word-break:normal;overflow-wrap:normal;".lstrip(";"),
             )
         elif token.type == "blockquote_open":
             token.attrSet(

@@ -17,8 +17,6 @@ import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from email.headerregistry import Address as _HeaderAddress
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +37,8 @@ class Address:
     def __str__(self) -> str:
         if not self.name:
             return self.email
+        from email.headerregistry import Address as _HeaderAddress
+
         username, _, domain = self.email.rpartition("@")
         return str(_HeaderAddress(display_name=self.name, username=username, domain=domain))
 
@@ -139,6 +139,8 @@ def _site_url(key: str, value: Any) -> str:
 
 
 def _address(key: str, value: Any) -> Address:
+    from email.utils import parseaddr
+
     text = _required_text(key, value)
     name, email = parseaddr(text)
     local, _, domain = email.rpartition("@")

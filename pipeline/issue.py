@@ -157,8 +157,11 @@ def read_issue(path: Path) -> tuple[Issue | None, list[Finding]]:
             continue
         try:
             values[key] = constructor.construct_object(value_node, deep=True)
-        except yaml.YAMLError as exc:
-            error(line, f"{key}: {getattr(exc, 'problem', None) or exc}")
+        except (yaml.YAMLError, ValueError, TypeError) as exc:
+            if isinstance(value_node, yaml.ScalarNode):
+                values[key] = value_node.value  # e.g. 2026-13-45: validated as text below
+            else:
+                error(line, f"{key}: {getattr(exc, 'problem', None) or exc}")
 
     first_line = front_line
     for key in REQUIRED_KEYS:

@@ -13,14 +13,14 @@ from pathlib import Path
 
 from markupsafe import escape
 
-from pipeline.body import _BARE_DOMAIN, Reference, Resolver, parse_body
+from pipeline.body import _BARE_DOMAIN, Reference, Resolver
 from pipeline.config import Settings
 from pipeline.errors import IssueError, TemplateError
 from pipeline.issue import Finding, Issue, read_issue
 from pipeline.render import (
     EMAIL_TEMPLATE,
     RenderedIssue,
-    issue_resolver,
+    parse_issue_body,
     render_issue,
     sample_values,
     templates_dir,
@@ -56,14 +56,14 @@ def check_issue(path: Path, settings: Settings) -> CheckResult:
         return CheckResult(path, None, None, tuple(findings))
 
     findings.extend(_check_front_matter(issue))
-    resolver = issue_resolver(settings, issue)
-    findings.extend(_check_references(issue, resolver))
+    body, resolver = parsed = parse_issue_body(issue, settings)
+    findings.extend(_check_references(issue, body.references, resolver))
     findings.extend(_check_dangling_brackets(issue))
 
     rendered: RenderedIssue | None = None
     if not any(f.severity == "error" for f in findings):
         try:
-            rendered = render_issue(issue, settings)
+            rendered = render_issue(issue, settings, parsed)
         except IssueError as exc:
             findings.append(Finding(exc.path, exc.line or 1, "error", exc.message))
         except TemplateError as exc:
@@ -110,13 +110,15 @@ def _check_front_matter(issue: Issue) -> list[Finding]:
     return out
 
 
-def _check_references(issue: Issue, resolver: Resolver) -> list[Finding]:
+def _check_references(
+    issue: Issue, references: tuple[Reference, ...], resolver: Resolver
+) -> list[Finding]:
     out: list[Finding] = []
 
     def error(line: int, message: str) -> None:
         out.append(Finding(issue.path, line, "error", message))
 
-    for ref in issue_references(issue, resolver):
+    for ref in references:
         target = ref.target.strip()
         label = f"[{ref.text}]" if ref.text else "link"
         if ref.kind == "image":
@@ -133,20 +135,24 @@ def _check_references(issue: Issue, resolver: Resolver) -> list[Finding]:
             continue
         if not target:
             error(ref.line, f"link {label} has an empty target")
-        elif target == "#" or target.startswith("#") and len(target) == 1:
+        elif target == "#" or (target.startswith("#") and len(target) == 1):
             error(ref.line, f"link {label} points at '#', which goes nowhere in an email")
         elif target.startswith("#"):
             error(ref.line, f"link {label} points at {target!r}: anchors do not work in email")
         elif resolver.is_relative(target):
-            if _BARE_DOMAIN.match(target) and resolver.local_file(target) is None:
+            if _looks_like_domain(target) and resolver.local_file(target) is None:
                 error(ref.line, f"link {label} {target!r} has no scheme; write https://{target}")
             elif resolver.local_file(target) is None:
                 error(ref.line, f"link {label} {target!r} resolves to no file")
     return out
 
 
-def issue_references(issue: Issue, resolver: Resolver) -> tuple[Reference, ...]:
-    return parse_body(issue.body, resolver, issue.body_line).references
+_FILE_SUFFIX = re.compile(r"\.(md|html?|pdf|png|jpe?g|gif|svg|webp|txt|csv)$", re.I)
+
+
+def _looks_like_domain(target: str) -> bool:
+    """``www.example.com`` or ``example.com/page``, not ``other-issue.md``."""
+    return bool(_BARE_DOMAIN.match(target)) and not _FILE_SUFFIX.search(target.split("?")[0])
 
 
 def _check_dangling_brackets(issue: Issue) -> list[Finding]:
@@ -193,7 +199,12 @@ def _check_rendered(rendered: RenderedIssue, settings: Settings) -> list[Finding
     unsubscribe = rendered.slot("unsubscribe_url")
     if f'href="{unsubscribe}"' not in rendered.html or unsubscribe not in rendered.text:
         out.append(
-            Finding(template, 1, "error", "template has no unsubscribe link ({{ slots.unsubscribe_url }})")
+            Finding(
+                template,
+                1,
+                "error",
+                "template has no unsubscribe link ({{ slots.unsubscribe_url }})",
+            )
         )
     if f'href="{rendered.web_url}"' not in rendered.html or rendered.web_url not in rendered.text:
         out.append(

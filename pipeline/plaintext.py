@@ -36,9 +36,10 @@ class TextWriter:
 
     # -- blocks -----------------------------------------------------------
 
-    def _blocks(self, tokens: list[Token], start: int, end: int, out: list[str], prefix: str) -> None:
+    def _blocks(
+        self, tokens: list[Token], start: int, end: int, out: list[str], prefix: str
+    ) -> None:
         i = start
-        ordered: list[int] = []
         while i < end:
             token = tokens[i]
             close = self._close_of(tokens, i)
@@ -57,9 +58,7 @@ class TextWriter:
             elif kind in ("bullet_list_open", "ordered_list_open"):
                 self._gap(out)
                 number = int(token.attrGet("start") or 1) if kind == "ordered_list_open" else 0
-                ordered.append(number)
                 self._list(tokens, i + 1, close, out, prefix, number)
-                ordered.pop()
             elif kind == "blockquote_open":
                 self._gap(out)
                 inner: list[str] = []
@@ -132,9 +131,7 @@ class TextWriter:
         hrefs: list[str] = []
         for child in token.children or ():
             kind = child.type
-            if kind == "text":
-                parts.append(child.content)
-            elif kind == "code_inline":
+            if kind == "text" or kind == "code_inline":
                 parts.append(child.content)
             elif kind == "softbreak":
                 parts.append(" ")

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 pytest_plugins = [
     "tests.support.aws",
+    "tests.support.browser",
     "tests.support.newsletter",
 ]
 

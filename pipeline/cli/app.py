@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -29,11 +28,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
 class PublishGroup(TyperGroup):
     """Maps user-facing errors to one line on stderr and exit status 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except _user_errors() as exc:
-            click.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
 
 
@@ -73,7 +72,12 @@ def settings(ctx: typer.Context, **overrides: Any) -> Settings:
 
 
 def echo(message: str = "", *, err: bool = False) -> None:
-    click.echo(message, err=err)
+    typer.echo(message, err=err)
+
+
+def plural(count: int, word: str) -> str:
+    """``1 error``, ``2 errors``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.app import app, echo, settings
+from pipeline.cli.app import app, echo, plural, settings
 
 
 @app.command()
@@ -65,8 +65,11 @@ def check(
             echo(str(finding))
         errors += len(result.errors)
         warnings += len(result.findings) - len(result.errors)
-    plural = "s" if len(paths) != 1 else ""
-    echo(f"{len(paths)} issue{plural} checked: {errors} errors, {warnings} warnings", err=True)
+    echo(
+        f"{plural(len(paths), 'issue')} checked: "
+        f"{plural(errors, 'error')}, {plural(warnings, 'warning')}",
+        err=True,
+    )
     if errors:
         raise typer.Exit(1)
 
@@ -77,7 +80,9 @@ def preview(
     issue: Annotated[str, typer.Argument(help="Issue file or slug.")],
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="Folder for SLUG.html and SLUG.txt. Default: preview/."),
+        typer.Option(
+            "-o", "--output", help="Folder for SLUG.html and SLUG.txt. Default: preview/."
+        ),
     ] = None,
     open_browser: Annotated[
         bool, typer.Option("--open", help="Open the HTML in a web browser.")

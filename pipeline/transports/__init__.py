@@ -1,0 +1,39 @@
+"""Transports deliver finished messages; they never build them.
+
+    outbox   one .eml file per message in the root's outbox/ (the default)
+    ses      Amazon SES v2 SendEmail with raw content (boto3)
+    smtp     any SMTP relay, SES's SMTP interface included
+
+:func:`open_transport` picks one by name from the settings.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pipeline.transports.base import OutgoingMessage, Transport, TransportError
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+
+__all__ = ["OutgoingMessage", "Transport", "TransportError", "open_transport"]
+
+
+def open_transport(settings: Settings, name: str | None = None) -> Transport:
+    """The transport named ``name`` (default: the settings'), ready to send."""
+    from pipeline.errors import ConfigError
+
+    chosen = name or settings.transport
+    if chosen == "outbox":
+        from pipeline.transports.outbox import OutboxTransport
+
+        return OutboxTransport(settings.outbox_dir)
+    if chosen == "ses":
+        from pipeline.transports.ses import SesTransport
+
+        return SesTransport.from_settings(settings)
+    if chosen == "smtp":
+        from pipeline.transports.smtp import SmtpTransport
+
+        return SmtpTransport.from_settings(settings)
+    raise ConfigError(f"delivery.transport: {chosen!r} is not one of outbox, ses, smtp")

@@ -1,0 +1,112 @@
+"""The transport interface, and the errors a delivery can end in.
+
+A transport delivers one finished message at a time and returns the
+provider's message id. Whatever goes wrong is one of these, so the send loop
+can decide what to do without knowing which provider it talks to:
+
+    TransportError            base; the message was not accepted
+     ├── Throttled            slow down and retry this message (429, Throttling)
+     ├── QuotaExhausted       the daily quota is used up; pause the send
+     ├── Rejected             this recipient or message is refused; mark failed, go on
+     ├── TemporaryFailure     a network or 5xx problem; retry this message later
+     └── SendingStopped       the account cannot send (suspended, paused); stop the send
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import getaddresses
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One message for one recipient, as bytes on the wire."""
+
+    sender: str
+    """Envelope sender (bare address)."""
+    recipient: str
+    """Envelope recipient (bare address)."""
+    raw: bytes
+    """The RFC 5322 message, CRLF line endings."""
+    tags: tuple[tuple[str, str], ...] = ()
+    """Provider tags, e.g. (("issue", "calf-stretch"),) for SES message tags."""
+
+    @classmethod
+    def from_email_message(cls, message: EmailMessage) -> OutgoingMessage:
+        """Wrap a message built with the email package (confirmations, tests)."""
+        from email import policy
+
+        sender = getaddresses([str(message["From"])])[0][1]
+        recipient = getaddresses([str(message["To"])])[0][1]
+        raw = message.as_bytes(policy=policy.SMTP)
+        return cls(sender=sender, recipient=recipient, raw=raw)
+
+
+class TransportError(Exception):
+    """The message was not accepted; ``str()`` is safe to record in the ledger."""
+
+
+class Throttled(TransportError):
+    """Sending too fast; back off and retry the same message."""
+
+
+class QuotaExhausted(TransportError):
+    """The daily sending quota is used up."""
+
+    def __init__(self, message: str, resume_at: datetime | None = None) -> None:
+        super().__init__(message)
+        self.resume_at = resume_at
+
+
+class Rejected(TransportError):
+    """This message or recipient is refused; other recipients are unaffected."""
+
+
+class TemporaryFailure(TransportError):
+    """A passing failure (network, 5xx); retry later."""
+
+
+class SendingStopped(TransportError):
+    """The account cannot send at all (suspended, sending paused)."""
+
+
+@dataclass
+class Quota:
+    """The provider's sending limits, when it has any."""
+
+    max_rate: float | None = None
+    """Messages per second."""
+    max_24h: float | None = None
+    sent_24h: float = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def remaining_24h(self) -> float | None:
+        return None if self.max_24h is None or self.max_24h < 0 else self.max_24h - self.sent_24h
+
+
+class Transport(abc.ABC):
+    """Delivers messages. Implementations must be safe to call from several
+    threads at once (the send loop keeps a few calls in flight)."""
+
+    name: str = "transport"
+
+    @abc.abstractmethod
+    def send(self, message: OutgoingMessage) -> str:
+        """Deliver ``message``; return the provider's message id."""
+
+    def quota(self) -> Quota:
+        """The provider's limits; unlimited unless the provider says otherwise."""
+        return Quota()
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
