@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.support.aws",
     "tests.support.browser",
     "tests.support.newsletter",
+    "tests.support.sns",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

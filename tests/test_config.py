@@ -86,13 +86,13 @@ def test_a_bad_setting_is_one_line_naming_the_key(tmp_path, edit, message):
 
 def test_a_bad_environment_value_names_the_key(tmp_path):
     root = write(tmp_path, MINIMAL)
-    with pytest.raises(ConfigError, match="delivery.smtp_port: expected a number"):
+    with pytest.raises(ConfigError, match=r"delivery\.smtp_port: expected a number"):
         load_settings(root, environ={"NEWSLETTER_SMTP_PORT": "twenty-five"})
 
 
 def test_flags_are_validated_like_the_file(tmp_path):
     settings = load_settings(write(tmp_path, MINIMAL), environ={})
-    with pytest.raises(ConfigError, match="delivery.rate"):
+    with pytest.raises(ConfigError, match=r"delivery\.rate"):
         with_overrides(settings, rate="fast")
     assert with_overrides(settings, rate="3").rate == 3.0
 
@@ -102,7 +102,7 @@ def test_the_root_is_found_by_searching_upwards(tmp_path):
     deep = root / "issues" / "drafts"
     deep.mkdir(parents=True)
     assert find_root(deep) == root.resolve()
-    with pytest.raises(ConfigError, match="no newsletter.toml"):
+    with pytest.raises(ConfigError, match=r"no newsletter\.toml"):
         find_root(tmp_path)
 
 

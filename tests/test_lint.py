@@ -53,7 +53,7 @@ def test_sample_issues_are_clean(newsletter, settings):
 )
 def test_link_and_image_errors(newsletter, settings, body, line, message):
     errors = only(issue(newsletter, body), settings, "error")
-    assert any(l == line and message in m for l, m in errors), errors
+    assert any(ln == line and message in m for ln, m in errors), errors
 
 
 def test_good_links_pass(newsletter, settings):
@@ -88,7 +88,7 @@ def test_subject_too_long_is_a_warning(newsletter, settings):
 def test_preheader_warnings(newsletter, settings, preheader_line, line, message):
     header = f"---\ntitle: Shoulder pain\ndate: 2026-11-15\n{preheader_line}---\n"
     warnings = only(issue(newsletter, "Hi.\n", header), settings, "warning")
-    assert any(l == line and message in m for l, m in warnings), warnings
+    assert any(ln == line and message in m for ln, m in warnings), warnings
 
 
 def test_front_matter_errors_are_findings(newsletter, settings):

@@ -1,0 +1,208 @@
+"""Amazon SES feedback notifications, parsed into plain events.
+
+SES reports bounces, complaints and deliveries in two shapes, and either may
+arrive wrapped in an SNS envelope (SQS without raw delivery, or an HTTPS
+subscription) or bare (SQS with raw message delivery):
+
+* identity notifications: ``{"notificationType": "Bounce", "bounce": {...}, "mail": {...}}``
+* configuration-set event publishing: ``{"eventType": "Bounce", ...}``
+
+:func:`parse` turns one message into one :class:`Feedback` per recipient.
+Every field is untrusted: types are checked, sizes capped, and anything that
+cannot be read raises :class:`MalformedNotification` rather than guessing.
+Event types that carry no list-hygiene meaning (Send, Open, Click...) come
+back as an empty list with ``ignored`` set, so the caller can log and drop
+them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+MAX_BODY_BYTES = 256 * 1024  # SQS's and SNS's own message size limit
+MAX_RECIPIENTS = 100  # SES allows 50 recipients a message
+MAX_FIELD = 1000
+
+Kind = Literal["bounce", "complaint", "delivery"]
+BOUNCE_TYPES = ("Permanent", "Transient", "Undetermined")
+
+
+class MalformedNotification(ValueError):
+    """The message is not a readable SES notification."""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What happened to one message for one recipient."""
+
+    kind: Kind
+    recipient: str
+    message_id: str
+    """SES's id of the message the feedback is about (the ledger's message_id)."""
+    event_id: str
+    """Idempotency key: SES's feedback id (or message id for deliveries) and the address."""
+    at: datetime
+    bounce_type: str = ""
+    """Permanent, Transient or Undetermined, for bounces."""
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    feedback: tuple[Feedback, ...]
+    ignored: str = ""
+    """The event type when the message was well-formed but not about list hygiene."""
+    topic_arn: str = ""
+
+
+def parse(body: str | bytes) -> Parsed:
+    """Parse one queue or HTTPS message body."""
+    if isinstance(body, bytes):
+        if len(body) > MAX_BODY_BYTES:
+            raise MalformedNotification("message is larger than 256 KB")
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedNotification("message is not UTF-8") from None
+    if len(body) > MAX_BODY_BYTES:
+        raise MalformedNotification("message is larger than 256 KB")
+    outer = _json_object(body, "message")
+    topic = ""
+    if "Type" in outer and "Message" in outer:  # an SNS envelope
+        if outer.get("Type") != "Notification":
+            return Parsed((), ignored=f"SNS {_text(outer.get('Type'), 'Type')}")
+        topic = _text(outer.get("TopicArn", ""), "TopicArn")
+        inner = _json_object(_text(outer["Message"], "Message", limit=MAX_BODY_BYTES), "Message")
+    else:
+        inner = outer
+    return Parsed(_feedback(inner), ignored=_ignored(inner), topic_arn=topic)
+
+
+def _ignored(message: dict[str, Any]) -> str:
+    kind = message.get("notificationType") or message.get("eventType") or ""
+    return "" if str(kind) in ("Bounce", "Complaint", "Delivery") else str(kind)[:50]
+
+
+def _feedback(message: dict[str, Any]) -> tuple[Feedback, ...]:
+    kind = message.get("notificationType", message.get("eventType"))
+    if not isinstance(kind, str):
+        raise MalformedNotification("no notificationType or eventType")
+    if kind not in ("Bounce", "Complaint", "Delivery"):
+        return ()
+    mail = _object(message.get("mail"), "mail")
+    message_id = _text(mail.get("messageId"), "mail.messageId")
+    if kind == "Bounce":
+        bounce = _object(message.get("bounce"), "bounce")
+        bounce_type = _text(bounce.get("bounceType"), "bounce.bounceType")
+        if bounce_type not in BOUNCE_TYPES:
+            bounce_type = "Undetermined"
+        feedback_id = _text(bounce.get("feedbackId"), "bounce.feedbackId")
+        at = _time(bounce.get("timestamp"), "bounce.timestamp")
+        recipients = _list(bounce.get("bouncedRecipients"), "bounce.bouncedRecipients")
+        common = {"subtype": _text(bounce.get("bounceSubType", ""), "bounceSubType")}
+        return tuple(
+            Feedback(
+                kind="bounce",
+                recipient=_address(r.get("emailAddress"), "emailAddress"),
+                message_id=message_id,
+                event_id=f"{feedback_id}:{_address(r.get('emailAddress'), 'emailAddress')}",
+                at=at,
+                bounce_type=bounce_type,
+                detail=common
+                | {
+                    key: _text(r.get(key, ""), key)
+                    for key in ("action", "status", "diagnosticCode")
+                    if r.get(key) is not None
+                },
+            )
+            for r in (_object(item, "bouncedRecipients[]") for item in recipients)
+        )
+    if kind == "Complaint":
+        complaint = _object(message.get("complaint"), "complaint")
+        feedback_id = _text(complaint.get("feedbackId"), "complaint.feedbackId")
+        at = _time(complaint.get("timestamp"), "complaint.timestamp")
+        recipients = _list(complaint.get("complainedRecipients"), "complainedRecipients")
+        detail = {
+            key: _text(complaint[key], key)
+            for key in ("complaintFeedbackType", "userAgent", "complaintSubType")
+            if complaint.get(key) is not None
+        }
+        return tuple(
+            Feedback(
+                kind="complaint",
+                recipient=(address := _address(r.get("emailAddress"), "emailAddress")),
+                message_id=message_id,
+                event_id=f"{feedback_id}:{address}",
+                at=at,
+                detail=detail,
+            )
+            for r in (_object(item, "complainedRecipients[]") for item in recipients)
+        )
+    delivery = _object(message.get("delivery"), "delivery")
+    at = _time(delivery.get("timestamp"), "delivery.timestamp")
+    recipients = _list(delivery.get("recipients"), "delivery.recipients")
+    return tuple(
+        Feedback(
+            kind="delivery",
+            recipient=(address := _address(r, "delivery.recipients[]")),
+            message_id=message_id,
+            event_id=f"delivery:{message_id}:{address}",
+            at=at,
+        )
+        for r in recipients
+    )
+
+
+# -- untrusted field readers ------------------------------------------------
+
+
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise MalformedNotification(f"{what} is not JSON") from None
+    return _object(value, what)
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MalformedNotification(f"{what} is not an object")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list) or not value:
+        raise MalformedNotification(f"{what} is not a non-empty list")
+    if len(value) > MAX_RECIPIENTS:
+        raise MalformedNotification(f"{what} has more than {MAX_RECIPIENTS} entries")
+    return value
+
+
+def _text(value: Any, what: str, limit: int = MAX_FIELD) -> str:
+    if not isinstance(value, str):
+        raise MalformedNotification(f"{what} is not text")
+    if len(value) > limit:
+        raise MalformedNotification(f"{what} is too long")
+    return value
+
+
+def _address(value: Any, what: str) -> str:
+    text = _text(value, what, limit=400).strip()
+    # Bounce reports may carry a display name: "Name <a@b.example>".
+    if "<" in text and text.endswith(">"):
+        text = text[text.rindex("<") + 1 : -1].strip()
+    if text.count("@") < 1 or len(text) > 320 or any(c.isspace() for c in text):
+        raise MalformedNotification(f"{what} is not an email address")
+    return text
+
+
+def _time(value: Any, what: str) -> datetime:
+    text = _text(value, what, limit=64)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedNotification(f"{what} is not a timestamp") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
