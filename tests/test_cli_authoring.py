@@ -19,7 +19,7 @@ def test_new_writes_a_dated_skeleton_and_never_overwrites(newsletter):
     result = run("new", "Hips that ache on the stairs", "--date", "2027-01-05")
     assert result.exit_code == 0, result.output
     path = newsletter / "issues" / "2027-01-05-hips-that-ache-on-the-stairs.md"
-    assert result.stdout.strip() == f"wrote {path}"
+    assert result.stdout.strip() == "wrote issues/2027-01-05-hips-that-ache-on-the-stairs.md"
     text = path.read_text()
     for key in ("title", "date", "subject", "preheader", "slug", "author", "tags", "publish_at"):
         assert f"\n{key}:" in text
@@ -54,6 +54,7 @@ def test_check_reports_findings_a_line_each_and_fails_on_errors(newsletter):
     result = run("check", str(bad), "calf-stretch")
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
+    bad = bad.relative_to(newsletter)
     assert f"{bad}:2: warning: no preheader: inboxes will preview the first words of the email instead" in lines
     assert f"{bad}:5: error: link [the forum] has an empty target" in lines
     assert f"{bad}:7: error: image 'x.png' has no alt text" in lines

@@ -75,6 +75,14 @@ def echo(message: str = "", *, err: bool = False) -> None:
     typer.echo(message, err=err)
 
 
+def shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working folder if inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def plural(count: int, word: str) -> str:
     """``1 error``, ``2 errors``."""
     return f"{count} {word}{'' if count == 1 else 's'}"

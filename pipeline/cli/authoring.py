@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.app import app, echo, plural, settings
+from pipeline.cli.app import app, echo, plural, settings, shown
 
 
 @app.command()
@@ -32,7 +32,7 @@ def new(
     except ValueError:
         raise PublishError(f"--date: {date!r} is not a date like 2026-12-01") from None
     path = new_issue(settings(ctx), title, day)
-    echo(f"wrote {path}")
+    echo(f"wrote {shown(path)}")
 
 
 @app.command()
@@ -62,7 +62,7 @@ def check(
     for path in paths:
         result = check_issue(path, config)
         for finding in result.findings:
-            echo(str(finding))
+            echo(f"{shown(finding.path)}:{finding.line}: {finding.severity}: {finding.message}")
         errors += len(result.errors)
         warnings += len(result.findings) - len(result.errors)
     echo(
@@ -99,8 +99,8 @@ def preview(
     html_path, text_path = write_preview(
         config, find_issue(issue, config.issues_dir), output or config.preview_dir
     )
-    echo(str(html_path))
-    echo(str(text_path))
+    echo(shown(html_path))
+    echo(shown(text_path))
     if open_browser:
         import webbrowser
 
