@@ -64,6 +64,7 @@ class Settings:
     forum_url: str = ""
     blog_url: str = ""
     greeting_fallback: str = "friend"
+    consent_text: str = ""
     transport: str = "outbox"
     rate: float = 0.0
     workers: int = 4
@@ -238,6 +239,7 @@ SPECS: tuple[_Spec, ...] = (
         "NEWSLETTER_GREETING_FALLBACK",
         _required_text,
     ),
+    _Spec("consent_text", "newsletter.consent_text", "NEWSLETTER_CONSENT_TEXT", _text),
     _Spec("sender", "sender.from", "NEWSLETTER_FROM", _address, required=True),
     _Spec("reply_to", "sender.reply_to", "NEWSLETTER_REPLY_TO", _address, required=True),
     _Spec("transport", "delivery.transport", "NEWSLETTER_TRANSPORT", _choice(*TRANSPORTS)),

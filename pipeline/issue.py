@@ -29,6 +29,8 @@ KNOWN_KEYS = REQUIRED_KEYS + OPTIONAL_KEYS
 
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
 _SLUG_OK = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Severity = Literal["error", "warning"]
 
@@ -92,7 +94,9 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise IssueError(path, line, "not valid UTF-8 text") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Control characters are invisible in an editor and break MJML's parser.
+    return _CONTROL.sub("", text)
 
 
 def _split(path: Path, text: str) -> tuple[str, int, str, int]:
@@ -126,7 +130,11 @@ def read_issue(path: Path) -> tuple[Issue | None, list[Finding]]:
         return None, [Finding(path, exc.line or 1, "error", exc.message)]
 
     try:
-        node = yaml.compose(front, Loader=yaml.SafeLoader)
+        try:
+            node = yaml.compose(front, Loader=_LOADER)
+        except yaml.YAMLError:
+            # The C loader is fast; the pure-Python one locates errors better.
+            node = yaml.compose(front, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = front_line + (mark.line if mark else 0)
@@ -212,7 +220,7 @@ def load_issue(path: Path) -> Issue:
 def _single_line(value: Any, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected text, got {_type_name(value)}")
-    text = " ".join(value.split())
+    text = " ".join(_CONTROL.sub("", value).split())
     if not text and not allow_empty:
         raise ValueError("must not be empty")
     return text

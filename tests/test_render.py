@@ -153,3 +153,8 @@ def test_broken_template_is_a_template_error(newsletter, settings):
     (newsletter / "templates" / "email.txt.j2").write_text("{{ nope.nothing }}")
     with pytest.raises(TemplateError, match=r"email.txt.j2: 'nope' is undefined"):
         render(newsletter, settings, "---\ntitle: A\ndate: 2026-11-15\n---\nx\n")
+
+
+def test_control_characters_are_dropped_not_fatal(newsletter, settings):
+    rendered = render(newsletter, settings, "---\ntitle: \"Bell\\a here\"\ndate: 2026-11-15\n---\nBody\x07 text\x1b.\n")
+    assert "Bell here" in rendered.html and "Body text." in rendered.text
