@@ -1,0 +1,459 @@
+"""RenderedIssue + recipient → OutgoingMessage, in microseconds.
+
+Building a multipart message with the email package costs milliseconds, more
+than an SES account's sending rate allows. So the MIME message is built once
+per issue as a row of byte segments with *slots* between them, and each
+recipient's message is those segments joined with the recipient's values:
+
+    From, Reply-To, Subject, List-Id ...          built once, encoded here
+    To, Date, Message-ID, List-Unsubscribe        a slot each, encoded per recipient
+    text/plain part, quoted-printable             the greeting name and the
+    text/html part, quoted-printable              unsubscribe URL are slots
+
+Every slot's encoding is under this module's control: header values are
+RFC 2047 encoded-words or quoted strings folded within 78 columns, and a
+body slot is quoted-printable encoded on its own and joined to its
+neighbours by soft line breaks, so every body line stays within 76 columns
+and decodes to exactly what :meth:`RenderedIssue.fill` produces. A CR, LF or
+other control character in a name or subject becomes a space: it can never
+start a header of its own. The boundary starts with ``=_``, which
+quoted-printable text can never contain.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import html
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+
+from pipeline.config import Settings
+from pipeline.errors import SendError
+from pipeline.issue import slugify
+from pipeline.render import SLOT_NAMES, RenderedIssue
+from pipeline.transports.base import OutgoingMessage
+
+PREVIEW_PREFIX = "[PREVIEW] "
+MAX_LINE = 78
+"""Header lines are folded to this many characters (RFC 5322 2.1.1)."""
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+")
+_Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
+_Q_BYTE = tuple(
+    "_" if b == 0x20 else chr(b) if b in _Q_SAFE else f"={b:02X}" for b in range(256)
+)
+_WORD_OVERHEAD = len("=?utf-8?q?") + len("?=")
+_WORD_MAX = 75
+_SOFT_BREAK = b"=\r\n"
+
+
+class UndeliverableAddress(ValueError):
+    """An address that cannot be written into a message (the ledger records why)."""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a message goes to: the ledger's snapshot of a subscriber."""
+
+    subscriber_id: int
+    email: str
+    name: str = ""
+
+
+# ---------------------------------------------------------------------------
+# Header encoding
+# ---------------------------------------------------------------------------
+
+
+def clean_text(text: str) -> str:
+    """One line of text: control characters (CR and LF among them) become
+    spaces, runs of whitespace one space, no space at either end."""
+    return " ".join(_CONTROLS.sub(" ", text).split())
+
+
+def greeting_name(name: str, fallback: str) -> str:
+    """The name a greeting uses: the first word of ``name``, or ``fallback``."""
+    words = clean_text(name).split(" ", 1)
+    return words[0] or fallback
+
+
+def _q_words(text: str, first_room: int) -> list[str]:
+    """``text`` as RFC 2047 Q encoded-words, none splitting a character; the
+    first fits in ``first_room`` columns, the rest in a folded line's."""
+    words: list[str] = []
+    room = max(first_room, 12 + _WORD_OVERHEAD) - _WORD_OVERHEAD
+    current: list[str] = []
+    used = 0
+    for char in text:
+        encoded = _Q_BYTE[ord(char)] if char < "\x80" else "".join(
+            _Q_BYTE[b] for b in char.encode("utf-8")
+        )
+        if used + len(encoded) > room and current:
+            words.append("=?utf-8?q?" + "".join(current) + "?=")
+            current, used = [], 0
+            room = min(_WORD_MAX, MAX_LINE - 1) - _WORD_OVERHEAD
+        current.append(encoded)
+        used += len(encoded)
+    if current:
+        words.append("=?utf-8?q?" + "".join(current) + "?=")
+    return words
+
+
+def _fold(name: str, words: list[str]) -> str:
+    """``Name: word word ...`` folded between words within MAX_LINE columns."""
+    lines: list[str] = []
+    line = f"{name}:"
+    for word in words:
+        if len(line) + 1 + len(word) > MAX_LINE and line != f"{name}:":
+            lines.append(line)
+            line = ""
+        line = f"{line} {word}"
+    lines.append(line)
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _needs_encoding(text: str) -> bool:
+    return not text.isascii() or "=?" in text or not text.isprintable()
+
+
+def encode_unstructured(name: str, text: str) -> bytes:
+    """An unstructured header (Subject) for ``text``, encoded and folded."""
+    text = clean_text(text)
+    if not _needs_encoding(text):
+        words = text.split(" ")
+        if all(len(w) <= MAX_LINE - 1 - (len(name) + 1) for w in words):
+            return _fold(name, words).encode("ascii")
+    return _fold(name, _q_words(text, MAX_LINE - len(name) - 2)).encode("ascii")
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _encoded_word(text: str) -> str:
+    """``text`` as one RFC 2047 encoded-word, Q or B, whichever is shorter."""
+    data = text.encode("utf-8")
+    q = "".join(_Q_BYTE[b] for b in data)
+    if len(q) <= 4 * ((len(data) + 2) // 3):
+        return f"=?utf-8?q?{q}?="
+    return f"=?utf-8?b?{binascii.b2a_base64(data, newline=False).decode('ascii')}?="
+
+
+def display_name(text: str, room: int = _WORD_MAX) -> str:
+    """The display name as an address header will carry it: cleaned of
+    control characters and, if it needs encoding, shortened to fit in one
+    encoded-word of ``room`` characters (ending with "…").
+
+    One encoded-word, because readers disagree about the space between two
+    adjacent ones: RFC 2047 says to drop it, Python's email package keeps it.
+    """
+    text = clean_text(text)
+    if not _needs_encoding(text) or len(_encoded_word(text)) <= room:
+        return text
+    text = text[: room - _WORD_OVERHEAD]
+    while text and len(_encoded_word(text + "…")) > room:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
+def encode_mailbox(name: str, display: str, address: str) -> bytes:
+    """An address header (From, To, Reply-To): ``"Name" <address>``; the
+    name quoted when it is plain ASCII, one encoded-word otherwise."""
+    room = min(_WORD_MAX, MAX_LINE - len(name) - 2)
+    display = display_name(display, room)
+    if not display:
+        return f"{name}: {address}\r\n".encode("ascii")
+    if not _needs_encoding(display):
+        phrase = _quoted(display)
+        if len(name) + len(phrase) + len(address) + 5 > MAX_LINE:
+            return _fold(name, [*phrase.split(" "), f"<{address}>"]).encode("ascii")
+        return f"{name}: {phrase} <{address}>\r\n".encode("ascii")
+    return _fold(name, [_encoded_word(display), f"<{address}>"]).encode("ascii")
+
+
+def ascii_address(address: str) -> str:
+    """``address`` as it can stand in a header and an SMTP envelope.
+
+    A non-ASCII domain is written in IDNA (punycode); a non-ASCII local part
+    would need SMTPUTF8, which bulk mail through SES cannot use.
+    """
+    if not address.isascii():
+        local, _, domain = address.rpartition("@")
+        if not local.isascii():
+            raise UndeliverableAddress(f"{address}: a non-ASCII mailbox name needs SMTPUTF8")
+        try:
+            address = f"{local}@{domain.encode('idna').decode('ascii')}"
+        except UnicodeError:
+            raise UndeliverableAddress(f"{address}: the domain is not valid") from None
+    if not _PLAIN_ADDRESS.fullmatch(address) or len(address) > 254:
+        raise UndeliverableAddress(f"{address!r} is not an address this newsletter can mail")
+    return address
+
+
+# ---------------------------------------------------------------------------
+# Quoted-printable body segments
+# ---------------------------------------------------------------------------
+
+
+def _qp(data: bytes) -> bytes:
+    """Quoted-printable with CRLF line ends; every line within 76 columns and
+    the last within 75, so that a soft line break can follow it."""
+    encoded = binascii.b2a_qp(data, istext=True)
+    return encoded.replace(b"\n", b"\r\n") if b"\n" in encoded else encoded
+
+
+def _qp_value(value: str) -> bytes:
+    """One slot value for a quoted-printable body: encoded on its own and
+    ended by a soft line break, so the next segment starts a fresh line."""
+    if not value:
+        return b""
+    return _qp(value.encode("utf-8")) + _SOFT_BREAK
+
+
+def _body_segments(
+    text: str, markers: dict[str, str], part: str
+) -> tuple[list[bytes], list[str]]:
+    """Split a body at its slot markers into encoded segments and slot keys.
+
+    Returns ``n + 1`` segments for ``n`` slots; each segment that a slot
+    follows ends at a line boundary (hard or soft).
+    """
+    text = text.replace("\r\n", "\n")
+    by_marker = {marker: name for name, marker in markers.items()}
+    pattern = re.compile("|".join(re.escape(m) for m in by_marker))
+    segments: list[bytes] = []
+    slots: list[str] = []
+    start = 0
+    for match in pattern.finditer(text):
+        literal = text[start : match.start()]
+        encoded = _qp(literal.encode("utf-8"))
+        if literal and not literal.endswith("\n"):
+            encoded += _SOFT_BREAK
+        segments.append(encoded)
+        slots.append(f"{part}:{by_marker[match.group()]}")
+        start = match.end()
+    segments.append(_qp(text[start:].encode("utf-8")))
+    return segments, slots
+
+
+# ---------------------------------------------------------------------------
+# The message template and the personalizer
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """The MIME message of one issue with its per-recipient slots.
+
+    ``segments`` has one more item than ``slots``; a filled message is
+    ``segments[0] + value(slots[0]) + segments[1] + ...``.
+    """
+
+    segments: tuple[bytes, ...]
+    slots: tuple[str, ...]
+    sender: str
+    list_unsubscribe_mailto: str
+    tags: tuple[tuple[str, str], ...]
+
+    def fill(self, values: dict[str, bytes]) -> bytes:
+        parts = [self.segments[0]]
+        append = parts.append
+        for slot, segment in zip(self.slots, self.segments[1:], strict=True):
+            append(values[slot])
+            append(segment)
+        return b"".join(parts)
+
+
+def build_template(
+    rendered: RenderedIssue, settings: Settings, *, subject_prefix: str = ""
+) -> MessageTemplate:
+    """Build the issue's MIME message once, with slots for the recipient."""
+    sender = settings.sender
+    reply_to = settings.reply_to
+    for key, address in (("sender.from", sender), ("sender.reply_to", reply_to)):
+        try:
+            ascii_address(address.email)
+        except UndeliverableAddress as exc:
+            raise SendError(f"{key}: {exc}") from None
+    boundary = f"=_pfl_{secrets.token_hex(12)}"
+    list_id = f"{slugify(settings.name)}.{settings.site_host}"
+    mailto = f"mailto:{reply_to.email}?subject=unsubscribe"
+
+    head = b"".join(
+        (
+            encode_mailbox("From", sender.name or settings.name, ascii_address(sender.email)),
+            encode_mailbox("Reply-To", reply_to.name, ascii_address(reply_to.email)),
+        )
+    )
+    after_to = b"".join(
+        (
+            encode_unstructured("Subject", subject_prefix + rendered.subject),
+            b"Date: ",
+        )
+    )
+    after_date = b"\r\nMessage-ID: "
+    after_message_id = b"".join(
+        (
+            b"\r\n",
+            encode_list_id(settings.name, list_id),
+            b"List-Unsubscribe: ",
+        )
+    )
+    after_unsubscribe = (
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/alternative;\r\n"
+        + f' boundary="{boundary}"\r\n'.encode("ascii")
+        + b"\r\n"
+        + f"--{boundary}\r\n".encode("ascii")
+        + b'Content-Type: text/plain; charset="utf-8"\r\n'
+        b"Content-Transfer-Encoding: quoted-printable\r\n"
+        b"\r\n"
+    )
+    between_parts = (
+        f"\r\n--{boundary}\r\n".encode("ascii")
+        + b'Content-Type: text/html; charset="utf-8"\r\n'
+        b"Content-Transfer-Encoding: quoted-printable\r\n"
+        b"\r\n"
+    )
+    tail = f"\r\n--{boundary}--\r\n".encode("ascii")
+
+    markers = {name: rendered.slot(name) for name in SLOT_NAMES}
+    text_segments, text_slots = _body_segments(rendered.text, markers, "text")
+    html_segments, html_slots = _body_segments(rendered.html, markers, "html")
+
+    segments: list[bytes] = [head]
+    slots: list[str] = []
+    for slot, following in (
+        ("to", after_to),
+        ("date", after_date),
+        ("message_id", after_message_id),
+        ("list_unsubscribe", after_unsubscribe + text_segments[0]),
+    ):
+        slots.append(slot)
+        segments.append(following)
+    slots.extend(text_slots)
+    segments.extend(text_segments[1:-1])
+    segments.append(text_segments[-1] + between_parts + html_segments[0])
+    slots.extend(html_slots)
+    segments.extend(html_segments[1:])
+    segments[-1] += tail
+    return MessageTemplate(
+        segments=tuple(segments),
+        slots=tuple(slots),
+        sender=ascii_address(sender.email),
+        list_unsubscribe_mailto=mailto,
+        tags=(("issue", rendered.issue.slug),),
+    )
+
+
+def encode_list_id(name: str, list_id: str) -> bytes:
+    """``List-Id: "Name" <list-id>`` (RFC 2919)."""
+    return encode_mailbox("List-Id", name, list_id)
+
+
+def _list_unsubscribe(url: str, mailto: str) -> bytes:
+    """The value of List-Unsubscribe (RFC 2369), folded between its URLs.
+
+    A URL cannot be folded, so a long one leaves its line longer than 78
+    characters (within RFC 5322's hard limit of 998).
+    """
+    if len(url) + len(mailto) + 6 <= MAX_LINE - len("List-Unsubscribe: "):
+        return f"<{url}>, <{mailto}>\r\n".encode("ascii")
+    return f"<{url}>,\r\n <{mailto}>\r\n".encode("ascii")
+
+
+class Personalizer:
+    """Makes each recipient's message from an issue rendered once.
+
+    ``unsubscribe_token(subscriber_id)`` signs the token in the personal
+    unsubscribe link, ``{site_url}/unsubscribe/{token}``, which goes into both
+    the List-Unsubscribe header and the body. ``message_id_seed`` makes each
+    recipient's Message-ID stable across retries and resumed runs (so a
+    duplicate after a crash is recognizable as one); without it every
+    message gets a random one.
+    """
+
+    def __init__(
+        self,
+        rendered: RenderedIssue,
+        settings: Settings,
+        unsubscribe_token: Callable[[int], str],
+        *,
+        subject_prefix: str = "",
+        message_id_seed: str = "",
+    ) -> None:
+        self.template = build_template(rendered, settings, subject_prefix=subject_prefix)
+        self._token = unsubscribe_token
+        self._unsubscribe_base = _ascii_url(settings.url("unsubscribe/"))
+        self._fallback = settings.greeting_fallback
+        self._domain = settings.sender.domain.encode("idna").decode("ascii")
+        self._seed = message_id_seed.encode("utf-8")
+        self._date: tuple[int, bytes] = (0, b"")
+
+    def _now(self) -> bytes:
+        second = int(time.time())
+        cached = self._date
+        if cached[0] != second:
+            cached = (second, formatdate(second, usegmt=True).encode("ascii"))
+            self._date = cached
+        return cached[1]
+
+    def message_id(self, recipient: Recipient) -> str:
+        if self._seed:
+            digest = hashlib.blake2b(
+                b"%s:%d" % (self._seed, recipient.subscriber_id), digest_size=12
+            ).hexdigest()
+        else:
+            digest = secrets.token_hex(12)
+        return f"<{digest}@{self._domain}>"
+
+    def unsubscribe_url(self, recipient: Recipient) -> str:
+        return self._unsubscribe_base + self._token(recipient.subscriber_id)
+
+    def __call__(self, recipient: Recipient) -> OutgoingMessage:
+        """The recipient's message; :class:`UndeliverableAddress` if it has none."""
+        address = recipient.email
+        if not address.isascii() or not _PLAIN_ADDRESS.fullmatch(address):
+            address = ascii_address(address)
+        url = self.unsubscribe_url(recipient)
+        first_name = greeting_name(recipient.name, self._fallback)
+        template = self.template
+        html_name = html.escape(first_name, quote=True)
+        html_url = html.escape(url, quote=True)
+        values = {
+            "to": encode_mailbox("To", recipient.name, address),
+            "date": self._now(),
+            "message_id": self.message_id(recipient).encode("ascii"),
+            "list_unsubscribe": _list_unsubscribe(url, template.list_unsubscribe_mailto),
+            "text:first_name": _qp_value(first_name),
+            "text:unsubscribe_url": _qp_value(url),
+            "html:first_name": _qp_value(html_name),
+            "html:unsubscribe_url": _qp_value(html_url),
+        }
+        return OutgoingMessage(
+            sender=template.sender,
+            recipient=address,
+            raw=template.fill(values),
+            tags=template.tags,
+        )
+
+
+def _ascii_url(url: str) -> str:
+    """``url`` with an IDNA host and percent-encoded path, as headers need."""
+    if url.isascii():
+        return url
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = (parts.hostname or "").encode("idna").decode("ascii")
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit(
+        (parts.scheme, netloc, quote(parts.path, safe="/%"), quote(parts.query, safe="=&%"), "")
+    )

@@ -1,0 +1,588 @@
+"""Publishing an issue: from the editor's command to the send loop.
+
+    prepare_send(settings, path, options)   check and render the issue, see
+                                            where its send stands; writes nothing
+      └─ PreparedSend.run(stop, progress)   open the transport and read its quota,
+                                            snapshot the recipients (or resume a
+                                            previous run), build the site, then
+                                            run the send loop
+    send_test(settings, path, address)      one [PREVIEW] message; no ledger
+    dry_run(settings, path)                 every message built, none sent
+    send_statuses(settings, issue)          where sends stand, as plain data
+
+The send record is created before the site is built, so the issue counts as
+published on its archive page from the first message on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pipeline.config import Settings
+from pipeline.errors import SendError
+from pipeline.issue import Finding
+from pipeline.pacing import Budget, Pacer
+from pipeline.personalize import PREVIEW_PREFIX, Personalizer, Recipient, UndeliverableAddress
+from pipeline.render import RenderedIssue
+from pipeline.send import (
+    PROGRESS_SECONDS,
+    Progress,
+    ProgressCallback,
+    SendLoop,
+    claim_size,
+    pool_size,
+)
+from pipeline.transports.base import (
+    Quota,
+    QuotaExhausted,
+    SendingStopped,
+    Transport,
+    TransportError,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from subscribers.ledger import Ledger, Resumed, SendRecord, SendStatus, Totals
+
+log = logging.getLogger(__name__)
+
+OnAmbiguous = Literal["resend", "skip"]
+MAX_EXAMPLES = 20
+RunOutcome = Literal["done", "paused", "stopped", "interrupted", "shared"]
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """What the editor chose on the command line."""
+
+    transport: str | None = None
+    """Transport name; None for the settings'."""
+    rate: float | None = None
+    """Messages per second; None for the settings' (0 there: the provider's quota)."""
+    on_ambiguous: OnAmbiguous = "resend"
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What ``publish issue`` is about to do, for the editor to confirm."""
+
+    slug: str
+    path: Path
+    subject: str
+    transport: str
+    recipients: int
+    """Messages this run would send: every active subscriber for a new send;
+    the rows not yet sent or skipped when resuming."""
+    existing: SendRecord | None
+    totals: Totals | None
+    scheduled_for: dt.datetime | None
+    """``publish_at`` when it is still in the future and the issue was never sent."""
+
+    @property
+    def resuming(self) -> bool:
+        return self.existing is not None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """How a run of a send ended."""
+
+    send: SendRecord
+    outcome: RunOutcome
+    """done: nothing left; paused: daily quota; stopped: the provider refused
+    to send or too many failures; interrupted: Ctrl-C; shared: other
+    processes are sending the rest."""
+    sent: int
+    failed: int
+    skipped: int
+    totals: Totals
+    resumed: Resumed | None
+    reason: str = ""
+    paused_until: dt.datetime | None = None
+    seconds: float = 0.0
+    window: int = 0
+    """Recipients claimed at a time: the most a crash can leave undecided."""
+    rate_limit: float | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class DryRunResult:
+    """What a dry run built."""
+
+    slug: str
+    messages: int
+    bytes: int
+    seconds: float
+    failed: int = 0
+    """Recipients whose address cannot be written into a message."""
+    undeliverable: tuple[str, ...] = ()
+    """The first few of those, with the reason."""
+
+
+class IssueNotReady(SendError):
+    """The issue has lint errors; ``findings`` lists every one."""
+
+    def __init__(self, path: Path, findings: tuple[Finding, ...]) -> None:
+        self.findings = findings
+        errors = [f for f in findings if f.severity == "error"]
+        plural = "s" if len(errors) != 1 else ""
+        super().__init__(
+            f"{path}: {len(errors)} lint error{plural}, nothing sent "
+            f"(see publish check {path})"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Preparing: check, render, plan
+# ---------------------------------------------------------------------------
+
+
+def checked_issue(settings: Settings, path: Path) -> RenderedIssue:
+    """The issue rendered, or :class:`IssueNotReady` if it has lint errors."""
+    from pipeline.lint import check_issue
+
+    result = check_issue(path, settings)
+    if not result.ok or result.rendered is None:
+        raise IssueNotReady(path, result.findings)
+    return result.rendered
+
+
+def token_secret(settings: Settings) -> str:
+    """The secret that signs unsubscribe links (the environment's, or the
+    embedded demo's local one)."""
+    import os
+
+    from subscribers.tokens import resolve_secret
+
+    return resolve_secret(os.environ, settings.root / ".secret", settings.database_url, None)
+
+
+def transport_name(settings: Settings, options: SendOptions) -> str:
+    return options.transport or settings.transport
+
+
+def prepare_send(settings: Settings, path: Path, options: SendOptions) -> PreparedSend:
+    """Check and render the issue and see where its send stands; nothing is
+    written. Close the result (it holds the database) or use it in ``with``."""
+    from subscribers.db import connect
+    from subscribers.ledger import Ledger
+
+    rendered = checked_issue(settings, path)
+    engine = connect(settings.database_url, settings.root)
+    try:
+        ledger = Ledger(engine)
+        existing = ledger.find(rendered.issue.slug)
+        totals = ledger.totals(existing.id) if existing else None
+        recipients = (
+            totals.pending + totals.sending + totals.failed if totals else ledger.active_count()
+        )
+        publish_at = rendered.issue.publish_at
+        scheduled = (
+            publish_at
+            if existing is None and publish_at is not None and publish_at > _now()
+            else None
+        )
+        plan = SendPlan(
+            slug=rendered.issue.slug,
+            path=_relative(path, settings.root),
+            subject=rendered.subject,
+            transport=transport_name(settings, options),
+            recipients=recipients,
+            existing=existing,
+            totals=totals,
+            scheduled_for=scheduled,
+        )
+    except BaseException:
+        engine.dispose()
+        raise
+    return PreparedSend(settings, rendered, options, plan, engine, ledger)
+
+
+def _relative(path: Path, root: Path) -> Path:
+    """``path`` relative to the newsletter's root when it lies inside it."""
+    try:
+        return path.resolve().relative_to(root)
+    except ValueError:
+        return path
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class PreparedSend:
+    """An issue checked and rendered, ready to send: :meth:`run` sends it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        rendered: RenderedIssue,
+        options: SendOptions,
+        plan: SendPlan,
+        engine: Engine,
+        ledger: Ledger,
+    ) -> None:
+        self.settings = settings
+        self.rendered = rendered
+        self.options = options
+        self.plan = plan
+        self.engine = engine
+        self.ledger = ledger
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> PreparedSend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(
+        self,
+        *,
+        stop: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+        transport: Transport | None = None,
+    ) -> SendResult:
+        """Send the issue to every recipient not yet sent.
+
+        Creates the send and its recipient snapshot if this is the first run
+        (the issue then counts as published), otherwise decides what a
+        previous run left undecided (``options.on_ambiguous``) and retries
+        failed recipients; builds the site so that the view-in-browser link
+        works from the first message; then runs the send loop.
+        """
+        from pipeline.transports import open_transport
+
+        plan = self.plan
+        if plan.scheduled_for is not None:
+            raise SendError(
+                f"{plan.path}: scheduled for {plan.scheduled_for.isoformat()}; "
+                "publish due sends it then"
+            )
+        ledger = self.ledger
+        if plan.existing is None and plan.recipients == 0:
+            raise SendError(
+                f"{plan.slug}: there are no active subscribers to send to "
+                "(add some with publish subscribers import FILE.csv)"
+            )
+        if plan.existing is not None and plan.recipients == 0:
+            return self._nothing_left(plan.existing)
+        # The transport and its quota first: a transport that cannot send
+        # must not leave the issue published with nobody mailed.
+        owned = transport is None
+        transport = transport or open_transport(self.settings, plan.transport)
+        try:
+            quota = self._quota(transport)
+            send, created = ledger.start(plan.slug, str(plan.path), plan.subject, plan.transport)
+            resumed = None if created else ledger.resume(send.id, self.options.on_ambiguous)
+            if resumed and resumed.ambiguous:
+                log.warning(
+                    "%d recipients were left in flight by an interrupted run: %s",
+                    resumed.ambiguous,
+                    "sending them again"
+                    if resumed.ambiguous_action == "resend"
+                    else "skipping them",
+                )
+            self._build_site()
+            return self._run(
+                send, resumed, transport, quota, stop or threading.Event(), on_progress
+            )
+        finally:
+            if owned:
+                transport.close()
+
+    def _nothing_left(self, send: SendRecord) -> SendResult:
+        self._build_site()
+        totals = self.ledger.totals(send.id)
+        if send.status != "done" and totals.left == 0:
+            self.ledger.set_status(send.id, "done", note=_failure_note(totals))
+        return SendResult(
+            send=self.ledger.get(send.id),
+            outcome="done" if totals.left == 0 else "shared",
+            sent=0,
+            failed=0,
+            skipped=0,
+            totals=totals,
+            resumed=None,
+        )
+
+    def _quota(self, transport: Transport) -> Quota:
+        slug = self.plan.slug
+        try:
+            return transport.quota()
+        except SendingStopped as exc:
+            if self.plan.existing is not None:
+                self.ledger.set_status(self.plan.existing.id, "stopped", note=str(exc))
+            raise SendError(f"{slug}: not sent: {exc}") from None
+        except TransportError as exc:
+            raise SendError(f"{slug}: cannot read the sending quota: {exc}") from None
+
+    def _build_site(self) -> None:
+        from pipeline.site import build_site_from_ledger
+
+        build_site_from_ledger(self.settings, self.engine)
+
+    def _run(
+        self,
+        send: SendRecord,
+        resumed: Resumed | None,
+        transport: Transport,
+        quota: Quota,
+        stop: threading.Event,
+        on_progress: ProgressCallback | None,
+    ) -> SendResult:
+        from subscribers.tokens import Signer
+
+        ledger = self.ledger
+        started = time.monotonic()
+        requested = self.options.rate if self.options.rate is not None else self.settings.rate
+        limits = [r for r in (requested, quota.max_rate) if r]
+        rate = min(limits) if limits else None
+        budget = Budget(quota.remaining_24h)
+        workers = pool_size(self.settings.workers, rate)
+        window = claim_size(rate, workers)
+
+        if budget.remaining == 0:
+            until = self._resume_time(send, None)
+            reason = "the daily sending quota is used up"
+            ledger.set_status(send.id, "paused", note=reason, paused_until=until)
+            return SendResult(
+                send=ledger.get(send.id),
+                outcome="paused",
+                sent=0,
+                failed=0,
+                skipped=0,
+                totals=ledger.totals(send.id),
+                resumed=resumed,
+                reason=reason,
+                paused_until=until,
+                window=window,
+                rate_limit=rate,
+            )
+
+        ledger.set_status(send.id, "sending", note="")
+        personalizer = Personalizer(
+            self.rendered,
+            self.settings,
+            Signer(token_secret(self.settings)).unsubscribe,
+            message_id_seed=f"{send.issue_slug}.{send.id}",
+        )
+        loop = SendLoop(
+            ledger,
+            send.id,
+            personalizer,
+            transport,
+            pacer=Pacer(rate),
+            budget=budget,
+            workers=workers,
+            window=window,
+            stop=stop,
+            on_progress=on_progress,
+        )
+        log.info(
+            "sending %s through %s: %s/s, %d threads, %s left in today's quota",
+            send.issue_slug,
+            transport.name,
+            f"{rate:g}" if rate else "unlimited",
+            workers,
+            "unlimited" if budget.remaining is None else budget.remaining,
+        )
+        loop.run()
+        return self._finish(send, resumed, loop, started, rate)
+
+    def _finish(
+        self,
+        send: SendRecord,
+        resumed: Resumed | None,
+        loop: SendLoop,
+        started: float,
+        rate: float | None,
+    ) -> SendResult:
+        ledger = self.ledger
+        totals = ledger.totals(send.id)
+        paused_until = None
+        outcome: RunOutcome
+        if loop.quota_error is not None:
+            outcome = "paused"
+            paused_until = self._resume_time(send, loop.quota_error)
+            reason = f"the daily sending quota is used up ({loop.quota_error})"
+            ledger.set_status(send.id, "paused", note=reason, paused_until=paused_until)
+        elif loop.stop_reason:
+            outcome = "stopped"
+            reason = loop.stop_reason
+            ledger.set_status(send.id, "stopped", note=reason)
+        elif loop.stop.is_set():
+            outcome = "interrupted"
+            reason = "interrupted; run publish issue again to resume"
+            ledger.set_status(send.id, "stopped", note="interrupted")
+        elif totals.left == 0:
+            outcome = "done"
+            reason = ""
+            ledger.set_status(send.id, "done", note=_failure_note(totals))
+        else:
+            outcome = "shared"
+            reason = f"{totals.left} recipients are being sent by another process"
+        return SendResult(
+            send=ledger.get(send.id),
+            outcome=outcome,
+            sent=loop.sent,
+            failed=loop.failed,
+            skipped=loop.skipped,
+            totals=totals,
+            resumed=resumed,
+            reason=reason,
+            paused_until=paused_until,
+            seconds=time.monotonic() - started,
+            window=loop.window,
+            rate_limit=rate,
+        )
+
+    def _resume_time(self, send: SendRecord, error: QuotaExhausted | None) -> dt.datetime:
+        """When the daily quota should allow sending again: the moment the
+        first message this send sent in the last 24 hours ages out of the
+        provider's rolling window, or 24 hours from now."""
+        if error is not None and error.resume_at is not None:
+            return error.resume_at
+        now = _now()
+        _, first = self.ledger.sent_since(send.id, now - dt.timedelta(hours=24))
+        if first is not None:
+            return first + dt.timedelta(hours=24)
+        return now + dt.timedelta(hours=24)
+
+
+def _failure_note(totals: Totals) -> str:
+    if not totals.failed:
+        return ""
+    return f"{totals.failed} failed; run publish issue again to retry them"
+
+
+# ---------------------------------------------------------------------------
+# A preview to one address, and a dry run
+# ---------------------------------------------------------------------------
+
+
+def send_test(
+    settings: Settings, path: Path, address: str, options: SendOptions | None = None
+) -> str:
+    """Send the issue to ``address`` alone, ``[PREVIEW]`` before its subject.
+
+    The ledger is not touched: no send is created, no subscriber is involved,
+    and the unsubscribe link is a harmless sample. Returns the provider's id.
+    """
+    from pipeline.transports import open_transport
+
+    options = options or SendOptions()
+    rendered = checked_issue(settings, path)
+    personalizer = Personalizer(
+        rendered, settings, lambda _subscriber: "preview", subject_prefix=PREVIEW_PREFIX
+    )
+    try:
+        message = personalizer(Recipient(0, address.strip()))
+    except UndeliverableAddress as exc:
+        raise SendError(f"--test-to: {exc}") from None
+    with open_transport(settings, transport_name(settings, options)) as transport:
+        try:
+            return transport.send(message)
+        except TransportError as exc:
+            raise SendError(f"--test-to {address}: not sent: {exc}") from None
+
+
+def dry_run(
+    settings: Settings,
+    path: Path,
+    *,
+    on_progress: ProgressCallback | None = None,
+) -> DryRunResult:
+    """Build every message the next real run would send, and send none.
+
+    Reads the subscribers (or the send's unsent rows when resuming) in
+    batches, so memory stays flat however long the list.
+    """
+    from subscribers.db import connect
+    from subscribers.ledger import Ledger
+    from subscribers.tokens import Signer
+
+    rendered = checked_issue(settings, path)
+    personalizer = Personalizer(rendered, settings, Signer(token_secret(settings)).unsubscribe)
+    engine = connect(settings.database_url, settings.root)
+    started = time.monotonic()
+    messages = size = failed = 0
+    undeliverable: list[str] = []
+    try:
+        ledger = Ledger(engine)
+        existing = ledger.find(rendered.issue.slug)
+        if existing is None:
+            total = ledger.active_count()
+        else:
+            totals = ledger.totals(existing.id)
+            total = totals.left + totals.failed
+        last = 0.0
+        for row in ledger.iter_unsent(existing.id if existing else None):
+            try:
+                message = personalizer(Recipient(row.subscriber_id, row.email, row.name))
+            except UndeliverableAddress as exc:
+                failed += 1
+                if len(undeliverable) < MAX_EXAMPLES:
+                    undeliverable.append(str(exc))
+                continue
+            messages += 1
+            size += len(message.raw)
+            if on_progress is not None and time.monotonic() - last >= PROGRESS_SECONDS:
+                last = time.monotonic()
+                elapsed = last - started
+                rate = messages / elapsed if elapsed else 0.0
+                on_progress(Progress(total, messages, failed, 0, rate, None))
+    finally:
+        engine.dispose()
+    return DryRunResult(
+        slug=rendered.issue.slug,
+        messages=messages,
+        bytes=size,
+        seconds=time.monotonic() - started,
+        failed=failed,
+        undeliverable=tuple(undeliverable),
+    )
+
+
+def send_statuses(settings: Settings, issue: str | None = None) -> list[SendStatus]:
+    """Where each send stands (newest first), or the send of ``issue`` (a
+    slug, or an issue file whose slug is used). Plain data, ready for JSON."""
+    from subscribers.db import connect
+    from subscribers.ledger import Ledger
+
+    slug = None if issue is None else issue_slug(settings, issue)
+    engine = connect(settings.database_url, settings.root)
+    try:
+        ledger = Ledger(engine)
+        if slug is None:
+            return [ledger.status(send.id) for send in ledger.sends()]
+        send = ledger.find(slug)
+        if send is None:
+            raise SendError(f"{issue}: never sent (no send for the slug {slug!r})")
+        return [ledger.status(send.id)]
+    finally:
+        engine.dispose()
+
+
+def issue_slug(settings: Settings, name: str) -> str:
+    """The slug ``name`` stands for: an issue file's slug, or ``name`` itself."""
+    from pipeline.errors import IssueError
+    from pipeline.issue import find_issue, load_issue
+
+    try:
+        return load_issue(find_issue(name, settings.issues_dir)).slug
+    except IssueError:
+        return name

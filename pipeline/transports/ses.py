@@ -1,0 +1,214 @@
+"""Amazon SES through the v2 API: SendEmail with raw content.
+
+The boto3 client is made the ordinary way, so the region, credentials and
+endpoint come from boto3's own chain: environment, shared config and
+profiles, instance roles, ``AWS_ENDPOINT_URL``. botocore's own retries are
+off: the send loop retries, through its pacer, so that no retry ever
+exceeds the sending rate.
+
+Errors map onto the transport's tree (see :mod:`pipeline.transports.base`):
+
+    429, TooManyRequests, Throttling, "Maximum sending rate exceeded"  Throttled
+    "Daily message quota exceeded", LimitExceeded                      QuotaExhausted
+    MessageRejected, MailFromDomainNotVerified, a bad address          Rejected
+    AccountSuspended, SendingPaused, no credentials, access denied     SendingStopped
+    network errors, timeouts, 5xx                                      TemporaryFailure
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from pipeline.transports.base import (
+    OutgoingMessage,
+    QuotaExhausted,
+    Rejected,
+    SendingStopped,
+    TemporaryFailure,
+    Throttled,
+    Transport,
+    TransportError,
+)
+from pipeline.transports.base import Quota as Quota
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+
+log = logging.getLogger(__name__)
+
+_THROTTLED = {
+    "TooManyRequestsException",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "SlowDown",
+}
+_STOPPED = {
+    "AccountSuspendedException",
+    "SendingPausedException",
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "NotFoundException",
+    "ConfigurationSetDoesNotExist",
+    "ConfigurationSetDoesNotExistException",
+}
+_REJECTED = {
+    "MessageRejected",
+    "MailFromDomainNotVerifiedException",
+    "MailFromDomainNotVerified",
+    "BadRequestException",
+    "InvalidParameterValue",
+    "ValidationError",
+}
+
+
+def classify(code: str, message: str, http_status: int | None) -> type[TransportError]:
+    """The transport error for an SES error code, message and HTTP status."""
+    text = message.lower()
+    if "daily message quota" in text or code == "LimitExceededException":
+        return QuotaExhausted
+    if code in _THROTTLED or http_status == 429 or "maximum sending rate" in text:
+        return Throttled
+    if code in _STOPPED or "account is suspended" in text or "sending paused" in text:
+        return SendingStopped
+    if code in _REJECTED:
+        return Rejected
+    if http_status is not None and http_status >= 500:
+        return TemporaryFailure
+    if code.endswith(("InternalFailure", "ServiceUnavailable", "InternalError")):
+        return TemporaryFailure
+    if http_status is not None and 400 <= http_status < 500:
+        return Rejected
+    return TemporaryFailure
+
+
+class SesTransport(Transport):
+    """Sends through Amazon SES (v2 SendEmail, raw content)."""
+
+    name = "ses"
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        configuration_set: str = "",
+        fallback_client: Any = None,
+    ) -> None:
+        self._client = client
+        self._configuration_set = configuration_set
+        self._fallback = fallback_client
+        self._local = threading.local()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SesTransport:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=max(64, settings.workers * 2),
+            connect_timeout=10,
+            read_timeout=30,
+            user_agent_extra="painfree-publish",
+        )
+        session = boto3.session.Session()
+        try:
+            client = session.client("sesv2", config=config)
+            legacy = session.client("ses", config=config)
+        except Exception as exc:  # botocore raises NoRegionError and friends
+            from pipeline.errors import ConfigError
+
+            raise ConfigError(f"delivery.transport = ses: {_first_line(exc)}") from None
+        return cls(client, configuration_set=settings.ses_configuration_set,
+                   fallback_client=legacy)
+
+    def send(self, message: OutgoingMessage) -> str:
+        request: dict[str, Any] = {
+            "FromEmailAddress": message.sender,
+            "Destination": {"ToAddresses": [message.recipient]},
+            "Content": {"Raw": {"Data": message.raw}},
+        }
+        if message.tags:
+            request["EmailTags"] = [{"Name": k, "Value": v} for k, v in message.tags]
+        if self._configuration_set:
+            request["ConfigurationSetName"] = self._configuration_set
+        try:
+            response = self._client.send_email(**request)
+        except Exception as exc:
+            raise _translate(exc) from None
+        return str(response["MessageId"])
+
+    def quota(self) -> Quota:
+        """MaxSendRate, Max24HourSend and SentLast24Hours, from GetAccount
+        (v2) or, where that is unavailable, GetSendQuota (v1)."""
+        try:
+            account = self._client.get_account()
+        except Exception as exc:
+            error = _translate(exc)
+            if self._fallback is None:
+                raise error from None
+            log.debug("GetAccount failed (%s); asking GetSendQuota", error)
+            try:
+                legacy = self._fallback.get_send_quota()
+            except Exception:
+                raise error from None
+            return Quota(
+                max_rate=float(legacy["MaxSendRate"]),
+                max_24h=float(legacy["Max24HourSend"]),
+                sent_24h=float(legacy["SentLast24Hours"]),
+            )
+        if account.get("SendingEnabled") is False:
+            raise SendingStopped("SES: sending is disabled for this account (SendingEnabled false)")
+        limits = account.get("SendQuota", {})
+        extra = {}
+        if "EnforcementStatus" in account:
+            extra["enforcement"] = str(account["EnforcementStatus"])
+        if "ProductionAccessEnabled" in account:
+            extra["production"] = str(account["ProductionAccessEnabled"]).lower()
+        return Quota(
+            max_rate=float(limits.get("MaxSendRate", 0)) or None,
+            max_24h=float(limits["Max24HourSend"]) if "Max24HourSend" in limits else None,
+            sent_24h=float(limits.get("SentLast24Hours", 0)),
+            extra=extra,
+        )
+
+    def close(self) -> None:
+        for client in (self._client, self._fallback):
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _translate(exc: Exception) -> TransportError:
+    """A botocore exception as one of the transport errors."""
+    from botocore import exceptions as bex
+
+    if isinstance(exc, bex.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = " ".join(str(error.get("Message", "")).split())[:300] or code
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        kind = classify(code, message, status)
+        return kind(f"SES {code}: {message}" if code else f"SES: {message}")
+    if isinstance(exc, bex.NoCredentialsError | bex.PartialCredentialsError):
+        return SendingStopped(f"SES: {_first_line(exc)}")
+    if isinstance(exc, bex.NoRegionError):
+        return SendingStopped(f"SES: {_first_line(exc)} (set AWS_REGION or a profile's region)")
+    if isinstance(exc, bex.ParamValidationError):
+        return Rejected(f"SES: {_first_line(exc)}")
+    if isinstance(exc, bex.BotoCoreError | OSError):
+        return TemporaryFailure(f"SES: {_first_line(exc)}")
+    return TemporaryFailure(f"SES: {type(exc).__name__}: {_first_line(exc)}")

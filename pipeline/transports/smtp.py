@@ -1,0 +1,224 @@
+"""Any SMTP relay, Amazon SES's SMTP interface included (smtplib).
+
+Each sending thread keeps its own connection, opened on first use with
+STARTTLS (certificate and host name verified) and login when configured,
+and reopened after a failure. The password comes from the environment
+(``NEWSLETTER_SMTP_PASSWORD``) only.
+
+Replies map onto the transport's tree (see :mod:`pipeline.transports.base`):
+
+    454 "Throttling failure: Maximum sending rate exceeded"   Throttled
+    454 "Throttling failure: Daily message quota exceeded"    QuotaExhausted
+    421 and other 4xx                                         TemporaryFailure
+    5xx to a recipient or the message                         Rejected
+    5xx to the sender, failed login                           SendingStopped
+    a dropped connection, a timeout                           TemporaryFailure
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import smtplib
+import ssl
+import threading
+from typing import TYPE_CHECKING
+
+from pipeline.transports.base import (
+    OutgoingMessage,
+    QuotaExhausted,
+    Rejected,
+    SendingStopped,
+    TemporaryFailure,
+    Throttled,
+    Transport,
+    TransportError,
+)
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+
+_MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
+
+
+def classify(code: int, text: str, *, stage: str) -> type[TransportError]:
+    """The transport error for an SMTP reply ``code`` at ``stage``
+    (``sender``, ``recipient``, ``data`` or ``login``)."""
+    lowered = text.lower()
+    if "daily message quota" in lowered:
+        return QuotaExhausted
+    if "throttl" in lowered or "maximum sending rate" in lowered:
+        return Throttled
+    if stage == "login":
+        return SendingStopped
+    if 400 <= code < 500:
+        return TemporaryFailure
+    if stage == "sender" and 500 <= code < 600:
+        return SendingStopped
+    if 500 <= code < 600:
+        return Rejected
+    return TemporaryFailure
+
+
+def _reply_text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())
+
+
+class SmtpTransport(Transport):
+    """Delivers through an SMTP server, one connection per sending thread."""
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 587,
+        *,
+        username: str = "",
+        password: str = "",
+        starttls: bool = True,
+        timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.username = username
+        self._password = password
+        self.starttls = starttls
+        self.timeout = timeout
+        self._context = ssl_context
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[smtplib.SMTP] = []
+
+    def __repr__(self) -> str:
+        return f"SmtpTransport({self.host!r}, {self.port}, username={self.username!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpTransport:
+        return cls(
+            settings.smtp_host,
+            settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+        )
+
+    def _connect(self) -> smtplib.SMTP:
+        where = f"SMTP {self.host}:{self.port}"
+        try:
+            conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TemporaryFailure(f"{where}: cannot connect: {exc}") from None
+        try:
+            conn.ehlo()
+            if self.starttls:
+                if not conn.has_extn("starttls"):
+                    raise SendingStopped(f"{where}: the server does not offer STARTTLS")
+                conn.starttls(context=self._context or ssl.create_default_context())
+                conn.ehlo()
+            if self.username:
+                conn.login(self.username, self._password)
+        except smtplib.SMTPAuthenticationError as exc:
+            conn.close()
+            raise SendingStopped(
+                f"{where}: login as {self.username!r} refused: {exc.smtp_code} "
+                f"{_reply_text(exc.smtp_error)}"
+            ) from None
+        except ssl.SSLError as exc:
+            conn.close()
+            raise SendingStopped(f"{where}: TLS failed: {exc.reason or exc}") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            conn.close()
+            if isinstance(exc, TransportError):
+                raise
+            raise TemporaryFailure(f"{where}: {exc}") from None
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def _connection(self) -> smtplib.SMTP:
+        conn: smtplib.SMTP | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        conn: smtplib.SMTP | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is None:
+            return
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        with contextlib.suppress(OSError):
+            conn.close()
+
+    def send(self, message: OutgoingMessage) -> str:
+        conn = self._connection()
+        try:
+            return self._transaction(conn, message)
+        except TransportError:
+            raise
+        except smtplib.SMTPServerDisconnected as exc:
+            self._drop()
+            raise TemporaryFailure(f"SMTP {self.host}: disconnected: {exc}") from None
+        except smtplib.SMTPResponseException as exc:
+            raise self._refused(conn, exc.smtp_code, exc.smtp_error, "data") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop()
+            raise TemporaryFailure(f"SMTP {self.host}: {exc}") from None
+
+    def _transaction(self, conn: smtplib.SMTP, message: OutgoingMessage) -> str:
+        code, reply = conn.mail(message.sender)
+        if code != 250:
+            raise self._refused(conn, code, reply, "sender")
+        code, reply = conn.rcpt(message.recipient)
+        if code not in (250, 251):
+            raise self._refused(conn, code, reply, "recipient")
+        code, reply = conn.data(message.raw)
+        if code != 250:
+            raise self._refused(conn, code, reply, "data")
+        return _message_id(_reply_text(reply), message.raw)
+
+    def _refused(
+        self, conn: smtplib.SMTP, code: int, reply: bytes | str, stage: str
+    ) -> TransportError:
+        """The error for a refusal; the connection is reset for the next
+        message, or dropped when the server is closing it (421)."""
+        if code == 421:
+            self._drop()
+        else:
+            self._reset(conn)
+        text = _reply_text(reply)
+        what = {"sender": "sender", "recipient": "recipient"}.get(stage, "message")
+        return classify(code, text, stage=stage)(f"SMTP {what} refused: {code} {text}")
+
+    def _reset(self, conn: smtplib.SMTP) -> None:
+        try:
+            conn.rset()
+        except (OSError, smtplib.SMTPException):
+            self._drop()
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            try:
+                conn.quit()
+            except (OSError, smtplib.SMTPException):
+                conn.close()
+
+
+def _message_id(reply: str, raw: bytes) -> str:
+    """The relay's id for the message when its reply names one (SES answers
+    ``Ok <id>``), the message's own Message-ID otherwise."""
+    words = reply.split()
+    if len(words) >= 2 and words[0].lower() in ("ok", "ok:"):
+        return words[-1]
+    if "queued as" in reply.lower():
+        return words[-1]
+    match = _MESSAGE_ID.search(raw, 0, 8192)
+    return match.group(1).decode("ascii") if match else reply

@@ -1,0 +1,338 @@
+"""A small HTTP proxy in front of moto that makes SES misbehave on purpose.
+
+boto3 is pointed at the proxy (``AWS_ENDPOINT_URL``) exactly as it would be
+at AWS; the proxy forwards every request to the moto server behind it,
+except the ones a test has chosen to fail:
+
+    proxy.throttle_every(3)          every third SendEmail answers 429 TooManyRequests
+    proxy.throttle_calls(2, 5)       the 2nd and 5th SendEmail answer 429
+    proxy.reject("bad@example.com")  SendEmail to that address answers MessageRejected
+    proxy.set_quota(max_rate=50, max_24h=20, sent_24h=0)
+                                     GetAccount answers this quota (moto has no
+                                     GetAccount), and SendEmail past the daily
+                                     quota answers "Daily message quota exceeded"
+    proxy.enforce_rate = True        more than max_rate SendEmails in one second
+                                     answer 429 "Maximum sending rate exceeded", as SES
+    proxy.fail_with(status, code, message)
+                                     every SendEmail answers this (suspended, 500...)
+    proxy.latency = 0.05             every SendEmail takes 50 ms longer
+
+With ``upstream=None`` it is an SES stand-in on its own: SendEmail answers a
+fresh MessageId without moto (the send benchmark uses this).
+
+``proxy.accepted`` records each SendEmail that got a message id, as
+``(time.monotonic(), recipient, message_id)``; ``proxy.attempts`` every
+SendEmail received.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pytest
+
+SEND_PATH = "/v2/email/outbound-emails"
+ACCOUNT_PATH = "/v2/email/account"
+
+
+@dataclass
+class Quota:
+    max_rate: float = 1000.0
+    max_24h: float = 1_000_000.0
+    sent_24h: float = 0.0
+
+
+@dataclass
+class Fault:
+    status: int
+    code: str
+    message: str
+    when: Callable[[int, str], bool]
+    """(SendEmail call number from 1, recipient) -> inject?"""
+
+
+@dataclass
+class FaultyProxy:
+    upstream: str | None
+    quota: Quota = field(default_factory=Quota)
+    latency: float = 0.0
+    enforce_rate: bool = False
+    faults: list[Fault] = field(default_factory=list)
+    accepted: list[tuple[float, str, str]] = field(default_factory=list)
+    attempts: list[tuple[float, str]] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    bodies: list[dict] = field(default_factory=list)
+    keep_bodies: bool = True
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._recent: deque[float] = deque()
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- configuring faults ------------------------------------------------
+
+    def set_quota(self, max_rate: float, max_24h: float, sent_24h: float = 0) -> None:
+        self.quota = Quota(max_rate, max_24h, sent_24h)
+
+    def throttle_every(self, n: int, *, message: str = "Maximum sending rate exceeded.") -> None:
+        self.faults.append(
+            Fault(429, "TooManyRequestsException", message, lambda call, _r: call % n == 0)
+        )
+
+    def throttle_calls(self, *calls: int) -> None:
+        """Answer 429 to these SendEmail calls (numbered from 1)."""
+        chosen = set(calls)
+        self.faults.append(
+            Fault(429, "TooManyRequestsException", "Maximum sending rate exceeded.",
+                  lambda call, _r: call in chosen)
+        )
+
+    def reject(self, recipient: str, message: str = "Email address is not verified.") -> None:
+        self.faults.append(
+            Fault(400, "MessageRejected", message, lambda _c, r: r.lower() == recipient.lower())
+        )
+
+    def fail_with(
+        self, status: int, code: str, message: str, *, after: int = 0
+    ) -> None:
+        self.faults.append(Fault(status, code, message, lambda call, _r: call > after))
+
+    def clear(self) -> None:
+        self.faults.clear()
+
+    def recipients(self) -> list[str]:
+        return [recipient for _, recipient, _ in self.accepted]
+
+    def max_in_window(self, seconds: float = 1.0) -> int:
+        """The most SendEmails accepted within any ``seconds`` window."""
+        return max_in_window([t for t, _, _ in self.accepted], seconds)
+
+    # -- serving -----------------------------------------------------------
+
+    def start(self) -> FaultyProxy:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                proxy._handle(self)
+
+            def do_POST(self) -> None:
+                proxy._handle(self)
+
+            def do_PUT(self) -> None:
+                proxy._handle(self)
+
+            def do_DELETE(self) -> None:
+                proxy._handle(self)
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        server.request_queue_size = 128
+        self._server = server
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        threading.Thread(target=server.serve_forever, name="faulty-proxy", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        path = urlsplit(request.path).path
+        with self._lock:
+            self.requests.append((request.command, path))
+        if request.command == "GET" and path == ACCOUNT_PATH:
+            self._json(request, 200, self._account())
+            return
+        if request.command == "POST" and path == SEND_PATH:
+            self._send_email(request, body)
+            return
+        self._forward(request, body)
+
+    def _account(self) -> dict:
+        with self._lock:
+            sent = self.quota.sent_24h + len(self.accepted)
+        return {
+            "SendQuota": {
+                "Max24HourSend": self.quota.max_24h,
+                "MaxSendRate": self.quota.max_rate,
+                "SentLast24Hours": sent,
+            },
+            "SendingEnabled": True,
+            "ProductionAccessEnabled": True,
+            "EnforcementStatus": "HEALTHY",
+            "DedicatedIpAutoWarmupEnabled": False,
+        }
+
+    def _send_email(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
+        now = time.monotonic()
+        try:
+            payload = json.loads(body)
+            recipient = payload["Destination"]["ToAddresses"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            payload, recipient = {}, ""
+        if self.latency:
+            time.sleep(self.latency)
+        with self._lock:
+            self._calls += 1
+            call = self._calls
+            self.attempts.append((now, recipient))
+            if self.keep_bodies:
+                self.bodies.append(payload)
+            fault = next((f for f in self.faults if f.when(call, recipient)), None)
+            if fault is None and len(self.accepted) + self.quota.sent_24h >= self.quota.max_24h:
+                fault = Fault(400, "LimitExceededException", "Daily message quota exceeded.",
+                              lambda _c, _r: True)
+            if fault is None and self.enforce_rate:
+                while self._recent and now - self._recent[0] >= 1.0:
+                    self._recent.popleft()
+                if len(self._recent) >= self.quota.max_rate:
+                    fault = Fault(429, "TooManyRequestsException",
+                                  "Maximum sending rate exceeded.", lambda _c, _r: True)
+                else:
+                    self._recent.append(now)
+        if fault is not None:
+            self._json(
+                request,
+                fault.status,
+                {"__type": fault.code, "message": fault.message},
+                error_type=fault.code,
+            )
+            return
+        if self.upstream is None:
+            message_id = f"0100{uuid.uuid4().hex}-000000"
+            self._record(now, recipient, message_id)
+            self._json(request, 200, {"MessageId": message_id})
+            return
+        status, headers, answer = self._upstream(request, body)
+        if status == 200:
+            try:
+                message_id = json.loads(answer)["MessageId"]
+            except (ValueError, KeyError):
+                message_id = ""
+            self._record(now, recipient, message_id)
+        self._reply(request, status, headers, answer)
+
+    def _record(self, now: float, recipient: str, message_id: str) -> None:
+        with self._lock:
+            self.accepted.append((now, recipient, message_id))
+
+    def _forward(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
+        if self.upstream is None:
+            self._json(request, 404, {"message": f"not handled by the stand-in: {request.path}"})
+            return
+        status, headers, answer = self._upstream(request, body)
+        self._reply(request, status, headers, answer)
+
+    def _upstream(
+        self, request: BaseHTTPRequestHandler, body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        assert self.upstream is not None
+        target = urlsplit(self.upstream)
+        conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port,
+                                          timeout=30)
+        try:
+            headers = {
+                k: v for k, v in request.headers.items()
+                if k.lower() not in ("connection", "keep-alive", "transfer-encoding")
+            }
+            conn.request(request.command, request.path, body=body, headers=headers)
+            response = conn.getresponse()
+            answer = response.read()
+            return response.status, response.getheaders(), answer
+        finally:
+            conn.close()
+
+    def _reply(
+        self,
+        request: BaseHTTPRequestHandler,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> None:
+        request.send_response(status)
+        for key, value in headers:
+            if key.lower() not in ("connection", "content-length", "transfer-encoding",
+                                   "server", "date"):
+                request.send_header(key, value)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    def _json(
+        self,
+        request: BaseHTTPRequestHandler,
+        status: int,
+        payload: dict,
+        *,
+        error_type: str | None = None,
+    ) -> None:
+        body = json.dumps(payload).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", "application/json")
+        request.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        if error_type:
+            request.send_header("x-amzn-ErrorType", error_type)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+
+def max_in_window(moments: list[float], seconds: float = 1.0) -> int:
+    """The most of ``moments`` that fall within any window of ``seconds``."""
+    times = sorted(moments)
+    best = start = 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= seconds:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+# ---------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------
+
+SENDER = "newsletter@painfreeliving.example.com"
+
+
+@pytest.fixture
+def ses(aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultyProxy]:
+    """moto's SES behind a FaultyProxy, this process's boto3 pointed at the
+    proxy, and the newsletter's sender verified in moto."""
+    client = aws.client("ses")
+    client.verify_email_identity(EmailAddress=SENDER)
+    proxy = FaultyProxy(upstream=aws.url).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+def moto_sent_messages(server_url: str) -> list[dict]:
+    """The raw messages moto's SES accepted, read back over HTTP."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server_url}/moto-api/data.json", timeout=30) as response:
+        data = json.load(response)
+    return list(data.get("ses", {}).get("RawMessage", []))
