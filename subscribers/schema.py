@@ -69,6 +69,9 @@ subscribers = Table(
     Column("confirmed_ip", String(64)),
     Column("confirmed_user_agent", String(512)),
     Column("confirmation_sent_at", UTC_DATETIME),
+    # Set by a form signup, cleared when the confirmation message goes out:
+    # the queue the confirmation mailer works through.
+    Column("confirmation_due_at", UTC_DATETIME, index=True),
 )
 
 subscriber_events = Table(
@@ -143,3 +146,5 @@ send_recipients = Table(
     UniqueConstraint("send_id", "subscriber_id", name="uq_send_recipients_send_subscriber"),
 )
 Index("ix_send_recipients_send_status", send_recipients.c.send_id, send_recipients.c.status)
+# Erasing a subscriber finds their ledger rows to scrub them.
+Index("ix_send_recipients_subscriber_id", send_recipients.c.subscriber_id)

@@ -8,7 +8,10 @@ from pathlib import Path
 pytest_plugins = [
     "tests.support.aws",
     "tests.support.browser",
+    "tests.support.faulty_proxy",
     "tests.support.newsletter",
+    "tests.support.postgres",
+    "tests.support.smtp",
     "tests.support.sns",
 ]
 

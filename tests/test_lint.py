@@ -67,6 +67,7 @@ def test_good_links_pass(newsletter, settings):
     path = issue(newsletter, body)
     assert only(path, settings, "error") == []
     rendered = check_issue(path, settings).rendered
+    assert rendered is not None
     assert 'href="https://painfreeliving.example.com/issues/calf-stretch/"' in rendered.html
     assert 'src="https://painfreeliving.example.com/media/images/calf-stretch.png"' in rendered.html
 

@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -47,7 +48,7 @@ def make_certificate(common_name: str = "sns.amazonaws.com"):
 
 @dataclass
 class FakeSns:
-    key: object
+    key: Any
     pem: bytes
     fetched: list[str] = field(default_factory=list)
     served: dict[str, bytes] = field(default_factory=dict)

@@ -1,0 +1,541 @@
+"""The list and its service: `publish subscribers ...`, `publish db upgrade`,
+`publish serve`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from pipeline.cli.app import app, echo, is_tty, plural, settings
+from subscribers.models import Status
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from email.message import EmailMessage
+
+    from rich.console import Console
+
+    from pipeline.config import Settings
+    from pipeline.transports import Transport
+    from subscribers.models import Event, Stats, Subscriber
+    from subscribers.store import Store
+    from subscribers.web import WebConfig
+
+subscribers_app = typer.Typer(
+    name="subscribers",
+    help="The subscriber list: add, import, export, list, show, remove, erase, stats.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+db_app = typer.Typer(
+    name="db",
+    help="The subscriber database.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(subscribers_app)
+app.add_typer(db_app)
+
+StatusOption = Annotated[
+    Status | None,
+    typer.Option("--status", help="Only subscribers with this status.", case_sensitive=False),
+]
+EmailArgument = Annotated[str, typer.Argument(help="The subscriber's email address.")]
+
+# Thresholds that mailbox providers and Amazon SES hold bulk senders to.
+BOUNCE_LIMIT = 0.05
+COMPLAINT_LIMIT = 0.001
+COMPLAINT_NEVER = 0.003
+
+
+@contextmanager
+def _store(ctx: typer.Context) -> Iterator[Store]:
+    from subscribers.store import Store
+
+    config = settings(ctx)
+    with Store.open(config.database_url, config.root) as store:
+        yield store
+
+
+@subscribers_app.command()
+def add(
+    ctx: typer.Context,
+    email: EmailArgument,
+    name: Annotated[str, typer.Option("--name", help="Their name, as greeted.")] = "",
+    status: Annotated[
+        Status, typer.Option("--status", help="Their status.", case_sensitive=False)
+    ] = Status.ACTIVE,
+) -> None:
+    """Add one subscriber, who asked to be added (recorded as their consent).
+
+    Example: publish subscribers add reader@example.com --name "Sam Reader"
+    """
+    from subscribers.models import Consent, Source, clean_name, utcnow
+
+    with _store(ctx) as store:
+        subscriber = store.add(
+            email,
+            name=clean_name(name),
+            status=status,
+            source=Source.CLI,
+            consent=Consent(at=utcnow(), text="Added by the editor at the reader's request"),
+        )
+    echo(f"added {subscriber.email} ({subscriber.status})")
+
+
+@subscribers_app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A CSV file with an email column.", dir_okay=False)],
+    reactivate: Annotated[
+        bool,
+        typer.Option(
+            "--reactivate",
+            help="Make pending, unsubscribed and bounced addresses active if the file says "
+            "so (never complained or erased ones).",
+        ),
+    ] = False,
+) -> None:
+    """Import subscribers from CSV (ours, Mailchimp's or listmonk's columns).
+
+    A bad row is reported as FILE:LINE: reason and the rest are imported; the
+    exit status is 1 if any row failed. Importing again changes nothing.
+
+    Example: publish subscribers import subscribers/sample.csv
+    """
+    from subscribers.csvio import import_csv
+
+    with _store(ctx) as store:
+        report = import_csv(store, file, reactivate=reactivate)
+    for problem in report.problems:
+        echo(f"{file}:{problem.line}: {problem.reason}", err=True)
+    for skipped in report.suppressed:
+        echo(f"{file}:{skipped.line}: {skipped.reason}", err=True)
+    parts = [
+        f"{report.added} added",
+        f"{report.updated} updated",
+        f"{report.unchanged} unchanged",
+        f"{report.reactivated} reactivated",
+    ]
+    if report.kept:
+        parts.append(f"{report.kept} kept as they were (see --reactivate)")
+    if report.suppressed:
+        parts.append(f"{len(report.suppressed)} skipped (erased or complained)")
+    if report.problems:
+        parts.append(f"{len(report.problems)} failed")
+    echo(f"{file}: {plural(report.rows, 'row')}: {', '.join(parts)}", err=True)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@subscribers_app.command()
+def export(
+    ctx: typer.Context,
+    status: StatusOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Write to this file. Default: standard output."),
+    ] = None,
+) -> None:
+    """Export subscribers as CSV, with their consent records; streams any size of list.
+
+    Example: publish subscribers export --status active -o subscribers.csv
+    """
+    from subscribers.csvio import export_csv, export_file
+
+    with _store(ctx) as store:
+        if output is None:
+            count = export_csv(store, sys.stdout, status)
+        else:
+            count = export_file(store, output, status)
+    echo(f"exported {plural(count, 'subscriber')}" + (f" to {output}" if output else ""), err=True)
+
+
+@subscribers_app.command("list")
+def list_(
+    ctx: typer.Context,
+    status: StatusOption = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Show at most this many.")
+    ] = None,
+) -> None:
+    """List subscribers in the order they joined.
+
+    Example: publish subscribers list --status active
+    """
+    from rich.table import Table
+
+    table = Table("email", "name", "status", "source", "joined", box=None, pad_edge=False)
+    longest = 0
+    with _store(ctx) as store:
+        count = 0
+        for subscriber in store.iter(status):
+            if limit is not None and count >= limit:
+                break
+            table.add_row(
+                subscriber.email,
+                subscriber.name,
+                subscriber.status,
+                subscriber.source,
+                _when(subscriber.created_at),
+            )
+            longest = max(longest, len(subscriber.email))
+            count += 1
+    table.columns[0].min_width = longest  # addresses are never cut short
+    _console().print(table)
+    echo(plural(count, "subscriber"), err=True)
+
+
+@subscribers_app.command()
+def show(ctx: typer.Context, email: EmailArgument) -> None:
+    """Show one subscriber: status, consent record and history.
+
+    Example: publish subscribers show reader@example.com
+    """
+    with _store(ctx) as store:
+        subscriber = store.find(email)
+        events = store.history(subscriber.id)
+    _print_subscriber(subscriber, events)
+
+
+@subscribers_app.command()
+def remove(ctx: typer.Context, email: EmailArgument) -> None:
+    """Unsubscribe someone (their record and history stay).
+
+    Example: publish subscribers remove reader@example.com
+    """
+    with _store(ctx) as store:
+        subscriber = store.unsubscribe(store.find(email).id, {"via": "cli"})
+    assert subscriber is not None
+    echo(f"{subscriber.email} is {subscriber.status}")
+
+
+@subscribers_app.command()
+def erase(
+    ctx: typer.Context,
+    email: EmailArgument,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase someone for good (GDPR), keeping only a hash so they are never mailed again.
+
+    Their record, consent and history are deleted and their address and name
+    scrubbed from past sends. Only a new subscription they confirm themselves
+    brings the address back.
+
+    Example: publish subscribers erase reader@example.com --yes
+    """
+    from pipeline.errors import PublishError
+
+    if not yes:
+        if not sys.stdin.isatty():
+            raise PublishError("erase cannot be undone: add --yes to confirm")
+        typer.confirm(f"Erase {email} and its history for good?", abort=True)
+    with _store(ctx) as store:
+        found = store.erase(email)
+    if found:
+        echo(f"erased {email.strip()}; its hash is kept so it is never mailed again")
+    else:
+        echo(f"{email.strip()} was not on the list; its hash is kept so it is never mailed")
+
+
+@subscribers_app.command()
+def stats(ctx: typer.Context) -> None:
+    """Count subscribers by status, and show the last 30 days' bounce and complaint rates.
+
+    Example: publish subscribers stats
+    """
+    with _store(ctx) as store:
+        figures = store.stats()
+    _print_stats(figures)
+
+
+# ---------------------------------------------------------------------------
+# publish db upgrade, publish serve
+# ---------------------------------------------------------------------------
+
+
+@db_app.command()
+def upgrade(ctx: typer.Context) -> None:
+    """Migrate the subscriber database to the current schema (also done on first use).
+
+    Example: publish db upgrade
+    """
+    from subscribers.db import database_url, upgrade
+
+    config = settings(ctx)
+    revision = upgrade(config.database_url, config.root)
+    where = database_url(config.database_url, config.root).render_as_string(hide_password=True)
+    echo(f"{where} is at revision {revision}")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on. Default: web.host.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port to listen on. Default: web.port.")
+    ] = None,
+) -> None:
+    """Run the web service: subscribe, confirm and unsubscribe pages, and the built site.
+
+    Confirmation messages go out from a second process, so that building and
+    sending mail never slows the answers. Needs NEWSLETTER_TOKEN_SECRET unless
+    it runs the embedded demo (SQLite on a loopback address), which keeps a
+    secret of its own in .secret.
+
+    Example: publish serve --host 127.0.0.1 --port 8000
+    """
+    import os
+
+    from subscribers.tokens import resolve_secret
+
+    config = settings(ctx, web_host=host, web_port=port)
+    secret = resolve_secret(
+        os.environ, config.root / ".secret", config.database_url, config.web_host
+    )
+    run_service(config, _web_config(config, secret))
+
+
+def run_service(config: Settings, web: WebConfig) -> None:
+    """Serve the web service on the settings' host and port until Ctrl-C,
+    with a confirmation mailer in a process of its own."""
+    import multiprocessing
+
+    import uvicorn
+
+    from subscribers.db import connect
+    from subscribers.web import create_app
+
+    engine = connect(config.database_url, config.root)
+    transport, send_mail = _mail(config)
+    service = create_app(engine, web, send_mail, static_dir=config.public_dir, mailer=False)
+    spawn = multiprocessing.get_context("spawn")
+    mailer = _Supervised(spawn, spawn.Event(), (config.root, web))
+    echo(
+        f"{config.name}: http://{config.web_host}:{config.web_port}/subscribe "
+        f"(mail by {transport.name}; Ctrl-C stops)",
+        err=True,
+    )
+    try:
+        mailer.start()
+        uvicorn.run(
+            service,
+            host=config.web_host,
+            port=config.web_port,
+            server_header=False,
+            log_level="info",
+        )
+    finally:
+        mailer.stop()
+        transport.close()
+        engine.dispose()
+
+
+def _web_config(config: Settings, secret: str) -> WebConfig:
+    from subscribers.web import WebConfig
+
+    return WebConfig(
+        name=config.name,
+        site_url=config.site_url,
+        sender=str(config.sender),
+        reply_to=str(config.reply_to),
+        postal_address=config.postal_address,
+        secret=secret,
+        consent_text=config.consent_text,
+    )
+
+
+def _mail(config: Settings) -> tuple[Transport, Callable[[EmailMessage], None]]:
+    from pipeline.transports import open_transport
+    from pipeline.transports.base import OutgoingMessage
+
+    transport = open_transport(config)
+
+    def send_mail(message: EmailMessage) -> None:
+        transport.send(OutgoingMessage.from_email_message(message))
+
+    return transport, send_mail
+
+
+def _run_mailer(root: Path, web: WebConfig, stop: Any) -> None:
+    """The confirmation mailer's process: `publish serve` starts it."""
+    import logging
+    import signal
+
+    from pipeline.config import load_settings
+    from subscribers.db import connect
+    from subscribers.service import ConfirmationMailer, Subscriptions
+    from subscribers.store import Store
+    from subscribers.tokens import Signer
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     mailer: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    config = load_settings(root)
+    engine = connect(config.database_url, config.root)
+    transport, send_mail = _mail(config)
+    service = Subscriptions(
+        Store(engine), Signer(web.secret), web.newsletter, send_mail, web.per_address
+    )
+    try:
+        ConfirmationMailer(service, poll=0.2).run(stopped=stop.is_set)
+    finally:
+        transport.close()
+        engine.dispose()
+
+
+class _Supervised:
+    """The mailer process, started again if it dies."""
+
+    def __init__(self, spawn: Any, stop: Any, args: tuple[Any, ...]) -> None:
+        import threading
+
+        self.spawn = spawn
+        self.stop_event = stop
+        self.args = args
+        self.process: Any = None
+        self.watcher = threading.Thread(target=self._watch, name="mailer-watch", daemon=True)
+
+    def start(self) -> None:
+        self._launch()
+        self.watcher.start()
+
+    def _launch(self) -> None:
+        self.process = self.spawn.Process(
+            target=_run_mailer, args=(*self.args, self.stop_event), name="publish-mailer"
+        )
+        self.process.start()
+
+    def _watch(self) -> None:
+        import logging
+
+        while not self.stop_event.wait(2):
+            if not self.process.is_alive():
+                logging.getLogger(__name__).error(
+                    "the confirmation mailer stopped (exit %s); starting it again",
+                    self.process.exitcode,
+                )
+                self._launch()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.process is not None:
+            self.process.join(30)
+            if self.process.is_alive():
+                self.process.terminate()
+                self.process.join()
+
+
+# ---------------------------------------------------------------------------
+# Printing
+# ---------------------------------------------------------------------------
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    # Piped output is not cut to 80 columns.
+    return Console(highlight=False, width=None if is_tty() else 200)
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+def _print_subscriber(subscriber: Subscriber, events: list[Event]) -> None:
+    import json
+
+    from rich.table import Table
+
+    console = _console()
+    consent = subscriber.consent
+    facts = Table(box=None, show_header=False, pad_edge=False)
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("email", subscriber.email)
+    facts.add_row("name", subscriber.name or "-")
+    facts.add_row("status", str(subscriber.status))
+    facts.add_row("source", str(subscriber.source))
+    facts.add_row("joined", _when(subscriber.created_at))
+    facts.add_row("confirmation sent", _when(subscriber.confirmation_sent_at))
+    facts.add_row("unsubscribed", _when(subscriber.unsubscribed_at))
+    facts.add_row("consent given", _where(consent.at, consent.ip, consent.user_agent))
+    facts.add_row("consent wording", consent.text or "-")
+    facts.add_row(
+        "consent confirmed",
+        _where(consent.confirmed_at, consent.confirmed_ip, consent.confirmed_user_agent),
+    )
+    console.print(facts)
+    history = Table("when", "event", "detail", title="history", box=None, pad_edge=False)
+    for event in events:
+        detail = ", ".join(
+            f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+            for key, value in event.detail.items()
+        )
+        history.add_row(_when(event.at), event.kind, detail)
+    console.print()
+    console.print(history)
+
+
+def _where(at: dt.datetime | None, ip: str | None, user_agent: str | None) -> str:
+    if at is None:
+        return "-"
+    text = _when(at)
+    if ip:
+        text += f" from {ip}"
+    if user_agent:
+        text += f" ({user_agent})"
+    return text
+
+
+def _print_stats(figures: Stats) -> None:
+    from rich.table import Table
+
+    console = _console()
+    table = Table("status", "subscribers", box=None, pad_edge=False)
+    for status, count in figures.by_status.items():
+        table.add_row(status, str(count))
+    table.add_row("total", str(figures.total), style="bold")
+    console.print(table)
+    recent = Table(f"last {figures.days} days", "", box=None, pad_edge=False)
+    recent.add_row("signups and imports", str(figures.subscribed))
+    recent.add_row("confirmed", str(figures.confirmed))
+    recent.add_row("unsubscribed", str(figures.unsubscribed))
+    recent.add_row("messages sent", str(figures.sent))
+    recent.add_row("bounced", _rate(figures.bounced, figures.bounce_rate))
+    recent.add_row("complained", _rate(figures.complained, figures.complaint_rate))
+    recent.add_row("suppressed addresses (all time)", str(figures.suppressed))
+    console.print()
+    console.print(recent)
+    for warning in health_warnings(figures):
+        echo(f"warning: {warning}", err=True)
+
+
+def _rate(count: int, rate: float | None) -> str:
+    return str(count) if rate is None else f"{count} ({rate:.2%})"
+
+
+def health_warnings(figures: Stats) -> list[str]:
+    """Warnings when the bounce or complaint rate nears what SES and mailbox
+    providers tolerate (bounces under 5%; complaints under 0.1%, never 0.3%)."""
+    warnings = []
+    if figures.bounce_rate is not None and figures.bounce_rate >= BOUNCE_LIMIT * 0.8:
+        warnings.append(
+            f"bounce rate {figures.bounce_rate:.2%} is near or over the {BOUNCE_LIMIT:.0%} "
+            "at which SES reviews an account"
+        )
+    if figures.complaint_rate is not None and figures.complaint_rate >= COMPLAINT_LIMIT * 0.8:
+        limit = COMPLAINT_NEVER if figures.complaint_rate >= COMPLAINT_LIMIT else COMPLAINT_LIMIT
+        warnings.append(
+            f"complaint rate {figures.complaint_rate:.2%} is near or over {limit:.1%}; "
+            "mailbox providers expect under 0.1% and block senders at 0.3%"
+        )
+    return warnings

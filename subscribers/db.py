@@ -1,0 +1,265 @@
+"""Opening the database: SQLite under the newsletter's root by default,
+PostgreSQL (psycopg 3) by URL, migrated to the current schema on first use.
+
+    connect(url, root)    an Engine, migrated; the one way in
+    upgrade(url, root)    migrate now and say to which revision
+    writing(engine)       a transaction that will write
+
+SQLite connections get WAL (readers never block the writer), foreign keys
+(so erasing a subscriber cascades to their history), a busy timeout, and
+transactions that begin explicitly: ``writing()`` takes the write lock up
+front (``BEGIN IMMEDIATE``), so two writers queue instead of failing halfway
+with "database is locked". Callers never need to know which database it is.
+
+Migrations live in ``subscribers/migrations`` (Alembic). To change the
+schema, edit ``schema.py`` and add a revision beside the others; generate a
+draft with ``alembic -c <a config naming script_location> revision
+--autogenerate`` and check it by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from subscribers.errors import StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.engine import URL
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_LOCK_ID = 0x7075626C  # "publ": the advisory lock PostgreSQL migrations take
+_BUSY_TIMEOUT_MS = 30_000
+_write_locks: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_write_locks_guard = threading.Lock()
+
+
+def connect(url: str, root: Path, *, migrate: bool = True) -> Engine:
+    """An Engine for ``url``; relative SQLite paths are taken from ``root``.
+
+    Migrations run first unless the database is already at the newest
+    revision (one query). Raises :class:`StoreError` with a one-line message
+    when the database cannot be opened.
+    """
+    from sqlalchemy import create_engine, event
+
+    target = database_url(url, root)
+    if target.get_backend_name() == "sqlite":
+        engine = create_engine(target)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+    else:
+        engine = create_engine(target, pool_pre_ping=True)
+    if migrate:
+        try:
+            _ensure_migrated(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+    return engine
+
+
+def upgrade(url: str, root: Path) -> str:
+    """Bring the database to the newest schema; return that revision."""
+    engine = connect(url, root, migrate=False)
+    try:
+        _ensure_migrated(engine)
+        return current_revision(engine) or ""
+    finally:
+        engine.dispose()
+
+
+def database_url(url: str, root: Path) -> URL:
+    """The URL to open: SQLite paths made absolute, PostgreSQL given psycopg 3."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url.strip())
+    except ArgumentError:
+        raise StoreError(f"database.url: {url!r} is not a database URL") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = Path(database).expanduser()
+            if not path.is_absolute():
+                path = root / path
+            if not path.parent.is_dir():
+                raise StoreError(f"database.url: the folder {path.parent} does not exist")
+            parsed = parsed.set(database=str(path))
+        return parsed
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("psycopg", ""):
+            raise StoreError(
+                f"database.url: use postgresql+psycopg://... (psycopg 3), not {parsed.drivername}"
+            )
+        return parsed.set(drivername="postgresql+psycopg")
+    raise StoreError(
+        f"database.url: {parsed.drivername!r} is not supported; use sqlite:/// or postgresql://"
+    )
+
+
+def describe(engine: Engine) -> str:
+    """The engine's URL with any password hidden, for messages."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A transaction that intends to write: committed on success, rolled back
+    on error. On SQLite it holds the write lock from its first statement.
+
+    SQLite has one writer at a time. Threads of one process queue for it on
+    a lock here, handed over at once; only other processes wait in SQLite's
+    busy handler, which polls with sleeps of up to 100 ms.
+    """
+    with _write_lock(engine) if is_sqlite(engine) else nullcontext(), engine.connect() as conn:
+        conn.execution_options(sqlite_write=True)
+        with conn.begin():
+            yield conn
+
+
+def _write_lock(engine: Engine) -> threading.RLock:
+    with _write_locks_guard:
+        lock = _write_locks.get(engine)
+        if lock is None:
+            # Re-entrant: a nested write fails in SQLite's busy handler
+            # (loudly, after the timeout) instead of hanging here for ever.
+            lock = _write_locks[engine] = threading.RLock()
+        return lock
+
+
+# ---------------------------------------------------------------------------
+# SQLite connection set-up
+# ---------------------------------------------------------------------------
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (see below) instead of
+    # the driver's implicit, late BEGIN.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        _use_wal(cursor)
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL once. The switch needs the file to itself and,
+    unlike other statements, does not wait in the busy handler: when several
+    processes open a new database at once, wait here instead."""
+    import sqlite3
+
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get("sqlite_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+# ---------------------------------------------------------------------------
+# Migrations
+# ---------------------------------------------------------------------------
+
+
+def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+@cache
+def _script() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_config())
+
+
+def head_revision() -> str:
+    head = _script().get_current_head()
+    assert head is not None, "the migrations folder has no revisions"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    with _opened(engine) as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+@contextmanager
+def _opened(engine: Engine) -> Iterator[Connection]:
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except DBAPIError as exc:
+        first = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc) else ""
+        raise StoreError(f"database {describe(engine)}: {first}") from None
+
+
+def _ensure_migrated(engine: Engine) -> None:
+    head = head_revision()
+    current = current_revision(engine)
+    if current == head:
+        return
+    if current is not None and current not in {rev.revision for rev in _script().walk_revisions()}:
+        raise StoreError(
+            f"database {describe(engine)} is at revision {current}, which this version "
+            "of publish does not know; upgrade publish"
+        )
+    with _migration_lock(engine) as conn:
+        from alembic import command
+
+        log.info("migrating %s from %s to %s", describe(engine), current or "empty", head)
+        command.upgrade(_config(conn), "head")
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that only one process at a time holds,
+    so that two processes starting on a fresh database don't both create it.
+    Alembic reads the revision again inside it and skips what is done."""
+    with _opened(engine) as conn:
+        conn.execution_options(sqlite_write=True)  # SQLite: BEGIN IMMEDIATE
+        with conn.begin():
+            if not is_sqlite(engine):
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_ID})")
+            yield conn

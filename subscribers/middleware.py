@@ -1,0 +1,183 @@
+"""The web service's plumbing, below the handlers: security headers, body
+limits and the last-resort error page (:class:`Guard`), the rate limiter
+(:class:`SlidingWindow`) and the built site's files (:func:`site_files`).
+
+Starlette is imported only where it is used, like the rest of the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from subscribers.models import Limit
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+COMMON_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+class SlidingWindow:
+    """Counts events per key over a sliding window, in memory, thread-safe.
+
+    Keeps at most ``max_keys`` keys: when full it first forgets keys with no
+    recent events, then the oldest ones.
+    """
+
+    def __init__(
+        self,
+        limit: Limit,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.limit = limit
+        self.clock = clock
+        self.max_keys = max_keys
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        """Count an event for ``key``; False (and not counted) when over the limit."""
+        now = self.clock()
+        with self._lock:
+            hits = self._hits.get(key)
+            if hits is None:
+                if len(self._hits) >= self.max_keys:
+                    self._prune(now)
+                hits = self._hits[key] = deque()
+            while hits and hits[0] <= now - self.limit.seconds:
+                hits.popleft()
+            if len(hits) >= self.limit.count:
+                return False
+            hits.append(now)
+            return True
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self.limit.seconds
+        for key in [key for key, hits in self._hits.items() if not hits or hits[-1] <= horizon]:
+            del self._hits[key]
+        if len(self._hits) >= self.max_keys:
+            for key in list(self._hits)[: len(self._hits) // 2]:
+                del self._hits[key]
+
+
+def site_files(folder: Path) -> ASGIApp:
+    from starlette.staticfiles import StaticFiles
+
+    class SiteFiles(StaticFiles):
+        """The built site. It may not exist yet when the service starts, and
+        dot-files (.git, .env) are never served."""
+
+        async def check_config(self) -> None:
+            return None
+
+        def lookup_path(self, path: str) -> tuple[str, Any]:
+            if any(part.startswith(".") for part in path.split("/")):
+                return "", None
+            return super().lookup_path(path)
+
+    return SiteFiles(directory=folder, html=True, check_dir=False)
+
+
+class Guard:
+    """Limits request bodies, adds security headers to every response, and
+    answers an unexpected error with a plain page.
+
+    A body larger than ``max_body`` raises a 413 where the handler reads it,
+    so the error page is rendered like any other. The site's own pages get a
+    content policy that allows their inline styles but no scripts at all.
+    An error is logged with its traceback and answered by ``on_error``; the
+    connection stays usable (Starlette's own handler would drop it).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int,
+        site_url: str,
+        on_error: Callable[[Any], Response],
+    ) -> None:
+        from urllib.parse import urlsplit
+
+        self.app = app
+        self.max_body = max_body
+        self.on_error = on_error
+        parts = urlsplit(site_url)
+        site_origin = f"{parts.scheme}://{parts.netloc}"
+        self.headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in {
+                **COMMON_HEADERS,
+                "Content-Security-Policy": (
+                    "default-src 'self'; img-src 'self' data: https:; "
+                    "style-src 'self' 'unsafe-inline'; script-src 'none'; object-src 'none'; "
+                    f"base-uri 'self'; form-action 'self' {site_origin}; frame-ancestors 'none'"
+                ),
+            }.items()
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from starlette.exceptions import HTTPException
+
+        declared = _content_length(scope)
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            if declared is not None and declared > self.max_body:
+                raise HTTPException(413)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise HTTPException(413)
+            return message
+
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (name, value) for name, value in self.headers if name not in present
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except Exception:
+            log.exception("error serving %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise  # too late for an error page; the server drops the connection
+            from starlette.requests import Request
+
+            await self.on_error(Request(scope))(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,348 @@
+"""What the store holds, as plain frozen data: subscribers, their consent and
+their history; and the rules for what an address and a name may be.
+
+Nothing here touches the database or the network, so the rest of the package
+(and ``pipeline``) can pass these around and test them freely.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+from subscribers.errors import InvalidEmail, SubscriberError
+
+MAX_EMAIL = 320
+MAX_NAME = 200
+MAX_USER_AGENT = 512
+MAX_IP = 64
+
+
+class Status(StrEnum):
+    """Where a subscriber stands. Only ``active`` subscribers are mailed issues."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+    @property
+    def has_left(self) -> bool:
+        """Unsubscribed, bounced or complained: only they can bring themselves back."""
+        return self in (Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED)
+
+
+class Source(StrEnum):
+    """How a subscriber came onto the list."""
+
+    FORM = "form"
+    IMPORT = "import"
+    CLI = "cli"
+
+
+class EventKind(StrEnum):
+    """Every change in a subscriber's history is one of these."""
+
+    SUBSCRIBED = "subscribed"
+    CONFIRMATION_SENT = "confirmation_sent"
+    CONFIRMED = "confirmed"
+    WELCOME_SENT = "welcome_sent"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    SOFT_BOUNCED = "soft_bounced"
+    BOUNCE_UNDETERMINED = "bounce_undetermined"
+    COMPLAINED = "complained"
+    DELIVERED = "delivered"
+    IMPORTED = "imported"
+    REACTIVATED = "reactivated"
+    ERASED = "erased"
+
+
+class SuppressionReason(StrEnum):
+    ERASED = "erased"
+    COMPLAINED = "complained"
+
+
+def utcnow() -> dt.datetime:
+    """Now, in UTC, to the microsecond: the only clock the store uses."""
+    return dt.datetime.now(dt.UTC)
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A timestamp read back from the database, made timezone-aware (UTC).
+
+    SQLite keeps timestamps as naive text; they are always written in UTC.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+# ---------------------------------------------------------------------------
+# Addresses and names
+# ---------------------------------------------------------------------------
+
+
+def normalize_email(text: str) -> str:
+    """The address as stored and mailed: validated, the domain lowercased and
+    IDNA-encoded (no lookups in DNS). Raises :class:`InvalidEmail`.
+
+    Addresses whose local part is not ASCII are refused: Amazon SES and most
+    relays cannot deliver them (they need SMTPUTF8).
+    """
+    validate_email, EmailNotValidError = _validator()
+    candidate = text.strip()
+    if not candidate:
+        raise InvalidEmail("email: must not be empty")
+    if len(candidate) > MAX_EMAIL:
+        raise InvalidEmail(f"email: longer than {MAX_EMAIL} characters")
+    try:
+        result = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise InvalidEmail(f"email: {_shorten(candidate)!r} is not valid: {exc}") from None
+    return str(result.ascii_email)
+
+
+@cache
+def _validator() -> tuple[Any, type[Exception]]:
+    # Imported on first use (it loads idna's tables), once: imports are not
+    # free in a loop over a hundred thousand rows.
+    from email_validator import EmailNotValidError, validate_email
+
+    return validate_email, EmailNotValidError
+
+
+def email_key(email: str) -> str:
+    """The key that makes addresses unique regardless of case."""
+    return email.lower()
+
+
+def email_hash(email: str) -> str:
+    """SHA-256 of the lowercased address: what a suppression keeps instead of it."""
+    return hashlib.sha256(email_key(email).encode("utf-8")).hexdigest()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_SPACES = re.compile(r"\s+")
+
+
+def clean_name(text: str | None) -> str:
+    """A display name as stored: one line, spaces collapsed, at most
+    ``MAX_NAME`` characters. Raises :class:`SubscriberError` if too long."""
+    if not text:
+        return ""
+    name = _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+    if len(name) > MAX_NAME:
+        raise SubscriberError(f"name: longer than {MAX_NAME} characters")
+    return name
+
+
+def clip(text: str | None, limit: int) -> str | None:
+    """Request metadata (IP, user agent) as recorded: one line, at most ``limit``."""
+    if text is None:
+        return None
+    return _CONTROL.sub(" ", text)[:limit]
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def consent_wording(newsletter_name: str, configured: str = "") -> str:
+    """The words a reader agrees to by subscribing: ``newsletter.consent_text``
+    when set, else a default naming the newsletter. The signup form shows
+    them and each signup keeps them."""
+    return configured.strip() or (
+        f"Yes, send me {newsletter_name} by email, about twice a month. "
+        "I can unsubscribe at any time with the link in every issue."
+    )
+
+
+def mask_email(email: str) -> str:
+    """``d•••@example.com``: enough for readers to recognise their address."""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}•••@{domain}"
+
+
+# ---------------------------------------------------------------------------
+# Records
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Consent:
+    """The record that shows consent (GDPR Art. 7): when, from where, with
+    which wording, and when and from where it was confirmed."""
+
+    at: dt.datetime | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    text: str | None = None
+    confirmed_at: dt.datetime | None = None
+    confirmed_ip: str | None = None
+    confirmed_user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str
+    status: Status
+    source: Source
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    confirmed_at: dt.datetime | None = None
+    unsubscribed_at: dt.datetime | None = None
+    confirmation_sent_at: dt.datetime | None = None
+    consent: Consent = field(default_factory=Consent)
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split(" ", 1)[0] if self.name else ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry in a subscriber's history."""
+
+    id: int
+    subscriber_id: int
+    kind: str
+    at: dt.datetime
+    detail: Mapping[str, Any]
+    send_id: int | None = None
+    external_id: str | None = None
+
+
+def dump_detail(detail: Mapping[str, Any] | None) -> str:
+    return json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True, default=str)
+
+
+def load_detail(text: str | None) -> Mapping[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {"text": text}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A subscriber as read from an import file, before it meets the store."""
+
+    email: str
+    line: int = 0
+    name: str = ""
+    status: Status = Status.ACTIVE
+    created_at: dt.datetime | None = None
+    consent_at: dt.datetime | None = None
+    consent_ip: str | None = None
+    confirmed_at: dt.datetime | None = None
+    confirmed_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A row that was not imported, and why."""
+
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    """What an import did; rows are counted once each."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    reactivated: int = 0
+    kept: int = 0
+    """Rows whose address has left the list and was not brought back."""
+    suppressed: list[Problem] = field(default_factory=list)
+    """Rows skipped because the address was erased or complained."""
+    problems: list[Problem] = field(default_factory=list)
+    """Rows that could not be imported (bad address, duplicate, ...)."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def rows(self) -> int:
+        return (
+            self.added
+            + self.updated
+            + self.unchanged
+            + self.reactivated
+            + self.kept
+            + len(self.suppressed)
+            + len(self.problems)
+        )
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The list at a glance, and its health over the last ``days`` days."""
+
+    by_status: Mapping[str, int]
+    days: int = 30
+    subscribed: int = 0
+    confirmed: int = 0
+    unsubscribed: int = 0
+    sent: int = 0
+    bounced: int = 0
+    complained: int = 0
+    suppressed: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def bounce_rate(self) -> float | None:
+        return self.bounced / self.sent if self.sent else None
+
+    @property
+    def complaint_rate(self) -> float | None:
+        return self.complained / self.sent if self.sent else None
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most ``count`` events in any ``seconds``-long window."""
+
+    count: int
+    seconds: float
+
+
+SIGNUPS_PER_IP = Limit(10, 600)
+"""Signup requests the web service takes from one client address."""
+CONFIRMATIONS_PER_ADDRESS = Limit(3, 3600)
+"""Confirmation messages one email address gets, however often it is entered."""
+
+
+@dataclass(frozen=True)
+class Newsletter:
+    """Who the subscription mail comes from, and where its links point."""
+
+    name: str
+    site_url: str
+    sender: str
+    """``Pain Free Living <newsletter@example.com>``"""
+    reply_to: str
+    postal_address: str
+
+    def url(self, path: str) -> str:
+        return f"{self.site_url.rstrip('/')}/{path.lstrip('/')}"

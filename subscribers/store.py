@@ -1,0 +1,627 @@
+"""The subscriber store: the only SQL in the package (besides the send
+ledger's), the same for SQLite and PostgreSQL.
+
+    Store                    reading: get, get_by_email, list, iter, history, stats
+                             writing: add, unsubscribe, erase, set_status, record_event
+    Store.transaction()      a Transaction: the primitives that service.py
+                             combines into the subscription rules, atomically
+
+Every write happens in a transaction that also records what changed in the
+subscriber's history. Reads that span the whole list (``iter``) stream in
+batches through a server-side cursor, in constant memory.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from subscribers import db
+from subscribers.errors import NotFound, StoreError, SubscriberError, Suppressed
+from subscribers.models import (
+    Consent,
+    Event,
+    EventKind,
+    Source,
+    Stats,
+    Status,
+    Subscriber,
+    SuppressionReason,
+    as_utc,
+    dump_detail,
+    email_hash,
+    email_key,
+    load_detail,
+    normalize_email,
+    utcnow,
+)
+from subscribers.schema import send_recipients, subscriber_events, subscribers, suppressions
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine, Row, Select
+
+# The statements run for every signup, built once (and so compiled once).
+_BY_ID = select(subscribers).where(subscribers.c.id == bindparam("subscriber_id"))
+_BY_KEY = select(subscribers).where(subscribers.c.email_key == bindparam("key"))
+_INSERT = insert(subscribers).returning(subscribers.c.id)
+_UPDATE = update(subscribers).where(subscribers.c.id == bindparam("subscriber_id"))
+_INSERT_EVENT = insert(subscriber_events)
+_BY_ID_LOCKED = _BY_ID.with_for_update()
+_BY_KEY_LOCKED = _BY_KEY.with_for_update()
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+
+
+class Conflict(StoreError):
+    """Two writers raced for the same address; the transaction can be retried."""
+
+
+class Store:
+    """The subscriber list in one database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, root: Path) -> Store:
+        """Connect (migrating if needed) to the database at ``url``."""
+        return cls(db.connect(url, root))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One atomic change. A unique-key race (two writers adding the same
+        address) surfaces as :class:`Conflict`, and nothing is written."""
+        try:
+            with db.writing(self.engine) as conn:
+                yield Transaction(conn)
+        except IntegrityError as exc:
+            raise Conflict(f"the database refused a change: {_first_line(exc)}") from None
+
+    # -- reading -------------------------------------------------------------
+
+    def get(self, subscriber_id: int) -> Subscriber | None:
+        with self.engine.connect() as conn:
+            return Transaction(conn).get(subscriber_id)
+
+    def get_by_email(self, email: str) -> Subscriber | None:
+        """The subscriber with this address, in any letter case."""
+        with self.engine.connect() as conn:
+            return Transaction(conn).get_by_email(email)
+
+    def find(self, email: str) -> Subscriber:
+        """Like :meth:`get_by_email`, but :class:`NotFound` when missing."""
+        subscriber = self.get_by_email(email)
+        if subscriber is None:
+            raise NotFound(f"{email.strip()}: no such subscriber")
+        return subscriber
+
+    def list(self, status: Status | None = None, limit: int | None = None) -> list[Subscriber]:
+        """Subscribers in the order they joined; for short lists (see ``iter``)."""
+        query = _filtered(select(subscribers), status).order_by(subscribers.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_subscriber(row) for row in conn.execute(query)]
+
+    def iter(self, status: Status | None = None, batch: int = BATCH) -> Iterator[Subscriber]:
+        """Every subscriber (with ``status``), streamed ``batch`` rows at a time.
+
+        A server-side cursor on PostgreSQL, SQLite's own stepping otherwise:
+        memory stays flat however long the list. The connection is held until
+        the iterator is exhausted or closed.
+        """
+        query = _filtered(select(subscribers), status).order_by(subscribers.c.id)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(query)
+            for row in result:
+                yield _subscriber(row)
+
+    def count(self, status: Status | None = None) -> int:
+        query = _filtered(select(func.count()).select_from(subscribers), status)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def history(self, subscriber_id: int) -> builtins.list[Event]:
+        """The subscriber's events, oldest first."""
+        query = (
+            select(subscriber_events)
+            .where(subscriber_events.c.subscriber_id == subscriber_id)
+            .order_by(subscriber_events.c.at, subscriber_events.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [_event(row) for row in conn.execute(query)]
+
+    def count_events(
+        self, subscriber_id: int, kind: EventKind | str, since: dt.datetime | None = None
+    ) -> int:
+        """How many ``kind`` events the subscriber has had (since ``since``)."""
+        with self.engine.connect() as conn:
+            return Transaction(conn).count_events(subscriber_id, kind, since)
+
+    def suppression(self, email: str) -> str | None:
+        """Why the address must not be mailed (erased, complained), or None."""
+        with self.engine.connect() as conn:
+            return Transaction(conn).suppressions([email_hash(email)]).get(email_hash(email))
+
+    def stats(self, days: int = 30, now: dt.datetime | None = None) -> Stats:
+        """Counts by status, and what happened over the last ``days`` days."""
+        since = (now or utcnow()) - dt.timedelta(days=days)
+        with self.engine.connect() as conn:
+            by_status = {
+                str(status): int(count)
+                for status, count in conn.execute(
+                    select(subscribers.c.status, func.count()).group_by(subscribers.c.status)
+                )
+            }
+            events = {
+                str(kind): int(count)
+                for kind, count in conn.execute(
+                    select(subscriber_events.c.kind, func.count())
+                    .where(subscriber_events.c.at >= since)
+                    .group_by(subscriber_events.c.kind)
+                )
+            }
+            sent = conn.execute(
+                select(func.count())
+                .select_from(send_recipients)
+                .where(send_recipients.c.status == "sent")
+                .where(send_recipients.c.sent_at >= since)
+            ).scalar_one()
+            suppressed = conn.execute(select(func.count()).select_from(suppressions)).scalar_one()
+        return Stats(
+            by_status={str(status): by_status.get(str(status), 0) for status in Status},
+            days=days,
+            subscribed=events.get(EventKind.SUBSCRIBED, 0) + events.get(EventKind.IMPORTED, 0),
+            confirmed=events.get(EventKind.CONFIRMED, 0),
+            unsubscribed=events.get(EventKind.UNSUBSCRIBED, 0),
+            sent=int(sent),
+            bounced=events.get(EventKind.BOUNCED, 0),
+            complained=events.get(EventKind.COMPLAINED, 0),
+            suppressed=int(suppressed),
+        )
+
+    # -- writing -------------------------------------------------------------
+
+    def add(
+        self,
+        email: str,
+        *,
+        name: str = "",
+        status: Status = Status.ACTIVE,
+        source: Source = Source.CLI,
+        consent: Consent | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> Subscriber:
+        """Put a new address on the list.
+
+        Refuses an address already on it, and one that was erased or
+        complained if it would be mailed (pending or active): only the
+        reader's own confirmed subscription brings such an address back.
+        """
+        address = normalize_email(email)
+        with self.transaction() as tx:
+            existing = tx.get_by_email(address)
+            if existing is not None:
+                raise SubscriberError(f"{address}: already on the list ({existing.status})")
+            reason = tx.suppressions([email_hash(address)]).get(email_hash(address))
+            if reason and status in (Status.PENDING, Status.ACTIVE):
+                raise Suppressed(
+                    f"{address}: this address was {reason}; only a new subscription "
+                    "the reader confirms can bring it back"
+                )
+            subscriber = tx.insert(
+                address, name=name, status=status, source=source, consent=consent
+            )
+            tx.add_event(
+                subscriber.id, EventKind.SUBSCRIBED, {"source": str(source), **(detail or {})}
+            )
+            if status == Status.COMPLAINED:
+                tx.suppress(address, SuppressionReason.COMPLAINED)
+            return subscriber
+
+    def unsubscribe(
+        self, subscriber_id: int, detail: Mapping[str, Any] | None = None
+    ) -> Subscriber | None:
+        """Take the subscriber off the list; harmless to repeat. Bounced and
+        complained subscribers keep their status (they are not mailed either).
+        None if there is no such subscriber (erased, say)."""
+        with self.transaction() as tx:
+            subscriber = tx.get(subscriber_id, lock=True)
+            if subscriber is None or subscriber.status not in (Status.PENDING, Status.ACTIVE):
+                return subscriber
+            return tx.set_status(subscriber, Status.UNSUBSCRIBED, EventKind.UNSUBSCRIBED, detail)
+
+    def set_status(
+        self,
+        subscriber_id: int,
+        status: Status,
+        kind: EventKind | str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> Subscriber:
+        """Change a subscriber's status and record ``kind`` in their history."""
+        with self.transaction() as tx:
+            subscriber = tx.get(subscriber_id, lock=True)
+            if subscriber is None:
+                raise NotFound(f"subscriber {subscriber_id}: no such subscriber")
+            return tx.set_status(subscriber, status, kind, detail)
+
+    def record_event(
+        self,
+        subscriber_id: int,
+        kind: EventKind | str,
+        *,
+        detail: Mapping[str, Any] | None = None,
+        send_id: int | None = None,
+        external_id: str | None = None,
+        at: dt.datetime | None = None,
+        status: Status | None = None,
+    ) -> bool:
+        """Add an event to a subscriber's history, and with ``status`` change
+        their status in the same transaction.
+
+        ``external_id`` (a provider's feedback id) makes it idempotent: an
+        event already recorded under it changes nothing and returns False.
+        A complaint (``status=complained``) also suppresses the address, so
+        no import ever brings it back.
+        """
+        try:
+            with self.transaction() as tx:
+                if external_id is not None and tx.has_external_id(external_id):
+                    return False
+                subscriber = tx.get(subscriber_id, lock=True)
+                if subscriber is None:
+                    raise NotFound(f"subscriber {subscriber_id}: no such subscriber")
+                tx.add_event(
+                    subscriber_id, kind, detail, send_id=send_id, external_id=external_id, at=at
+                )
+                if status is not None and status != subscriber.status:
+                    tx.set_status(subscriber, status, None)
+                elif status == Status.COMPLAINED:
+                    tx.suppress(subscriber.email, SuppressionReason.COMPLAINED)
+                return True
+        except Conflict:
+            if external_id is not None:
+                return False  # recorded by a concurrent writer
+            raise
+
+    def erase(self, email: str) -> bool:
+        """GDPR erasure: delete the subscriber and their history, scrub their
+        address and name from every send's ledger, and keep only a hash of
+        the address as a suppression. True if there was a subscriber."""
+        address = normalize_email(email)
+        with self.transaction() as tx:
+            subscriber = tx.get_by_email(address, lock=True)
+            tx.suppress(address, SuppressionReason.ERASED)
+            if subscriber is None:
+                return False
+            tx.erase(subscriber.id)
+        log.info("erased subscriber %d", subscriber.id)
+        return True
+
+
+class Transaction:
+    """The primitives of one transaction; built by :meth:`Store.transaction`."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # -- subscribers ---------------------------------------------------------
+
+    def get(self, subscriber_id: int, *, lock: bool = False) -> Subscriber | None:
+        query = _BY_ID_LOCKED if lock else _BY_ID
+        row = self.conn.execute(query, {"subscriber_id": subscriber_id}).first()
+        return _subscriber(row) if row else None
+
+    def get_by_email(self, email: str, *, lock: bool = False) -> Subscriber | None:
+        query = _BY_KEY_LOCKED if lock else _BY_KEY
+        row = self.conn.execute(query, {"key": email_key(email.strip())}).first()
+        return _subscriber(row) if row else None
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Subscriber]:
+        """Subscribers by email key, for a batch of keys."""
+        if not keys:
+            return {}
+        query = select(subscribers).where(subscribers.c.email_key.in_(keys))
+        return {row.email_key: _subscriber(row) for row in self.conn.execute(query)}
+
+    def insert(
+        self,
+        email: str,
+        *,
+        name: str = "",
+        status: Status,
+        source: Source,
+        consent: Consent | None = None,
+        created_at: dt.datetime | None = None,
+        confirmation_due_at: dt.datetime | None = None,
+    ) -> Subscriber:
+        values = new_row(email, name, status, source, consent, created_at)
+        values["confirmation_due_at"] = confirmation_due_at
+        subscriber_id = self.conn.execute(_INSERT, values).scalar_one()
+        return _subscriber({"id": subscriber_id, **values})
+
+    def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+        """Insert rows made by :func:`new_row`; their ids by email key."""
+        if not rows:
+            return {}
+        result = self.conn.execute(
+            insert(subscribers).returning(subscribers.c.email_key, subscribers.c.id), rows
+        )
+        return {key: int(subscriber_id) for key, subscriber_id in result}
+
+    def update(self, subscriber_id: int, **values: Any) -> None:
+        values.setdefault("updated_at", utcnow())
+        self.conn.execute(_UPDATE, {"subscriber_id": subscriber_id, **values})
+
+    def set_status(
+        self,
+        subscriber: Subscriber,
+        status: Status,
+        kind: EventKind | str | None,
+        detail: Mapping[str, Any] | None = None,
+        **values: Any,
+    ) -> Subscriber:
+        """Move ``subscriber`` to ``status`` (with the timestamps that go with
+        it) and record ``kind``, if given, with ``detail``."""
+        now = utcnow()
+        changes: dict[str, Any] = {"status": str(status), "updated_at": now, **values}
+        if status == Status.UNSUBSCRIBED:
+            changes.setdefault("unsubscribed_at", now)
+        if status != Status.PENDING:
+            changes.setdefault("confirmation_due_at", None)
+        self.update(subscriber.id, **changes)
+        if kind is not None:
+            self.add_event(
+                subscriber.id, kind, {"from": str(subscriber.status), **(detail or {})}, at=now
+            )
+        if status == Status.COMPLAINED:
+            self.suppress(subscriber.email, SuppressionReason.COMPLAINED)
+        updated = self.get(subscriber.id)
+        assert updated is not None
+        return updated
+
+    def claim_confirmations(self, limit: int, now: dt.datetime) -> list[Subscriber]:
+        """Take up to ``limit`` pending subscribers whose confirmation message
+        is due, oldest first, off the queue."""
+        query = (
+            select(subscribers)
+            .where(subscribers.c.confirmation_due_at <= now)
+            .where(subscribers.c.status == str(Status.PENDING))
+            .order_by(subscribers.c.confirmation_due_at)
+            .limit(limit)
+            .with_for_update()
+        )
+        due = [_subscriber(row) for row in self.conn.execute(query)]
+        if due:
+            self.conn.execute(
+                update(subscribers)
+                .where(subscribers.c.id.in_([subscriber.id for subscriber in due]))
+                .values(confirmation_due_at=None)
+            )
+        return due
+
+    def erase(self, subscriber_id: int) -> None:
+        """Delete a subscriber and (by cascade) their history; scrub the ledger."""
+        self.conn.execute(
+            update(send_recipients)
+            .where(send_recipients.c.subscriber_id == subscriber_id)
+            .values(
+                email="",
+                name="",
+                status=case(
+                    (send_recipients.c.status.in_(("pending", "failed")), "skipped"),
+                    else_=send_recipients.c.status,
+                ),
+                error=case(
+                    (send_recipients.c.status.in_(("pending", "failed")), "erased"),
+                    else_=send_recipients.c.error,
+                ),
+                updated_at=utcnow(),
+            )
+        )
+        self.conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
+
+    # -- history -------------------------------------------------------------
+
+    def add_event(
+        self,
+        subscriber_id: int,
+        kind: EventKind | str,
+        detail: Mapping[str, Any] | None = None,
+        *,
+        send_id: int | None = None,
+        external_id: str | None = None,
+        at: dt.datetime | None = None,
+    ) -> None:
+        self.conn.execute(
+            _INSERT_EVENT,
+            {
+                "subscriber_id": subscriber_id,
+                "kind": str(kind),
+                "at": at or utcnow(),
+                "detail": dump_detail(detail),
+                "send_id": send_id,
+                "external_id": external_id,
+            },
+        )
+
+    def add_events(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert many events: dicts with subscriber_id, kind, at and detail (JSON)."""
+        if rows:
+            self.conn.execute(insert(subscriber_events), rows)
+
+    def count_events(
+        self, subscriber_id: int, kind: EventKind | str, since: dt.datetime | None = None
+    ) -> int:
+        """How many ``kind`` events the subscriber has had (since ``since``)."""
+        query = (
+            select(func.count())
+            .select_from(subscriber_events)
+            .where(subscriber_events.c.subscriber_id == subscriber_id)
+            .where(subscriber_events.c.kind == str(kind))
+        )
+        if since is not None:
+            query = query.where(subscriber_events.c.at >= since)
+        return int(self.conn.execute(query).scalar_one())
+
+    def has_external_id(self, external_id: str) -> bool:
+        query = select(subscriber_events.c.id).where(subscriber_events.c.external_id == external_id)
+        return self.conn.execute(query).first() is not None
+
+    # -- suppressions --------------------------------------------------------
+
+    def suppressions(self, hashes: Sequence[str]) -> dict[str, str]:
+        """The reasons for the suppressed ones among these address hashes."""
+        if not hashes:
+            return {}
+        query = select(suppressions.c.email_hash, suppressions.c.reason).where(
+            suppressions.c.email_hash.in_(hashes)
+        )
+        return {row.email_hash: row.reason for row in self.conn.execute(query)}
+
+    def suppress(self, email: str, reason: SuppressionReason) -> None:
+        """Never mail ``email`` again without a new confirmed subscription.
+        An existing suppression keeps its first reason."""
+        key = email_hash(email)
+        if key not in self.suppressions([key]):
+            self.conn.execute(
+                insert(suppressions).values(email_hash=key, reason=str(reason), created_at=utcnow())
+            )
+
+    def lift_suppression(self, email: str) -> bool:
+        """Forget a suppression: the reader has confirmed a new subscription."""
+        result = self.conn.execute(
+            delete(suppressions).where(suppressions.c.email_hash == email_hash(email))
+        )
+        return bool(result.rowcount)
+
+
+# ---------------------------------------------------------------------------
+# Rows
+# ---------------------------------------------------------------------------
+
+
+def new_row(
+    email: str,
+    name: str,
+    status: Status,
+    source: Source,
+    consent: Consent | None = None,
+    created_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The column values of a new subscriber (``email`` already normalized)."""
+    now = utcnow()
+    consent = consent or Consent()
+    return {
+        "email": email,
+        "email_key": email_key(email),
+        "name": name,
+        "status": str(status),
+        "source": str(source),
+        "created_at": created_at or now,
+        "updated_at": now,
+        "confirmed_at": consent.confirmed_at,
+        "unsubscribed_at": now if status == Status.UNSUBSCRIBED else None,
+        "consent_at": consent.at,
+        "consent_ip": consent.ip,
+        "consent_user_agent": consent.user_agent,
+        "consent_text": consent.text,
+        "confirmed_ip": consent.confirmed_ip,
+        "confirmed_user_agent": consent.confirmed_user_agent,
+        "confirmation_sent_at": None,
+        "confirmation_due_at": None,
+    }
+
+
+def consent_columns(consent: Consent) -> dict[str, Any]:
+    """The consent record as column values, for an update."""
+    return {
+        "consent_at": consent.at,
+        "consent_ip": consent.ip,
+        "consent_user_agent": consent.user_agent,
+        "consent_text": consent.text,
+    }
+
+
+def _subscriber(row: Row[Any] | Mapping[str, Any]) -> Subscriber:
+    data: Mapping[Any, Any] = row if isinstance(row, Mapping) else row._mapping
+    return Subscriber(
+        id=int(data["id"]),
+        email=data["email"],
+        name=data["name"] or "",
+        status=Status(data["status"]),
+        source=Source(data["source"]),
+        created_at=as_utc(data["created_at"]) or utcnow(),
+        updated_at=as_utc(data["updated_at"]) or utcnow(),
+        confirmed_at=as_utc(data["confirmed_at"]),
+        unsubscribed_at=as_utc(data["unsubscribed_at"]),
+        confirmation_sent_at=as_utc(data["confirmation_sent_at"]),
+        consent=Consent(
+            at=as_utc(data["consent_at"]),
+            ip=data["consent_ip"],
+            user_agent=data["consent_user_agent"],
+            text=data["consent_text"],
+            confirmed_at=as_utc(data["confirmed_at"]),
+            confirmed_ip=data["confirmed_ip"],
+            confirmed_user_agent=data["confirmed_user_agent"],
+        ),
+    )
+
+
+def _event(row: Row[Any]) -> Event:
+    return Event(
+        id=int(row.id),
+        subscriber_id=int(row.subscriber_id),
+        kind=row.kind,
+        at=as_utc(row.at) or utcnow(),
+        detail=load_detail(row.detail),
+        send_id=row.send_id,
+        external_id=row.external_id,
+    )
+
+
+def _filtered(query: Select[Any], status: Status | None) -> Select[Any]:
+    return query if status is None else query.where(subscribers.c.status == str(status))
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def chunks(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

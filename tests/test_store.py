@@ -1,0 +1,287 @@
+"""The store on SQLite and on a real PostgreSQL: the same tests, parametrized."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select, text
+
+from subscribers import db
+from subscribers.errors import InvalidEmail, NotFound, StoreError, SubscriberError, Suppressed
+from subscribers.models import EventKind, Status, email_hash
+from subscribers.schema import metadata, send_recipients, sends, subscriber_events, suppressions
+from subscribers.store import Conflict, Store
+
+
+@pytest.fixture
+def store(database_url: str, tmp_path: Path):
+    with Store.open(database_url, tmp_path) as opened:
+        yield opened
+
+
+def test_first_connect_creates_exactly_the_schema(database_url, tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    engine = db.connect(database_url, tmp_path)
+    try:
+        assert db.current_revision(engine) == db.head_revision()
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+    # A second start finds it at head and changes nothing.
+    assert db.upgrade(database_url, tmp_path) == db.head_revision()
+
+
+def test_two_processes_starting_on_a_fresh_database_both_succeed(database_url, tmp_path):
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(3)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            db.connect(database_url, tmp_path).dispose()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert db.upgrade(database_url, tmp_path) == db.head_revision()
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path):
+    (tmp_path / "data").mkdir()
+    engine = db.connect("sqlite:///data/list.db", tmp_path)  # relative to the root
+    try:
+        assert engine.url.database == str(tmp_path / "data" / "list.db")
+        with engine.connect() as first, engine.connect() as second:
+            for conn in (first, second):
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+                assert int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0) >= 5000
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://x@localhost/db", "not supported"),
+        ("postgresql+psycopg2://x@localhost/db", "psycopg 3"),
+        ("sqlite:///missing/folder/list.db", "does not exist"),
+        ("not a url", "not a database URL"),
+    ],
+)
+def test_unusable_database_urls_are_one_line_errors(url, message, tmp_path):
+    with pytest.raises(StoreError, match=message) as caught:
+        db.connect(url, tmp_path)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_unreachable_postgresql_is_a_one_line_error(tmp_path):
+    from tests.support.aws import free_port
+
+    url = f"postgres://nobody:secret@127.0.0.1:{free_port()}/nothing"
+    with pytest.raises(StoreError) as caught:
+        db.connect(url, tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and "127.0.0.1" in message
+    assert "secret" not in message  # the password is hidden
+
+
+def test_add_normalizes_and_addresses_are_unique_in_any_case(store):
+    added = store.add("  Dana.Whitfield@EXAMPLE.com ", name="Dana")
+    assert added.email == "Dana.Whitfield@example.com"
+    assert added.status == Status.ACTIVE
+    assert store.get(added.id) == added
+    assert store.get_by_email("dana.whitfield@example.COM") == added
+    with pytest.raises(SubscriberError, match="already on the list"):
+        store.add("DANA.WHITFIELD@example.com")
+    with pytest.raises(InvalidEmail):
+        store.add("dana@")
+    assert store.count() == 1
+    assert [event.kind for event in store.history(added.id)] == ["subscribed"]
+
+
+def test_a_suppressed_address_is_not_added_as_mailable(store):
+    store.erase("gone@example.com")
+    with pytest.raises(Suppressed, match="erased"):
+        store.add("Gone@example.com")
+    with pytest.raises(Suppressed):
+        store.add("gone@example.com", status=Status.PENDING)
+    # Recording that it must not be mailed is fine.
+    assert store.add("gone@example.com", status=Status.UNSUBSCRIBED).status == "unsubscribed"
+
+
+def test_list_and_iter_filter_by_status_and_stream_in_batches(store):
+    for number in range(10):
+        status = Status.UNSUBSCRIBED if number % 3 == 0 else Status.ACTIVE
+        store.add(f"reader{number}@example.com", status=status)
+    everyone = [subscriber.email for subscriber in store.iter(batch=3)]
+    assert everyone == [f"reader{number}@example.com" for number in range(10)]
+    active = store.list(Status.ACTIVE)
+    assert [s.email for s in active] == [s.email for s in store.iter(Status.ACTIVE, batch=2)]
+    assert len(active) == store.count(Status.ACTIVE) == 6
+    assert len(store.list(limit=4)) == 4
+
+
+def test_unsubscribe_is_recorded_once_and_is_harmless_to_repeat(store):
+    reader = store.add("reader@example.com")
+    first = store.unsubscribe(reader.id, {"via": "test"})
+    assert first is not None and first.status == Status.UNSUBSCRIBED
+    assert first.unsubscribed_at is not None
+    again = store.unsubscribe(reader.id)
+    assert again == first
+    kinds = [event.kind for event in store.history(reader.id)]
+    assert kinds == ["subscribed", "unsubscribed"]
+    assert store.history(reader.id)[1].detail == {"from": "active", "via": "test"}
+    assert store.unsubscribe(reader.id + 1000) is None
+
+
+def test_record_event_is_idempotent_by_external_id_and_changes_status(store):
+    reader = store.add("reader@example.com")
+    assert store.record_event(
+        reader.id, EventKind.BOUNCED, detail={"type": "Permanent"},
+        external_id="feedback-1", status=Status.BOUNCED,
+    )
+    assert not store.record_event(
+        reader.id, EventKind.BOUNCED, external_id="feedback-1", status=Status.BOUNCED
+    )
+    assert store.get(reader.id).status == Status.BOUNCED
+    assert store.count_events(reader.id, EventKind.BOUNCED) == 1
+    with pytest.raises(NotFound):
+        store.record_event(reader.id + 1000, EventKind.DELIVERED)
+
+
+def test_a_complaint_suppresses_the_address(store):
+    reader = store.add("reader@example.com")
+    store.record_event(reader.id, EventKind.COMPLAINED, status=Status.COMPLAINED)
+    assert store.get(reader.id).status == Status.COMPLAINED
+    assert store.suppression("READER@example.com") == "complained"
+
+
+def test_count_events_since(store):
+    reader = store.add("reader@example.com")
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    store.record_event(reader.id, EventKind.SOFT_BOUNCED, at=old)
+    store.record_event(reader.id, EventKind.SOFT_BOUNCED)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    assert store.count_events(reader.id, EventKind.SOFT_BOUNCED) == 2
+    assert store.count_events(reader.id, EventKind.SOFT_BOUNCED, since) == 1
+
+
+def _send_with(store: Store, subscriber_ids: list[int], status: str = "pending") -> int:
+    now = dt.datetime.now(dt.UTC)
+    with store.engine.begin() as conn:
+        send_id = conn.execute(
+            insert(sends)
+            .values(issue_slug="calf", issue_path="issues/calf.md", subject="Calf",
+                    transport="outbox", status="sending", created_at=now)
+            .returning(sends.c.id)
+        ).scalar_one()
+        for subscriber_id in subscriber_ids:
+            subscriber = store.get(subscriber_id)
+            assert subscriber is not None
+            conn.execute(
+                insert(send_recipients).values(
+                    send_id=send_id, subscriber_id=subscriber_id, email=subscriber.email,
+                    name=subscriber.name, status=status, updated_at=now,
+                )
+            )
+    return send_id
+
+
+def test_erase_deletes_the_person_scrubs_the_ledger_and_keeps_a_hash(store):
+    reader = store.add("Erase.Me@example.com", name="Erase Me")
+    other = store.add("stays@example.com", name="Stays")
+    store.record_event(reader.id, EventKind.DELIVERED)
+    _send_with(store, [reader.id, other.id])
+
+    assert store.erase("erase.me@EXAMPLE.com") is True
+
+    assert store.get(reader.id) is None
+    assert store.get_by_email("erase.me@example.com") is None
+    with store.engine.connect() as conn:
+        assert conn.execute(
+            select(subscriber_events).where(subscriber_events.c.subscriber_id == reader.id)
+        ).all() == []
+        rows = {row.name: row for row in conn.execute(select(send_recipients))}
+        hashes = conn.execute(select(suppressions.c.email_hash)).scalars().all()
+        dump = " ".join(str(value) for row in conn.execute(select(send_recipients)) for value in row)
+    assert set(rows) == {"", "Stays"}
+    scrubbed = rows[""]
+    assert scrubbed.email == "" and scrubbed.subscriber_id is None
+    assert scrubbed.status == "skipped"  # a pending recipient is never mailed now
+    assert rows["Stays"].email == "stays@example.com" and rows["Stays"].status == "pending"
+    assert "Erase" not in dump and "erase.me" not in dump.lower()
+    assert hashes == [email_hash("erase.me@example.com")]
+    assert store.erase("erase.me@example.com") is False  # nobody left to erase
+
+
+def test_stats_count_by_status_and_recent_health(store):
+    readers = [store.add(f"r{n}@example.com") for n in range(4)]
+    store.unsubscribe(readers[0].id)
+    store.record_event(readers[1].id, EventKind.BOUNCED, status=Status.BOUNCED)
+    store.record_event(readers[2].id, EventKind.COMPLAINED, status=Status.COMPLAINED)
+    send_id = _send_with(store, [r.id for r in readers], status="sent")
+    with store.engine.begin() as conn:
+        conn.execute(
+            send_recipients.update()
+            .where(send_recipients.c.send_id == send_id)
+            .values(sent_at=dt.datetime.now(dt.UTC))
+        )
+    stats = store.stats()
+    assert stats.by_status == {
+        "pending": 0, "active": 1, "unsubscribed": 1, "bounced": 1, "complained": 1
+    }
+    assert stats.total == 4
+    assert (stats.sent, stats.bounced, stats.complained) == (4, 1, 1)
+    assert stats.bounce_rate == 0.25
+    assert stats.subscribed == 4 and stats.unsubscribed == 1
+    assert stats.suppressed == 1
+
+
+def test_a_failed_transaction_writes_nothing(store):
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.insert("half@example.com", status=Status.ACTIVE, source="cli")
+        raise RuntimeError("stop")
+    assert store.get_by_email("half@example.com") is None
+
+
+def test_inserting_an_address_twice_in_a_race_is_a_conflict_not_a_crash(store):
+    store.add("first@example.com")
+    with pytest.raises(Conflict), store.transaction() as tx:
+        tx.insert("FIRST@example.com", status=Status.PENDING, source="form")
+    assert store.count() == 1
+
+
+def test_writers_queue_instead_of_failing(store):
+    """Many threads changing the list at once: every change lands."""
+    errors: list[BaseException] = []
+
+    def work(number: int) -> None:
+        try:
+            reader = store.add(f"writer{number}@example.com")
+            store.record_event(reader.id, EventKind.DELIVERED)
+            store.unsubscribe(reader.id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert store.count(Status.UNSUBSCRIBED) == 12
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM subscriber_events")).scalar() == 36
