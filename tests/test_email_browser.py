@@ -76,12 +76,17 @@ CONTRAST = """() => {
     }
     return 'rgb(255, 255, 255)';
   };
+  const ratio = (el) => {
+    const fg = luminance(getComputedStyle(el).color);
+    const bg = luminance(background(el));
+    const [hi, lo] = fg > bg ? [fg, bg] : [bg, fg];
+    return (hi + 0.05) / (lo + 0.05);
+  };
   const paragraph = [...document.querySelectorAll('p')]
       .find(p => p.textContent.includes('calves ache'));
-  const fg = luminance(getComputedStyle(paragraph).color);
-  const bg = luminance(background(paragraph));
-  const [hi, lo] = fg > bg ? [fg, bg] : [bg, fg];
-  return {ratio: (hi + 0.05) / (lo + 0.05), backgroundLuminance: bg};
+  const links = [...document.querySelectorAll('a')]
+      .map(a => ({text: a.textContent.trim(), ratio: ratio(a)}));
+  return {ratio: ratio(paragraph), backgroundLuminance: luminance(background(paragraph)), links};
 }"""
 
 
@@ -96,6 +101,8 @@ def test_article_text_stays_readable_in_both_colour_schemes(browser, newsletter,
     finally:
         page.close()
     assert contrast["ratio"] >= 7, contrast  # WCAG AAA for body text
+    for link in contrast["links"]:
+        assert link["ratio"] >= 4.5, link  # WCAG AA for every link, footer included
     if scheme == "dark":
         assert contrast["backgroundLuminance"] < 0.05, "card stays light in dark mode"
     else:
