@@ -5,7 +5,8 @@
      ├── NotFound              no such subscriber
      ├── Suppressed            an erased or complained address
      ├── TokenError            a forged, altered or expired link
-     └── StoreError            the database cannot be used as configured
+     ├── StoreError            the database cannot be used as configured
+     └── QueueError            the SQS queue of SES notifications cannot be read
 """
 
 from __future__ import annotations
@@ -32,4 +33,8 @@ class TokenError(SubscriberError):
 
 
 class StoreError(SubscriberError):
+    pass
+
+
+class QueueError(SubscriberError):
     pass

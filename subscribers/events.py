@@ -1,38 +1,50 @@
-"""Bounces and complaints from Amazon SES, turned into subscriber changes.
+"""Bounces, complaints and deliveries from Amazon SES, turned into subscriber changes.
 
 The policy, per recipient of a notification:
 
 * a **permanent** bounce marks an active or pending subscriber *bounced* at once;
 * a **transient** bounce is recorded; the ``transient_limit``-th within 30 days
-  marks them *bounced*;
+  marks an active or pending subscriber *bounced*;
 * an **undetermined** bounce is recorded and changes nothing;
 * a **complaint** marks them *complained* at once, whatever their status, and
   suppresses the address so that no import brings it back;
-* a **delivery** is recorded, so sends can count them.
+* a **delivery** is recorded, so that sends can count them.
 
-Every event goes into the subscriber's history, linked to the send through
-the provider message id the ledger kept, under SES's feedback id, so a
-notification delivered twice changes nothing the second time. An address
-that is not a subscriber changes nothing at all.
+Every event goes into the subscriber's history under SES's feedback id (see
+:attr:`~subscribers.notifications.Feedback.event_id`), linked to the send and
+issue whose message it is about through the provider message id the ledger
+kept. A notification delivered twice changes nothing the second time; an
+address that is not a subscriber changes nothing at all. A subscriber
+suppressed while an issue is being sent is skipped by the rest of that send,
+because the ledger checks each recipient's status when it claims them.
 
-Two ways in, one path: :func:`sync_queue` polls the SQS queue that SNS
-delivers to (deleting a message only after its effects are committed), and
-the web service's ``POST /ses/events`` hands verified SNS notifications to
-:func:`apply_notification`.
+Two ways in, one path: :func:`subscribers.sqs.sync_queue` polls the SQS queue
+the SNS topic delivers to, and the web service's ``POST /ses/events`` hands
+each post to an :class:`SnsEndpoint`, which verifies it first. Both end in
+:func:`apply_feedback`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from subscribers import ledger
-from subscribers.models import EventKind, Status, utcnow
+from subscribers.models import (
+    EventKind,
+    Status,
+    Subscriber,
+    SuppressionReason,
+    dump_detail,
+    email_key,
+    utcnow,
+)
 from subscribers.notifications import Feedback, MalformedNotification, parse
+from subscribers.sns import SeenMessages, SnsRejected, SnsVerifier
 
 if TYPE_CHECKING:
     from subscribers.store import Store, Transaction
@@ -40,54 +52,63 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRANSIENT_WINDOW = dt.timedelta(days=30)
-RECEIVE_BATCH = 10  # SQS's most per ReceiveMessage
+MAX_EXTERNAL_ID = 300  # subscriber_events.external_id
+CONFLICT_RETRIES = 3
+_MAILED = (Status.ACTIVE, Status.PENDING)
 
 
 @dataclass(frozen=True)
 class Policy:
+    """How many transient bounces, within what window, make an address bounced."""
+
     transient_limit: int = 3
     transient_window: dt.timedelta = TRANSIENT_WINDOW
 
 
 @dataclass
 class Applied:
-    """What a batch of feedback did."""
+    """What some feedback did, counted by recipient."""
 
     bounced: int = 0
+    """Permanent bounces."""
     soft_bounced: int = 0
     undetermined: int = 0
     complained: int = 0
     delivered: int = 0
     duplicates: int = 0
+    """Feedback already recorded: a notification delivered again."""
     unknown_recipients: int = 0
+    """Feedback about an address that is not a subscriber."""
+    suppressed: int = 0
+    """Subscribers taken off the list: marked bounced or complained."""
 
     def add(self, other: Applied) -> None:
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-@dataclass
-class SyncReport:
-    """What one `publish events sync` run did."""
-
-    received: int = 0
-    deleted: int = 0
-    ignored: int = 0
-    kept: int = 0
-    """Unreadable messages left on the queue for its redrive policy."""
-    applied: Applied = field(default_factory=Applied)
-    seconds: float = 0.0
+        for item in fields(self):
+            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
 
 
 def apply_feedback(
     store: Store, feedback: Sequence[Feedback], policy: Policy, now: dt.datetime | None = None
 ) -> Applied:
-    """Apply the feedback of one notification in one transaction."""
-    applied = Applied()
-    with store.transaction() as tx:
-        for item in feedback:
-            _apply_one(tx, item, policy, now or utcnow(), applied)
-    return applied
+    """Apply the feedback of one or more notifications in one transaction.
+
+    Another process applying some of the same feedback at the same moment
+    (a redelivery racing the original) makes the transaction fail on the
+    unique feedback id; it is then run again, and finds those as duplicates.
+    """
+    from subscribers.store import Conflict
+
+    if not feedback:
+        return Applied()
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            with store.transaction() as tx:
+                return _apply(tx, feedback, policy, now or utcnow())
+        except Conflict:
+            if attempt == CONFLICT_RETRIES - 1:
+                raise
+            log.info("feedback applied concurrently elsewhere; trying again")
+    raise AssertionError("unreachable")
 
 
 def apply_notification(store: Store, body: str | bytes, policy: Policy) -> Applied:
@@ -96,154 +117,235 @@ def apply_notification(store: Store, body: str | bytes, policy: Policy) -> Appli
     return apply_feedback(store, parse(body).feedback, policy)
 
 
-def _apply_one(
-    tx: Transaction, item: Feedback, policy: Policy, now: dt.datetime, out: Applied
-) -> None:
-    subscriber = tx.get_by_email(item.recipient, lock=True)
-    if subscriber is None:
-        out.unknown_recipients += 1
-        log.info("%s for an address that is not a subscriber; ignored", item.kind)
-        return
-    if tx.has_external_id(item.event_id):
-        out.duplicates += 1
-        return
-    send_id = ledger.send_for_message(tx.conn, item.message_id)
-    detail: dict[str, Any] = {"message_id": item.message_id, **item.detail}
+def _apply(
+    tx: Transaction, feedback: Sequence[Feedback], policy: Policy, now: dt.datetime
+) -> Applied:
+    # Recipients in key order: the order their rows are locked in, whoever locks them.
+    items = sorted(feedback, key=lambda item: (email_key(item.recipient), item.at))
+    found = tx.get_many([email_key(item.recipient) for item in items], lock=True)
+    recorded = tx.existing_external_ids([external_id(item) for item in items])
+    sent = ledger.sends_for_messages(tx.conn, [item.message_id for item in items])
+    batch = _Batch(tx, policy, now)
+    for item in items:
+        key = email_key(item.recipient)
+        subscriber = found.get(key)
+        if subscriber is None:
+            batch.out.unknown_recipients += 1
+            log.info("%s about an address that is not a subscriber; nothing to do", item.kind)
+            continue
+        event_key = external_id(item)
+        if event_key in recorded:
+            batch.out.duplicates += 1
+            continue
+        recorded.add(event_key)
+        found[key] = batch.apply(item, subscriber, event_key, sent.get(item.message_id[:300]))
+    batch.events.flush()
+    return batch.out
 
-    def record(kind: EventKind, **extra: Any) -> None:
-        tx.add_event(
-            subscriber.id,
-            kind,
-            detail | extra,
-            send_id=send_id,
-            external_id=item.event_id,
-            at=item.at,
-        )
 
-    if item.kind == "delivery":
-        record(EventKind.DELIVERED)
-        out.delivered += 1
-    elif item.kind == "complaint":
-        record(EventKind.COMPLAINED)
-        if subscriber.status != Status.COMPLAINED:
-            tx.set_status(subscriber, Status.COMPLAINED, None)
-        out.complained += 1
-    elif item.bounce_type == "Permanent":
-        record(EventKind.BOUNCED, bounce_type="Permanent")
-        if subscriber.status in (Status.ACTIVE, Status.PENDING):
-            tx.set_status(subscriber, Status.BOUNCED, None)
-        out.bounced += 1
-    elif item.bounce_type == "Transient":
-        record(EventKind.SOFT_BOUNCED, bounce_type="Transient")
-        out.soft_bounced += 1
-        recent = tx.count_events(
-            subscriber.id, EventKind.SOFT_BOUNCED, now - policy.transient_window
-        )
-        if recent >= policy.transient_limit and subscriber.status == Status.ACTIVE:
-            tx.set_status(
-                subscriber,
-                Status.BOUNCED,
-                EventKind.BOUNCED,
-                {
-                    "bounce_type": "Transient",
-                    "reason": f"{recent} transient bounces in {policy.transient_window.days} days",
-                },
-            )
+class _Batch:
+    """The feedback of one transaction, applied one recipient at a time."""
+
+    def __init__(self, tx: Transaction, policy: Policy, now: dt.datetime) -> None:
+        self.tx = tx
+        self.policy = policy
+        self.now = now
+        self.out = Applied()
+        self.events = _Events(tx)
+
+    def apply(
+        self,
+        item: Feedback,
+        subscriber: Subscriber,
+        event_key: str,
+        message: ledger.SentMessage | None,
+    ) -> Subscriber:
+        """Record one recipient's feedback; the subscriber as they are after it."""
+        tx, out = self.tx, self.out
+        detail: dict[str, Any] = {"message_id": item.message_id, **item.detail}
+        if message is not None:
+            detail["issue"] = message.issue_slug
+        row = {
+            "subscriber_id": subscriber.id,
+            "at": _moment(item.at, self.now),
+            "send_id": message.send_id if message else None,
+            "external_id": event_key,
+        }
+        was = {"from": str(subscriber.status)}
+        if item.kind == "delivery":
+            self.events.add(row, EventKind.DELIVERED, detail)
+            out.delivered += 1
+            return subscriber
+        if item.kind == "complaint":
+            out.complained += 1
+            if subscriber.status == Status.COMPLAINED:
+                self.events.add(row, EventKind.COMPLAINED, detail)
+                tx.suppress(subscriber.email, SuppressionReason.COMPLAINED)  # make sure
+                return subscriber
+            self.events.add(row, EventKind.COMPLAINED, detail | was)
+            out.suppressed += 1
+            return tx.set_status(subscriber, Status.COMPLAINED, None)
+        if item.bounce_type == "Permanent":
             out.bounced += 1
-    else:
-        record(EventKind.BOUNCE_UNDETERMINED, bounce_type=item.bounce_type or "Undetermined")
+            detail["bounce_type"] = "Permanent"
+            if subscriber.status not in _MAILED:
+                self.events.add(row, EventKind.BOUNCED, detail)
+                return subscriber
+            self.events.add(row, EventKind.BOUNCED, detail | was)
+            out.suppressed += 1
+            return tx.set_status(subscriber, Status.BOUNCED, None)
+        if item.bounce_type == "Transient":
+            self.events.add(row, EventKind.SOFT_BOUNCED, detail | {"bounce_type": "Transient"})
+            out.soft_bounced += 1
+            return self._count_transient(subscriber)
+        detail["bounce_type"] = "Undetermined"
+        self.events.add(row, EventKind.BOUNCE_UNDETERMINED, detail)
         out.undetermined += 1
+        return subscriber
 
-
-# ---------------------------------------------------------------------------
-# The SQS queue
-# ---------------------------------------------------------------------------
-
-
-def sync_queue(
-    store: Store,
-    sqs: Any,
-    queue_url: str,
-    policy: Policy,
-    *,
-    max_messages: int | None = None,
-    wait_seconds: int = 0,
-    progress: Callable[[SyncReport], None] | None = None,
-) -> SyncReport:
-    """Drain the queue (or ``max_messages`` of it) into the store.
-
-    A message is deleted only after its effects are committed, so a crash
-    loses nothing: the message comes back and, applied again, changes
-    nothing. Unreadable messages stay on the queue (the queue's redrive
-    policy moves them aside after a few tries); other event types (opens,
-    clicks, sends) are logged and deleted.
-    """
-    report = SyncReport()
-    started = time.monotonic()
-    while max_messages is None or report.received < max_messages:
-        wanted = (
-            RECEIVE_BATCH
-            if max_messages is None
-            else min(RECEIVE_BATCH, max_messages - report.received)
+    def _count_transient(self, subscriber: Subscriber) -> Subscriber:
+        """Mark the subscriber bounced at the limit of transient bounces."""
+        if subscriber.status not in _MAILED:
+            return subscriber
+        self.events.flush()
+        window = self.policy.transient_window
+        recent = self.tx.count_events(subscriber.id, EventKind.SOFT_BOUNCED, self.now - window)
+        if recent < self.policy.transient_limit:
+            return subscriber
+        self.out.suppressed += 1
+        return self.tx.set_status(
+            subscriber,
+            Status.BOUNCED,
+            EventKind.BOUNCED,
+            {
+                "bounce_type": "Transient",
+                "reason": f"{recent} transient bounces in {window.days} days",
+            },
         )
-        response = sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=wanted,
-            WaitTimeSeconds=wait_seconds,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
-        )
-        messages = response.get("Messages", [])
-        if not messages:
-            break
-        report.received += len(messages)
-        readable: list[tuple[dict[str, str], tuple[Feedback, ...]]] = []
-        for message in messages:
-            try:
-                parsed = parse(message.get("Body", ""))
-            except MalformedNotification as exc:
-                report.kept += 1
-                log.warning(
-                    "message %s is not an SES notification (%s); left on the queue",
-                    message.get("MessageId", "?"),
-                    exc,
-                )
-                continue
-            if parsed.ignored:
-                report.ignored += 1
-                log.info("ignoring a %s notification", parsed.ignored)
-            entry = {"Id": str(len(readable)), "ReceiptHandle": message["ReceiptHandle"]}
-            readable.append((entry, parsed.feedback))
-        report.applied.add(_apply_batch(store, [f for _, fs in readable for f in fs], policy))
-        if readable:
-            _delete(sqs, queue_url, [entry for entry, _ in readable])
-            report.deleted += len(readable)
-        if progress is not None:
-            progress(report)
-    report.seconds = time.monotonic() - started
-    return report
 
 
-def _apply_batch(store: Store, feedback: list[Feedback], policy: Policy) -> Applied:
-    """One transaction for the whole batch; if another process applied some
-    of it at the same moment, apply the items one by one instead."""
-    from subscribers.store import Conflict
+class _Events:
+    """History rows of one transaction, inserted together."""
 
-    if not feedback:
-        return Applied()
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, event: dict[str, Any], kind: EventKind, detail: dict[str, Any]) -> None:
+        self.rows.append({**event, "kind": str(kind), "detail": dump_detail(detail)})
+
+    def flush(self) -> None:
+        if self.rows:
+            self.tx.add_events(self.rows)
+            self.rows = []
+
+
+def external_id(item: Feedback) -> str:
+    """The key an event is recorded under: SES's feedback id and the address
+    (hashed when too long for the column, which a hostile message may try)."""
+    key = item.event_id
+    if len(key) <= MAX_EXTERNAL_ID:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _moment(at: dt.datetime, now: dt.datetime) -> dt.datetime:
+    """When it happened, by SES's clock; never later than now (a timestamp
+    from the future would sit at the top of every history)."""
     try:
-        return apply_feedback(store, feedback, policy)
-    except Conflict:
-        applied = Applied()
-        for item in feedback:
+        moment = at.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        return now
+    return min(moment, now)
+
+
+# ---------------------------------------------------------------------------
+# SNS over HTTPS
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What ``POST /ses/events`` answers: an HTTP status and a short word."""
+
+    status: int
+    text: str
+
+
+class SnsEndpoint:
+    """Handles the bodies SNS posts to the web service.
+
+    Only a message that :class:`~subscribers.sns.SnsVerifier` accepts (signed
+    by SNS, for a configured topic, less than an hour old) and that was not
+    handled before is believed: anything else is answered 403 and changes
+    nothing. A genuine notification is applied and answered 200; a genuine
+    one SES did not write (unreadable) 400, so SNS gives up on it.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        verifier: SnsVerifier,
+        policy: Policy,
+        seen: SeenMessages | None = None,
+    ) -> None:
+        self.store = store
+        self.verifier = verifier
+        self.policy = policy
+        self.seen = seen if seen is not None else SeenMessages()
+
+    def handle(self, body: bytes) -> Answer:
+        try:
+            message = self.verifier.verify(body)
+        except SnsRejected as exc:
+            log.warning("refused a post to /ses/events: %s", exc)
+            return Answer(403, "forbidden")
+        if message.message_id in self.seen:
+            log.warning("refused a post to /ses/events: message %s was handled already",
+                        message.message_id[:100])
+            return Answer(403, "forbidden")
+        if message.type == "SubscriptionConfirmation":
             try:
-                applied.add(apply_feedback(store, [item], policy))
-            except Conflict:
-                applied.duplicates += 1
-        return applied
+                self.verifier.confirm_subscription(message)
+            except SnsRejected as exc:
+                log.warning("refused a subscription confirmation: %s", exc)
+                return Answer(403, "forbidden")
+            except Exception as exc:
+                log.error("could not confirm the subscription to %s: %s", message.topic_arn, exc)
+                return Answer(502, "could not confirm")
+            log.info("confirmed the SNS subscription to %s", message.topic_arn)
+        elif message.type == "UnsubscribeConfirmation":
+            log.warning("SNS says this endpoint was unsubscribed from %s", message.topic_arn)
+        else:
+            try:
+                applied = apply_notification(self.store, message.message, self.policy)
+            except MalformedNotification as exc:
+                log.warning("SNS message %s is not an SES notification: %s",
+                            message.message_id[:100], exc)
+                self.seen.add(message)
+                return Answer(400, "not an SES notification")
+            log.info("SNS message %s: %s", message.message_id[:100], describe(applied))
+        self.seen.add(message)
+        return Answer(200, "ok")
 
 
-def _delete(sqs: Any, queue_url: str, entries: list[dict[str, str]]) -> None:
-    response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
-    for failure in response.get("Failed", []):
-        # The message comes back later and is recognised as a duplicate.
-        log.warning("could not delete a processed message: %s", failure.get("Message", "?"))
+def describe(applied: Applied, *, zeros: bool = False) -> str:
+    """``3 delivered, 1 bounced; 1 taken off the list; 1 already recorded``:
+    what some feedback did (with ``zeros``, every kind, even when none)."""
+    kinds = [
+        (applied.delivered, "delivered"),
+        (applied.bounced, "bounced"),
+        (applied.soft_bounced, "soft-bounced"),
+        (applied.undetermined, "undetermined"),
+        (applied.complained, "complained"),
+    ]
+    others = [
+        (applied.duplicates, "already recorded"),
+        (applied.unknown_recipients, "not subscribers"),
+    ]
+    text = ", ".join(f"{n} {label}" for n, label in kinds if n or zeros) or "nothing"
+    if applied.suppressed or zeros:
+        text += f"; {applied.suppressed} taken off the list"
+    if any(n for n, _ in others):
+        text += "; " + ", ".join(f"{n} {label}" for n, label in others if n)
+    return text

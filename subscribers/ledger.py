@@ -31,6 +31,7 @@ import secrets
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from subscribers import db
@@ -763,6 +764,35 @@ def send_for_message(conn: Connection, message_id: str) -> int | None:
         select(sr.c.send_id).where(sr.c.message_id == message_id[:300]).limit(1)
     ).scalar()
     return None if found is None else int(found)
+
+
+def sends_for_messages(conn: Connection, message_ids: Sequence[str]) -> dict[str, SentMessage]:
+    """The send and issue of each provider message id found in the ledger."""
+    wanted = sorted({message_id[:300] for message_id in message_ids if message_id})
+    if not wanted:
+        return {}
+    rows = conn.execute(_sends_for_messages(), {"ids": wanted})
+    return {row.message_id: SentMessage(int(row.send_id), row.issue_slug) for row in rows}
+
+
+@cache
+def _sends_for_messages() -> Any:
+    """The statement, built once: feedback arrives ten messages at a time."""
+    from sqlalchemy import bindparam, select
+
+    return (
+        select(sr.c.message_id, sr.c.send_id, sends.c.issue_slug)
+        .join(sends, sends.c.id == sr.c.send_id)
+        .where(sr.c.message_id.in_(bindparam("ids", expanding=True)))
+    )
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """Which send (and issue) a provider message id belongs to."""
+
+    send_id: int
+    issue_slug: str
 
 
 def sent_issue_times(engine: Engine) -> dict[str, dt.datetime]:

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,8 +97,9 @@ class Guard:
     """Limits request bodies, adds security headers to every response, and
     answers an unexpected error with a plain page.
 
-    A body larger than ``max_body`` raises a 413 where the handler reads it,
-    so the error page is rendered like any other. The site's own pages get a
+    A body larger than ``max_body`` (or the path's own limit in
+    ``body_limits``) raises a 413 where the handler reads it, so the error
+    page is rendered like any other. The site's own pages get a
     content policy that allows their inline styles but no scripts at all.
     An error is logged with its traceback and answered by ``on_error``; the
     connection stays usable (Starlette's own handler would drop it).
@@ -110,11 +111,13 @@ class Guard:
         max_body: int,
         site_url: str,
         on_error: Callable[[Any], Response],
+        body_limits: Mapping[str, int] | None = None,
     ) -> None:
         from urllib.parse import urlsplit
 
         self.app = app
         self.max_body = max_body
+        self.body_limits = dict(body_limits or {})
         self.on_error = on_error
         parts = urlsplit(site_url)
         site_origin = f"{parts.scheme}://{parts.netloc}"
@@ -137,16 +140,17 @@ class Guard:
         from starlette.exceptions import HTTPException
 
         declared = _content_length(scope)
+        limit = self.body_limits.get(scope.get("path", ""), self.max_body)
         received = 0
 
         async def limited_receive() -> Message:
             nonlocal received
-            if declared is not None and declared > self.max_body:
+            if declared is not None and declared > limit:
                 raise HTTPException(413)
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                if received > limit:
                     raise HTTPException(413)
             return message
 

@@ -303,8 +303,12 @@ class Stats:
     unsubscribed: int = 0
     sent: int = 0
     bounced: int = 0
+    """Permanent bounces the provider reported."""
     complained: int = 0
+    """Complaints the provider reported."""
     suppressed: int = 0
+    delivered: int = 0
+    """Deliveries the provider reported (when it publishes them)."""
 
     @property
     def total(self) -> int:

@@ -186,7 +186,8 @@ def _text(value: Any, what: str, limit: int = MAX_FIELD) -> str:
         raise MalformedNotification(f"{what} is not text")
     if len(value) > limit:
         raise MalformedNotification(f"{what} is too long")
-    return value
+    # NUL cannot be stored in PostgreSQL's text; a diagnostic may carry one.
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
 def _address(value: Any, what: str) -> str:
@@ -194,7 +195,11 @@ def _address(value: Any, what: str) -> str:
     # Bounce reports may carry a display name: "Name <a@b.example>".
     if "<" in text and text.endswith(">"):
         text = text[text.rindex("<") + 1 : -1].strip()
-    if text.count("@") < 1 or len(text) > 320 or any(c.isspace() for c in text):
+    if (
+        text.count("@") < 1
+        or len(text) > 320
+        or any(c.isspace() or not c.isprintable() for c in text)
+    ):
         raise MalformedNotification(f"{what} is not an email address")
     return text
 

@@ -123,7 +123,7 @@ class SnsVerifier:
         if not isinstance(data, dict):
             raise SnsRejected("body is not a JSON object")
         kind = data.get("Type")
-        if kind not in _SIGNED_FIELDS:
+        if not isinstance(kind, str) or kind not in _SIGNED_FIELDS:
             raise SnsRejected("unknown message type")
         fields = _SIGNED_FIELDS[str(kind)]
         for name in (*fields, "Signature", "SignatureVersion", "SigningCertURL"):
@@ -221,6 +221,37 @@ class SnsVerifier:
             key.verify(signature, data, padding.PKCS1v15(), algorithm)
         except InvalidSignature:
             raise SnsRejected("signature does not match") from None
+
+
+class SeenMessages:
+    """The SNS MessageIds handled in the last hour, to refuse a replay.
+
+    A message older than :data:`MAX_AGE` is refused as stale anyway, so an
+    id need only be kept that long. At most ``limit`` ids are kept (the
+    oldest go first); behind that, and across processes, recording each
+    event under SES's own feedback id keeps a replay harmless.
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._expiry: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, message_id: object) -> bool:
+        with self._lock:
+            return message_id in self._expiry
+
+    def add(self, message: SnsMessage) -> None:
+        expires = message.timestamp + MAX_AGE + CLOCK_SKEW
+        with self._lock:
+            self._expiry.pop(message.message_id, None)
+            self._expiry[message.message_id] = expires
+            if len(self._expiry) > self.limit:
+                now = datetime.now(UTC)
+                for key in [k for k, until in self._expiry.items() if until < now]:
+                    del self._expiry[key]
+                while len(self._expiry) > self.limit:
+                    del self._expiry[next(iter(self._expiry))]
 
 
 def _issued_for(certificate: Any, host: str) -> bool:

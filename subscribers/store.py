@@ -64,6 +64,11 @@ _UPDATE = update(subscribers).where(subscribers.c.id == bindparam("subscriber_id
 _INSERT_EVENT = insert(subscriber_events)
 _BY_ID_LOCKED = _BY_ID.with_for_update()
 _BY_KEY_LOCKED = _BY_KEY.with_for_update()
+_BY_KEYS = select(subscribers).where(subscribers.c.email_key.in_(bindparam("keys", expanding=True)))
+_BY_KEYS_LOCKED = _BY_KEYS.order_by(subscribers.c.email_key).with_for_update()
+_RECORDED = select(subscriber_events.c.external_id).where(
+    subscriber_events.c.external_id.in_(bindparam("ids", expanding=True))
+)
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +193,18 @@ class Store:
                     .group_by(subscriber_events.c.kind)
                 )
             }
+            # What the provider reported (events with its feedback id), as
+            # opposed to status changes made here (imports, the transient
+            # bounce limit): the rates SES and mailbox providers judge.
+            reported = {
+                str(kind): int(count)
+                for kind, count in conn.execute(
+                    select(subscriber_events.c.kind, func.count())
+                    .where(subscriber_events.c.at >= since)
+                    .where(subscriber_events.c.external_id.is_not(None))
+                    .group_by(subscriber_events.c.kind)
+                )
+            }
             sent = conn.execute(
                 select(func.count())
                 .select_from(send_recipients)
@@ -202,8 +219,9 @@ class Store:
             confirmed=events.get(EventKind.CONFIRMED, 0),
             unsubscribed=events.get(EventKind.UNSUBSCRIBED, 0),
             sent=int(sent),
-            bounced=events.get(EventKind.BOUNCED, 0),
-            complained=events.get(EventKind.COMPLAINED, 0),
+            bounced=reported.get(EventKind.BOUNCED, 0),
+            complained=reported.get(EventKind.COMPLAINED, 0),
+            delivered=reported.get(EventKind.DELIVERED, 0),
             suppressed=int(suppressed),
         )
 
@@ -344,12 +362,15 @@ class Transaction:
         row = self.conn.execute(query, {"key": email_key(email.strip())}).first()
         return _subscriber(row) if row else None
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, Subscriber]:
-        """Subscribers by email key, for a batch of keys."""
+    def get_many(self, keys: Sequence[str], *, lock: bool = False) -> dict[str, Subscriber]:
+        """Subscribers by email key, for a batch of keys. With ``lock`` their
+        rows are locked in key order, so that two writers locking batches
+        that overlap never deadlock."""
         if not keys:
             return {}
-        query = select(subscribers).where(subscribers.c.email_key.in_(keys))
-        return {row.email_key: _subscriber(row) for row in self.conn.execute(query)}
+        query = _BY_KEYS_LOCKED if lock else _BY_KEYS
+        rows = self.conn.execute(query, {"keys": sorted(set(keys))})
+        return {row.email_key: _subscriber(row) for row in rows}
 
     def insert(
         self,
@@ -494,6 +515,13 @@ class Transaction:
     def has_external_id(self, external_id: str) -> bool:
         query = select(subscriber_events.c.id).where(subscriber_events.c.external_id == external_id)
         return self.conn.execute(query).first() is not None
+
+    def existing_external_ids(self, external_ids: Sequence[str]) -> set[str]:
+        """Those of ``external_ids`` already recorded in someone's history."""
+        if not external_ids:
+            return set()
+        rows = self.conn.execute(_RECORDED, {"ids": sorted(set(external_ids))})
+        return {str(value) for value in rows.scalars()}
 
     # -- suppressions --------------------------------------------------------
 

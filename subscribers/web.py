@@ -8,6 +8,10 @@
                                  because mail scanners follow links
     POST /unsubscribe/{token}    unsubscribes at once; the RFC 8058 one-click
                                  target (no cookies, no CSRF token)
+    POST /ses/events             SES bounces, complaints and deliveries posted
+                                 by SNS: believed only when SNS signed them
+                                 for a configured topic within the hour
+                                 (``events.py``); 403 otherwise
     everything else              the built static site, when there is one
 
 Against subscription bombing: signups per client IP are limited by a
@@ -77,6 +81,11 @@ class WebConfig:
     per_address: Limit = CONFIRMATIONS_PER_ADDRESS
     """Confirmation messages to one email address."""
     max_body: int = 16 * 1024
+    sns_topic_arns: tuple[str, ...] = ()
+    """The SNS topics whose notifications ``POST /ses/events`` accepts."""
+    transient_bounce_limit: int = 3
+    max_events_body: int = 300 * 1024
+    """SNS messages are up to 256 KB, plus the envelope."""
 
     @property
     def newsletter(self) -> Newsletter:
@@ -270,6 +279,7 @@ def create_app(
     static_dir: Path | None = None,
     *,
     mailer: bool = True,
+    sns_fetch: Callable[[str], bytes] | None = None,
 ) -> "FastAPI":
     """The web service over the subscribers in ``engine``.
 
@@ -279,7 +289,9 @@ def create_app(
     :class:`ConfirmationMailer` thread to send them, without it another
     process must (`publish serve` starts one). ``static_dir`` is the built
     site, served for every path the service itself does not answer; it may
-    appear after the service starts.
+    appear after the service starts. ``sns_fetch`` fetches SNS signing
+    certificates and subscription confirmation URLs (by default over HTTPS,
+    from SNS hosts only); tests hand in one that serves their own.
     """
     from fastapi import BackgroundTasks, FastAPI, Request
     from fastapi.exceptions import RequestValidationError
@@ -287,7 +299,9 @@ def create_app(
     from starlette.exceptions import HTTPException
     from starlette.responses import JSONResponse, RedirectResponse, Response
 
+    from subscribers.events import Policy, SnsEndpoint
     from subscribers.service import ConfirmationMailer, Origin, StaleLink, Subscriptions
+    from subscribers.sns import SnsVerifier, fetch_https
     from subscribers.store import Store
 
     service = Subscriptions(
@@ -295,6 +309,11 @@ def create_app(
     )
     pages = _Pages(config)
     per_ip = SlidingWindow(config.per_ip)
+    ses_events = SnsEndpoint(
+        service.store,
+        SnsVerifier(config.sns_topic_arns, fetch=sns_fetch or fetch_https),
+        Policy(transient_limit=config.transient_bounce_limit),
+    )
     confirmations = ConfirmationMailer(service) if mailer else None
 
     @asynccontextmanager
@@ -431,6 +450,15 @@ def create_app(
             return pages.error(400, str(exc).capitalize() + ".")
         return _unsubscribed(pages, subscriber.email if subscriber else "")
 
+    # -- provider feedback -----------------------------------------------------
+
+    @app.post("/ses/events", response_class=Response, include_in_schema=False)
+    async def ses_feedback(request: Request) -> Response:
+        answer = await run_in_threadpool(ses_events.handle, await request.body())
+        return JSONResponse(
+            {"status": answer.text}, status_code=answer.status, headers=pages.headers
+        )
+
     # -- the site ------------------------------------------------------------
 
     @page("/", include_in_schema=False)
@@ -462,7 +490,13 @@ def create_app(
             return JSONResponse({"error": _MESSAGES[500]}, status_code=500, headers=pages.headers)
         return pages.error(500)
 
-    app.add_middleware(Guard, max_body=config.max_body, site_url=config.site_url, on_error=crashed)
+    app.add_middleware(
+        Guard,
+        max_body=config.max_body,
+        site_url=config.site_url,
+        on_error=crashed,
+        body_limits={"/ses/events": config.max_events_body},
+    )
     return app
 
 

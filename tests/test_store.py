@@ -230,8 +230,12 @@ def test_erase_deletes_the_person_scrubs_the_ledger_and_keeps_a_hash(store):
 def test_stats_count_by_status_and_recent_health(store):
     readers = [store.add(f"r{n}@example.com") for n in range(4)]
     store.unsubscribe(readers[0].id)
-    store.record_event(readers[1].id, EventKind.BOUNCED, status=Status.BOUNCED)
-    store.record_event(readers[2].id, EventKind.COMPLAINED, status=Status.COMPLAINED)
+    store.record_event(readers[1].id, EventKind.BOUNCED, status=Status.BOUNCED, external_id="b1")
+    store.record_event(
+        readers[2].id, EventKind.COMPLAINED, status=Status.COMPLAINED, external_id="c1"
+    )
+    # A status change made here, not reported by the provider, is no bounce.
+    store.record_event(readers[3].id, EventKind.BOUNCED, detail={"reason": "limit"})
     send_id = _send_with(store, [r.id for r in readers], status="sent")
     with store.engine.begin() as conn:
         conn.execute(

@@ -1,6 +1,7 @@
 """The `publish` command line: one module per group of commands."""
 
 from pipeline.cli import authoring as _authoring  # noqa: F401  (registers commands)
+from pipeline.cli import events as _events  # noqa: F401
 from pipeline.cli import sending as _sending  # noqa: F401  (registers commands)
 from pipeline.cli import site as _site  # noqa: F401
 from pipeline.cli import subscribers as _subscribers  # noqa: F401

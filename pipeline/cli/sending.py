@@ -347,6 +347,27 @@ def status(
     _details(statuses[0])
 
 
+_FEEDBACK = (
+    ("delivered", "delivered"),
+    ("bounced", "bounced"),
+    ("soft_bounced", "soft-bounced"),
+    ("bounce_undetermined", "undetermined bounces"),
+    ("complained", "complained"),
+)
+
+
+def _feedback(events: dict[str, int], sent: int) -> str:
+    """``950 delivered (95.0%), 3 bounced (0.3%), 1 complained (0.1%)``: what
+    SES reported about the send's messages, as shares of those sent."""
+    parts = []
+    for kind, label in _FEEDBACK:
+        count = events.get(kind, 0)
+        if count or kind in ("delivered", "bounced", "complained"):
+            share = f" ({count / sent:.1%})" if sent else ""
+            parts.append(f"{count} {label}{share}")
+    return ", ".join(parts)
+
+
 def _one_line(item: SendStatus) -> str:
     t = item.totals
     return (
@@ -375,8 +396,8 @@ def _details(item: SendStatus) -> None:
     if t.left:
         echo(f"left:      {t.left}" + (f", about {_duration(item.seconds_left)}"
                                        if item.seconds_left else ""))
-    for name, count in item.events.items():
-        echo(f"{name}: {count}")
+    if item.events:
+        echo(f"feedback:  {_feedback(item.events, t.sent)}")
     if item.workers:
         echo(f"sending now: {', '.join(item.workers)}")
     if item.failures:

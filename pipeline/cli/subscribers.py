@@ -48,9 +48,12 @@ StatusOption = Annotated[
 ]
 EmailArgument = Annotated[str, typer.Argument(help="The subscriber's email address.")]
 
-# Thresholds that mailbox providers and Amazon SES hold bulk senders to.
+# Thresholds that mailbox providers and Amazon SES hold bulk senders to, and
+# the rates from which `subscribers stats` warns that one is near.
 BOUNCE_LIMIT = 0.05
+BOUNCE_NEAR = 0.02
 COMPLAINT_LIMIT = 0.001
+COMPLAINT_NEAR = 0.0008
 COMPLAINT_NEVER = 0.003
 
 
@@ -287,7 +290,9 @@ def serve(
     """Run the web service: subscribe, confirm and unsubscribe pages, and the built site.
 
     Confirmation messages go out from a second process, so that building and
-    sending mail never slows the answers. Needs NEWSLETTER_TOKEN_SECRET unless
+    sending mail never slows the answers. SES bounces and complaints can be
+    posted to /ses/events by an SNS subscription to a topic named in
+    events.sns_topic_arns (signatures checked). Needs NEWSLETTER_TOKEN_SECRET unless
     it runs the embedded demo (SQLite on a loopback address), which keeps a
     secret of its own in .secret.
 
@@ -350,6 +355,8 @@ def _web_config(config: Settings, secret: str) -> WebConfig:
         postal_address=config.postal_address,
         secret=secret,
         consent_text=config.consent_text,
+        sns_topic_arns=config.sns_topic_arns,
+        transient_bounce_limit=config.transient_bounce_limit,
     )
 
 
@@ -510,32 +517,58 @@ def _print_stats(figures: Stats) -> None:
     recent.add_row("confirmed", str(figures.confirmed))
     recent.add_row("unsubscribed", str(figures.unsubscribed))
     recent.add_row("messages sent", str(figures.sent))
-    recent.add_row("bounced", _rate(figures.bounced, figures.bounce_rate))
+    if figures.delivered:
+        recent.add_row("delivered (reported by SES)", str(figures.delivered))
+    recent.add_row("bounced (permanently)", _rate(figures.bounced, figures.bounce_rate))
     recent.add_row("complained", _rate(figures.complained, figures.complaint_rate))
     recent.add_row("suppressed addresses (all time)", str(figures.suppressed))
     console.print()
     console.print(recent)
-    for warning in health_warnings(figures):
-        echo(f"warning: {warning}", err=True)
+    for level, message in health(figures):
+        echo(f"{level}: {message}", err=True)
 
 
 def _rate(count: int, rate: float | None) -> str:
     return str(count) if rate is None else f"{count} ({rate:.2%})"
 
 
+def health(figures: Stats) -> list[tuple[str, str]]:
+    """``(level, message)`` when the last days' bounce or complaint rate nears
+    or passes what SES and mailbox providers tolerate: complaints under
+    0.1% and never 0.3%, bounces under 5%. Level ``error`` past the hard
+    limits, ``warning`` near them."""
+    found: list[tuple[str, str]] = []
+    bounces = figures.bounce_rate
+    if bounces is not None and bounces >= BOUNCE_LIMIT:
+        found.append((
+            "error",
+            f"bounce rate {bounces:.2%} is over the {BOUNCE_LIMIT:.0%} at which SES puts an "
+            "account under review; clean the list before the next issue",
+        ))
+    elif bounces is not None and bounces >= BOUNCE_NEAR:
+        found.append((
+            "warning",
+            f"bounce rate {bounces:.2%} is near the {BOUNCE_LIMIT:.0%} at which SES reviews "
+            "an account",
+        ))
+    complaints = figures.complaint_rate
+    if complaints is not None and complaints >= COMPLAINT_NEVER:
+        found.append((
+            "error",
+            f"complaint rate {complaints:.2%} is over {COMPLAINT_NEVER:.1%}, at which mailbox "
+            "providers block senders and SES may pause sending",
+        ))
+    elif complaints is not None and complaints >= COMPLAINT_NEAR:
+        where = "over" if complaints >= COMPLAINT_LIMIT else "near"
+        found.append((
+            "warning",
+            f"complaint rate {complaints:.2%} is {where} {COMPLAINT_LIMIT:.1%}; mailbox "
+            f"providers expect under {COMPLAINT_LIMIT:.1%} and block senders at "
+            f"{COMPLAINT_NEVER:.1%}",
+        ))
+    return found
+
+
 def health_warnings(figures: Stats) -> list[str]:
-    """Warnings when the bounce or complaint rate nears what SES and mailbox
-    providers tolerate (bounces under 5%; complaints under 0.1%, never 0.3%)."""
-    warnings = []
-    if figures.bounce_rate is not None and figures.bounce_rate >= BOUNCE_LIMIT * 0.8:
-        warnings.append(
-            f"bounce rate {figures.bounce_rate:.2%} is near or over the {BOUNCE_LIMIT:.0%} "
-            "at which SES reviews an account"
-        )
-    if figures.complaint_rate is not None and figures.complaint_rate >= COMPLAINT_LIMIT * 0.8:
-        limit = COMPLAINT_NEVER if figures.complaint_rate >= COMPLAINT_LIMIT else COMPLAINT_LIMIT
-        warnings.append(
-            f"complaint rate {figures.complaint_rate:.2%} is near or over {limit:.1%}; "
-            "mailbox providers expect under 0.1% and block senders at 0.3%"
-        )
-    return warnings
+    """The messages of :func:`health`, without their levels."""
+    return [message for _, message in health(figures)]

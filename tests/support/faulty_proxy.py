@@ -16,6 +16,11 @@ except the ones a test has chosen to fail:
     proxy.fail_with(status, code, message)
                                      every SendEmail answers this (suspended, 500...)
     proxy.latency = 0.05             every SendEmail takes 50 ms longer
+    held = proxy.hold("AmazonSQS.DeleteMessageBatch")
+                                     calls of that JSON-protocol action (its
+                                     X-Amz-Target) wait unanswered until
+                                     held.release(); held.arrived is set by the
+                                     first, so a test can kill the caller there
 
 With ``upstream=None`` it is an SES stand-in on its own: SendEmail answers a
 fresh MessageId without moto (the send benchmark uses this).
@@ -61,6 +66,19 @@ class Fault:
 
 
 @dataclass
+class Hold:
+    """Calls of one action kept waiting (see :meth:`FaultyProxy.hold`)."""
+
+    target: str
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    count: int = 0
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class FaultyProxy:
     upstream: str | None
     quota: Quota = field(default_factory=Quota)
@@ -72,6 +90,7 @@ class FaultyProxy:
     requests: list[tuple[str, str]] = field(default_factory=list)
     bodies: list[dict] = field(default_factory=list)
     keep_bodies: bool = True
+    holds: list[Hold] = field(default_factory=list)
     url: str = ""
 
     def __post_init__(self) -> None:
@@ -108,8 +127,18 @@ class FaultyProxy:
     ) -> None:
         self.faults.append(Fault(status, code, message, lambda call, _r: call > after))
 
+    def hold(self, target: str) -> Hold:
+        """Keep calls whose X-Amz-Target is ``target`` waiting until released;
+        a held call that is released is then dropped unanswered."""
+        held = Hold(target)
+        self.holds.append(held)
+        return held
+
     def clear(self) -> None:
         self.faults.clear()
+        for held in self.holds:
+            held.release()
+        self.holds.clear()
 
     def recipients(self) -> list[str]:
         return [recipient for _, recipient, _ in self.accepted]
@@ -150,6 +179,8 @@ class FaultyProxy:
         return self
 
     def stop(self) -> None:
+        for held in self.holds:
+            held.release()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -160,6 +191,15 @@ class FaultyProxy:
         path = urlsplit(request.path).path
         with self._lock:
             self.requests.append((request.command, path))
+        target = request.headers.get("X-Amz-Target", "")
+        held = next((h for h in self.holds if target and h.target == target), None)
+        if held is not None:
+            with self._lock:
+                held.count += 1
+            held.arrived.set()
+            held.released.wait(120)
+            request.close_connection = True  # dropped: the caller never hears back
+            return
         if request.command == "GET" and path == ACCOUNT_PATH:
             self._json(request, 200, self._account())
             return

@@ -1,0 +1,302 @@
+"""Draining the SQS queue that SES notifications arrive in (through SNS).
+
+:func:`sync_queue` receives up to ten messages at a time, applies what they
+report in one transaction (:func:`subscribers.events.apply_feedback`), and
+only then deletes them from the queue. A process that dies between the two
+loses nothing: the messages come back after the queue's visibility timeout
+and, recorded already, change nothing the second time.
+
+Messages may be SNS envelopes or raw SES notifications (an SNS subscription
+with raw message delivery), in either SES shape. Other event types (opens,
+clicks, sends) are logged and deleted. A message that cannot be read at all
+is left on the queue for its redrive policy to move to a dead-letter queue,
+where it can be inspected; the run goes on with the rest.
+
+A round trip to SQS takes tens of milliseconds and brings at most ten
+messages, so several receivers work at once, each receive → apply → delete
+in turn; the database takes one transaction at a time on SQLite, and row
+locks taken in one order on PostgreSQL.
+
+The SQS client is passed in (a boto3 client), so the caller decides how it
+is configured; this module imports botocore only to name its errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from subscribers.errors import QueueError
+from subscribers.events import Applied, Policy, apply_feedback
+from subscribers.notifications import Feedback, MalformedNotification, parse
+from subscribers.store import Store
+
+log = logging.getLogger(__name__)
+
+RECEIVE_BATCH = 10
+"""SQS's most per ReceiveMessage."""
+RECEIVERS = 8
+PROGRESS_SECONDS = 0.5
+
+
+@dataclass
+class SyncReport:
+    """What one `publish events sync` run did."""
+
+    received: int = 0
+    deleted: int = 0
+    """Messages whose effects are committed and that are off the queue."""
+    ignored: int = 0
+    """Notifications of other event types (opens, clicks...), deleted."""
+    kept: int = 0
+    """Unreadable messages left on the queue for its redrive policy."""
+    undeleted: int = 0
+    """Applied, but SQS refused to delete them: they come back as duplicates."""
+    applied: Applied = field(default_factory=Applied)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.received / self.seconds if self.seconds > 0 else 0.0
+
+
+def sync_queue(
+    store: Store,
+    sqs: Any,
+    queue_url: str,
+    policy: Policy,
+    *,
+    max_messages: int | None = None,
+    wait_seconds: int = 0,
+    receivers: int = RECEIVERS,
+    progress: Callable[[SyncReport], None] | None = None,
+    stopped: Callable[[], bool] | None = None,
+) -> SyncReport:
+    """Apply the notifications waiting on the queue, then return.
+
+    Stops when a receive finds the queue empty (after waiting up to
+    ``wait_seconds`` for a message: SQS long polling), after
+    ``max_messages``, or when ``stopped()`` becomes true (the batches in
+    hand are finished first). ``progress`` is called from this thread every
+    half second with the report so far. Raises :class:`QueueError` when the
+    queue cannot be read; what was applied by then stays applied.
+    """
+    run = _Run(store, sqs, queue_url, policy, max_messages, wait_seconds, stopped)
+    started = time.monotonic()
+    threads = [
+        threading.Thread(target=run.work, name=f"sqs-receiver-{n}", daemon=True)
+        for n in range(max(1, receivers))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(PROGRESS_SECONDS)
+            if progress is not None:
+                progress(run.snapshot(time.monotonic() - started))
+    report = run.snapshot(time.monotonic() - started)
+    if run.error is not None:
+        raise run.error
+    return report
+
+
+class _Run:
+    """The state the receivers share."""
+
+    def __init__(
+        self,
+        store: Store,
+        sqs: Any,
+        queue_url: str,
+        policy: Policy,
+        max_messages: int | None,
+        wait_seconds: int,
+        stopped: Callable[[], bool] | None,
+    ) -> None:
+        self.store = store
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.policy = policy
+        self.max_messages = max_messages
+        self.wait_seconds = max(0, min(20, wait_seconds))
+        self.stopped = stopped or (lambda: False)
+        self.report = SyncReport()
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._taken = 0
+        self._done = False
+        self._kept_ids: set[str] = set()
+
+    def snapshot(self, seconds: float) -> SyncReport:
+        with self._lock:
+            applied = Applied()
+            applied.add(self.report.applied)
+            return SyncReport(
+                received=self.report.received,
+                deleted=self.report.deleted,
+                ignored=self.report.ignored,
+                kept=self.report.kept,
+                undeleted=self.report.undeleted,
+                applied=applied,
+                seconds=seconds,
+            )
+
+    def work(self) -> None:
+        try:
+            while wanted := self._take():
+                messages = self._receive(wanted)
+                self._give_back(wanted - len(messages))
+                if not messages or not self._process(messages):
+                    self._finish()
+        except BaseException as exc:
+            with self._lock:
+                self.error = self.error or _queue_error(exc, self.queue_url)
+                self._done = True
+
+    # -- sharing the work ----------------------------------------------------
+
+    def _take(self) -> int:
+        """How many messages this receiver may ask for next (0: stop)."""
+        with self._lock:
+            if self._done or self.stopped():
+                return 0
+            if self.max_messages is None:
+                return RECEIVE_BATCH
+            wanted = min(RECEIVE_BATCH, self.max_messages - self._taken)
+            self._taken += max(0, wanted)
+            return max(0, wanted)
+
+    def _give_back(self, count: int) -> None:
+        if count > 0 and self.max_messages is not None:
+            with self._lock:
+                self._taken -= count
+
+    def _finish(self) -> None:
+        with self._lock:
+            self._done = True
+
+    # -- one batch -----------------------------------------------------------
+
+    def _receive(self, wanted: int) -> list[dict[str, Any]]:
+        response = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=wanted,
+            WaitTimeSeconds=self.wait_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        return list(response.get("Messages", []))
+
+    def _process(self, messages: list[dict[str, Any]]) -> bool:
+        """Apply a batch and delete what was applied; False when the batch
+        held nothing new (only unreadable messages seen before in this run)."""
+        with self._lock:
+            fresh = any(str(m.get("MessageId", "?")) not in self._kept_ids for m in messages)
+        readable: list[tuple[dict[str, str], tuple[Feedback, ...]]] = []
+        ignored = kept = 0
+        for message in messages:
+            try:
+                parsed = parse(message.get("Body", ""))
+            except MalformedNotification as exc:
+                kept += 1
+                self._keep(message, str(exc))
+                continue
+            if parsed.ignored:
+                ignored += 1
+                log.info("deleting a %s notification (not about list hygiene)", parsed.ignored)
+            entry = {"Id": str(len(readable)), "ReceiptHandle": message["ReceiptHandle"]}
+            readable.append((entry, parsed.feedback))
+        applied, done = self._apply(readable, messages)
+        kept += len(readable) - len(done)
+        undeleted = self._delete(done) if done else 0
+        with self._lock:
+            report = self.report
+            report.received += len(messages)
+            report.deleted += len(done) - undeleted
+            report.undeleted += undeleted
+            report.ignored += ignored
+            report.kept += kept
+            report.applied.add(applied)
+        return fresh
+
+    def _apply(
+        self,
+        readable: list[tuple[dict[str, str], tuple[Feedback, ...]]],
+        messages: list[dict[str, Any]],
+    ) -> tuple[Applied, list[dict[str, str]]]:
+        """Apply the batch in one transaction: what it did, and the entries
+        to delete. Should the database refuse it, each message is tried
+        alone, and one it refuses again is left on the queue like an
+        unreadable one; only a database that cannot be reached stops the run."""
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        feedback = [item for _, items in readable for item in items]
+        try:
+            return apply_feedback(self.store, feedback, self.policy), [e for e, _ in readable]
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:
+            log.warning("a batch of %d messages failed (%s); applying them one by one",
+                        len(readable), _first_line(exc))
+        applied = Applied()
+        done: list[dict[str, str]] = []
+        by_handle = {m["ReceiptHandle"]: m for m in messages}
+        for entry, items in readable:
+            try:
+                applied.add(apply_feedback(self.store, items, self.policy))
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception as exc:
+                self._keep(by_handle[entry["ReceiptHandle"]], _first_line(exc))
+                continue
+            done.append({**entry, "Id": str(len(done))})
+        return applied, done
+
+    def _keep(self, message: dict[str, Any], reason: str) -> None:
+        """Leave a message on the queue (for its redrive policy), and say why."""
+        message_id = str(message.get("MessageId", "?"))
+        with self._lock:
+            self._kept_ids.add(message_id)
+        count = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
+        log.warning(
+            "message %s cannot be applied (%s); left on the queue (received %s times)",
+            message_id[:100],
+            reason,
+            count,
+        )
+
+    def _delete(self, entries: list[dict[str, str]]) -> int:
+        response = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        failed = response.get("Failed", [])
+        for failure in failed:
+            # The message comes back later and is recognised as a duplicate.
+            log.warning("could not delete a processed message: %s", failure.get("Message", "?"))
+        return len(failed)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _queue_error(exc: BaseException, queue_url: str) -> BaseException:
+    """botocore's errors as one line naming the queue; others unchanged."""
+    try:
+        import botocore.exceptions as aws
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        return exc
+    if isinstance(exc, aws.NoCredentialsError):
+        return QueueError(
+            f"{queue_url}: no AWS credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY)"
+        )
+    if isinstance(exc, aws.ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "error")
+        return QueueError(f"{queue_url}: {code}: {error.get('Message') or code}")
+    if isinstance(exc, aws.BotoCoreError):
+        return QueueError(f"{queue_url}: {exc}")
+    return exc
