@@ -25,27 +25,29 @@ the site writer copies, so an email never carries a relative URL.
 
 from __future__ import annotations
 
-import html
 import posixpath
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-_PS = re.compile(r"^\s*(?:P\.\s*)+S\b\.?|^\s*PS\b[:.]?", re.IGNORECASE)
+# A paragraph opening the P.S.: "P.S.", "P.P.S.", "PS:".
+POSTSCRIPT = re.compile(r"^\s*(?:P\.\s*)+S\b\.?|^\s*PS\b[:.]?", re.IGNORECASE)
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
-_BARE_DOMAIN = re.compile(r"^(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}(?:[/:?#].*)?$", re.I)
 SAFE_SCHEMES = ("http", "https", "mailto")
 
 LINK_STYLE = "color:#1f5f8b;text-decoration:underline;"
 
 
+@cache
 def markdown() -> MarkdownIt:
-    """The one markdown dialect issues and drafts are written in."""
+    """The one markdown dialect issues and drafts are written in (one parser,
+    built once: parsing and rendering leave it unchanged)."""
     md = MarkdownIt("commonmark", {"html": False, "typographer": True})
     md.enable(["table", "strikethrough", "replacements", "smartquotes"])
     md.validateLink = _valid_link  # type: ignore[method-assign]
@@ -130,14 +132,21 @@ class Resolver:
         self.site_url = site_url.rstrip("/")
         self.issue_url = issue_url
         self.assets: dict[str, Asset] = {}
+        self._files: dict[str, Path | None] = {}
 
     def local_file(self, target: str) -> Path | None:
-        """The file a relative target names, or None when there is none."""
+        """The file a relative target names, or None when there is none.
+
+        Linting and rendering ask about the same targets several times; the
+        file system is asked once per target."""
+        if target not in self._files:
+            self._files[target] = self._find(target)
+        return self._files[target]
+
+    def _find(self, target: str) -> Path | None:
         path_part = urlsplit(target).path
         if not path_part:
             return None
-        from urllib.parse import unquote
-
         relative = unquote(path_part)
         candidates = [self.issue_dir / relative]
         if "/" not in relative:
@@ -211,7 +220,7 @@ def _blocks(tokens: Sequence[Token]) -> list[list[Token]]:
 def _is_postscript(block: list[Token]) -> bool:
     if block[0].type != "paragraph_open" or len(block) < 2:
         return False
-    return bool(_PS.match(block[1].content))
+    return bool(POSTSCRIPT.match(block[1].content))
 
 
 def _lone_image(block: list[Token]) -> Token | None:
@@ -382,6 +391,3 @@ class _EmailRenderer:
         for child in token.children or ():
             self._rewrite(child)
 
-
-def escape(text: str) -> str:
-    return html.escape(text, quote=True)

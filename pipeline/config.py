@@ -211,10 +211,19 @@ def _list(key: str, value: Any) -> tuple[str, ...]:
 class _Spec:
     attr: str
     key: str
+    """``table.key`` in newsletter.toml; empty for secrets, which it may not hold."""
     env: str
     parse: Parser
     required: bool = False
     secret: bool = False
+
+    @property
+    def name(self) -> str:
+        """What an error message calls the setting."""
+        return self.key or self.env
+
+    def read(self, value: Any) -> Any:
+        return self.parse(self.name, value)
 
 
 SPECS: tuple[_Spec, ...] = (
@@ -278,7 +287,8 @@ SPECS: tuple[_Spec, ...] = (
 )
 
 _BY_ATTR = {spec.attr: spec for spec in SPECS}
-_PATH_ATTRS = ("issues_dir", "templates_dir", "outbox_dir", "public_dir", "preview_dir")
+_PATH_ATTRS = tuple(spec.attr for spec in SPECS if spec.parse is _path)
+_SECRET_WORDS = ("password", "secret", *(spec.attr for spec in SPECS if spec.secret))
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -315,11 +325,9 @@ def _from_file(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
         for key, value in content.items():
             spec = known.get(f"{table}.{key}")
             if spec is None:
-                hint = " (secrets belong in the environment)" if key in (
-                    "password", "smtp_password", "token_secret", "secret"
-                ) else ""
+                hint = " (secrets belong in the environment)" if key in _SECRET_WORDS else ""
                 raise ConfigError(f"{path}: unknown key {table}.{key}{hint}")
-            values[spec.attr] = (spec, value)
+            values[spec.attr] = value
     return values
 
 
@@ -341,18 +349,18 @@ def load_settings(
     if not config_path.is_file():
         raise ConfigError(f"{config_path}: not found")
 
-    raw: dict[str, tuple[_Spec, Any]] = _from_file(_read_file(config_path), config_path)
+    raw = _from_file(_read_file(config_path), config_path)
     for spec in SPECS:
         if spec.env in env:
-            raw[spec.attr] = (spec, env[spec.env])
+            raw[spec.attr] = env[spec.env]
     for attr, value in (overrides or {}).items():
         if value is not None:
-            raw[attr] = (_BY_ATTR[attr], value)
+            raw[attr] = value
 
     values: dict[str, Any] = {}
     for spec in SPECS:
         if spec.attr in raw:
-            values[spec.attr] = spec.parse(spec.key or spec.env, raw[spec.attr][1])
+            values[spec.attr] = spec.read(raw[spec.attr])
         elif spec.required:
             raise ConfigError(
                 f"{spec.key}: missing (set it in {CONFIG_FILE} or as {spec.env})"
@@ -360,22 +368,16 @@ def load_settings(
     for attr in _PATH_ATTRS:
         if attr in values and values[attr].is_absolute():
             continue
-        values[attr] = root / values.get(attr, _default(attr))
+        values[attr] = root / values.get(attr, _DEFAULTS[attr])
     return Settings(root=root, **values)
 
 
-def _default(attr: str) -> Any:
-    for item in fields(Settings):
-        if item.name == attr:
-            return item.default
-    raise KeyError(attr)
+_DEFAULTS = {item.name: item.default for item in fields(Settings)}
 
 
 def with_overrides(settings: Settings, **changes: Any) -> Settings:
     """A copy of ``settings`` with flag values parsed and validated like the file's."""
     parsed = {
-        attr: _BY_ATTR[attr].parse(_BY_ATTR[attr].key or _BY_ATTR[attr].env, value)
-        for attr, value in changes.items()
-        if value is not None
+        attr: _BY_ATTR[attr].read(value) for attr, value in changes.items() if value is not None
     }
     return replace(settings, **parsed)

@@ -25,7 +25,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote
 
-from pipeline.body import _PS
+from pipeline.body import POSTSCRIPT
 from pipeline.config import Settings
 from pipeline.errors import FeedError, PublishError
 from pipeline.feeds import FETCH_TIMEOUT, BlogFeed, BlogPost, absolute_url, read_blog_feed
@@ -278,7 +278,7 @@ def summary_markdown(
             pieces.append("…")
             break
     paragraph = " ".join("".join(pieces).split()).replace(" …", "…")
-    if _PS.match(paragraph):
+    if POSTSCRIPT.match(paragraph):
         # A paragraph starting "P.S." would become the postscript.
         paragraph = "&#80;" + paragraph[1:]
     return paragraph

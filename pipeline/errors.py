@@ -6,8 +6,9 @@ Anything else that escapes is a bug.
 
     PublishError
      ├── ConfigError        newsletter.toml, environment or flags
-     ├── IssueError         an issue file: front matter, body, images
-     ├── TemplateError      a template in templates/ that does not compile
+     ├── LocatedError       a problem at path:line in a file
+     │    ├── IssueError    an issue file: front matter, body, images
+     │    └── TemplateError a template in templates/ that does not compile
      ├── SiteError          building or deploying the static site
      ├── FeedError          reading a blog feed for a draft
      └── SendError          a send that cannot start or must stop
@@ -26,8 +27,8 @@ class ConfigError(PublishError):
     """A missing or invalid setting; the message names the key."""
 
 
-class IssueError(PublishError):
-    """A problem in an issue file, located as ``path:line``."""
+class LocatedError(PublishError):
+    """A problem in a file, located as ``path:line`` (or ``path`` alone)."""
 
     def __init__(self, path: Path | str, line: int | None, message: str) -> None:
         self.path = Path(path)
@@ -37,7 +38,11 @@ class IssueError(PublishError):
         super().__init__(f"{where}: {message}")
 
 
-class TemplateError(PublishError):
+class IssueError(LocatedError):
+    """A problem in an issue file."""
+
+
+class TemplateError(LocatedError):
     """A template that fails to load, fill or compile."""
 
 

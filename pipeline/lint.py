@@ -13,9 +13,9 @@ from pathlib import Path
 
 from markupsafe import escape
 
-from pipeline.body import _BARE_DOMAIN, Reference, Resolver
+from pipeline.body import Reference, Resolver
 from pipeline.config import Settings
-from pipeline.errors import IssueError, TemplateError
+from pipeline.errors import LocatedError
 from pipeline.issue import Finding, Issue, read_issue
 from pipeline.render import (
     EMAIL_TEMPLATE,
@@ -64,10 +64,8 @@ def check_issue(path: Path, settings: Settings) -> CheckResult:
     if not any(f.severity == "error" for f in findings):
         try:
             rendered = render_issue(issue, settings, parsed)
-        except IssueError as exc:
+        except LocatedError as exc:
             findings.append(Finding(exc.path, exc.line or 1, "error", exc.message))
-        except TemplateError as exc:
-            findings.append(_template_finding(settings, str(exc)))
     if rendered is not None:
         findings.extend(_check_rendered(rendered, settings))
 
@@ -135,18 +133,21 @@ def _check_references(
             continue
         if not target:
             error(ref.line, f"link {label} has an empty target")
-        elif target == "#" or (target.startswith("#") and len(target) == 1):
+        elif target == "#":
             error(ref.line, f"link {label} points at '#', which goes nowhere in an email")
         elif target.startswith("#"):
             error(ref.line, f"link {label} points at {target!r}: anchors do not work in email")
-        elif resolver.is_relative(target):
-            if _looks_like_domain(target) and resolver.local_file(target) is None:
+        elif resolver.is_relative(target) and resolver.local_file(target) is None:
+            if _looks_like_domain(target):
                 error(ref.line, f"link {label} {target!r} has no scheme; write https://{target}")
-            elif resolver.local_file(target) is None:
+            else:
                 error(ref.line, f"link {label} {target!r} resolves to no file")
     return out
 
 
+_BARE_DOMAIN = re.compile(
+    r"^(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}(?:[/:?#].*)?$", re.IGNORECASE
+)
 _FILE_SUFFIX = re.compile(r"\.(md|html?|pdf|png|jpe?g|gif|svg|webp|txt|csv)$", re.I)
 
 
@@ -222,11 +223,3 @@ def _check_rendered(rendered: RenderedIssue, settings: Settings) -> list[Finding
             )
         )
     return out
-
-
-def _template_finding(settings: Settings, message: str) -> Finding:
-    match = re.match(r"^(.*?):(\d+): (.*)$", message)
-    if match:
-        return Finding(Path(match.group(1)), int(match.group(2)), "error", match.group(3))
-    path, _, rest = message.partition(": ")
-    return Finding(Path(path), 1, "error", rest or message)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import html as html_lib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -85,12 +86,28 @@ def templates_dir(settings: Settings) -> Path:
     for fallback in (PACKAGED_TEMPLATES, Path(__file__).parent.parent / "templates"):
         if (fallback / EMAIL_TEMPLATE).is_file():
             return fallback
-    raise TemplateError(f"{settings.templates_dir / EMAIL_TEMPLATE}: template not found")
+    raise TemplateError(settings.templates_dir / EMAIL_TEMPLATE, None, "template not found")
+
+
+@dataclass(frozen=True)
+class Templates:
+    """The email templates as loaded: their Jinja environment and a digest of
+    their sources (part of every slot nonce)."""
+
+    folder: Path
+    env: jinja2.Environment
+    digest: bytes
+
+
+def templates(settings: Settings) -> Templates:
+    """The email templates, loaded once per process and again only after an edit."""
+    folder = templates_dir(settings)
+    stamps = tuple((path, path.stat().st_mtime_ns) for path in sorted(folder.rglob("*.j2")))
+    return _load_templates(folder, stamps)
 
 
 @lru_cache(maxsize=8)
-def _environment(folder: Path, mtimes: tuple[float, ...]) -> jinja2.Environment:
-    del mtimes  # part of the cache key: an edited template gets a new environment
+def _load_templates(folder: Path, stamps: tuple[tuple[Path, int], ...]) -> Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
         # Every template is autoescaped except the plain-text part.
@@ -109,20 +126,25 @@ def _environment(folder: Path, mtimes: tuple[float, ...]) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["underline"] = underline
-    return env
-
-
-def environment(settings: Settings) -> jinja2.Environment:
-    folder = templates_dir(settings)
-    mtimes = tuple(p.stat().st_mtime for p in sorted(folder.rglob("*.j2")))
-    return _environment(folder, mtimes)
-
-
-def _template_source_hash(folder: Path) -> bytes:
     digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*.j2")):
+    for path, _ in stamps:
         digest.update(path.read_bytes())
-    return digest.digest()
+    return Templates(folder, env, digest.digest())
+
+
+@contextmanager
+def template_errors(folder: Path, name: str) -> Iterator[None]:
+    """Jinja's errors while rendering ``name`` as one-line TemplateErrors
+    naming the template file (in ``folder``) and, where Jinja knows it, the line."""
+    try:
+        yield
+    except jinja2.TemplateSyntaxError as exc:
+        where = exc.filename or str(folder / name)
+        raise TemplateError(where, exc.lineno, exc.message or "syntax error") from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(folder / str(exc.name), None, "template not found") from None
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(folder / name, None, exc.message or "undefined value") from None
 
 
 def issue_resolver(settings: Settings, issue: Issue) -> Resolver:
@@ -156,11 +178,9 @@ def render_issue(
             what = "image" if ref.kind == "image" else "link target"
             raise IssueError(issue.path, ref.line, f"{what} {ref.target!r} not found")
 
-    env = environment(settings)
-    folder = templates_dir(settings)
-    nonce = hashlib.sha256(
-        issue.source.encode() + _template_source_hash(folder)
-    ).hexdigest()[:12]
+    loaded = templates(settings)
+    env, folder = loaded.env, loaded.folder
+    nonce = hashlib.sha256(issue.source.encode() + loaded.digest).hexdigest()[:12]
     web_url = issue_path_url(settings, issue.slug)
 
     text_writer = TextWriter()
@@ -249,15 +269,8 @@ def _context(settings: Settings, issue: Issue, body: Body, web_url: str) -> dict
 
 
 def _fill(env: jinja2.Environment, name: str, context: dict[str, Any], folder: Path) -> str:
-    try:
+    with template_errors(folder, name):
         return env.get_template(name).render(context)
-    except jinja2.TemplateSyntaxError as exc:
-        where = exc.filename or str(folder / name)
-        raise TemplateError(f"{where}:{exc.lineno}: {exc.message}") from None
-    except jinja2.TemplateNotFound as exc:
-        raise TemplateError(f"{folder / str(exc.name)}: template not found") from None
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(f"{folder / name}: {exc.message}") from None
 
 
 def _compile(env: jinja2.Environment, context: dict[str, Any], folder: Path) -> str:
@@ -268,15 +281,12 @@ def _compile(env: jinja2.Environment, context: dict[str, Any], folder: Path) -> 
         return str(mjml.mjml2html(source, disable_comments=True))
     except ValueError as exc:
         message = str(exc).splitlines()[0] if str(exc) else "does not compile"
-        raise TemplateError(f"{folder / EMAIL_TEMPLATE}: MJML: {message}") from None
-
-
-SAMPLE_RECIPIENT = {"first_name": "Alex", "email": "alex@example.com"}
+        raise TemplateError(folder / EMAIL_TEMPLATE, None, f"MJML: {message}") from None
 
 
 def sample_values(settings: Settings) -> dict[str, str]:
     """Slot values for a preview: a sample reader, a harmless unsubscribe link."""
     return {
         "unsubscribe_url": settings.url("unsubscribe/preview"),
-        "first_name": SAMPLE_RECIPIENT["first_name"],
+        "first_name": "Alex",
     }

@@ -32,8 +32,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -62,6 +61,7 @@ from pipeline.render import (
     issue_path_url,
     parse_issue_body,
     render_issue,
+    template_errors,
 )
 from pipeline.render import templates_dir as email_templates_dir
 
@@ -396,7 +396,7 @@ def web_template_dirs(settings: Settings) -> list[Path]:
         if folder.is_dir() and folder.resolve() not in {f.resolve() for f in folders}:
             folders.append(folder)
     if not folders:
-        raise TemplateError(f"{candidates[0]}: web templates not found")
+        raise TemplateError(candidates[0], None, "web templates not found")
     return folders
 
 
@@ -414,21 +414,8 @@ def web_environment(settings: Settings) -> jinja2.Environment:
 
 
 def _fill(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:
-    with _template_errors(name):
+    with template_errors(Path(WEB_TEMPLATES), name):
         return env.get_template(name).render(context)
-
-
-@contextmanager
-def _template_errors(name: str) -> Iterator[None]:
-    """Jinja's errors as one-line TemplateErrors naming the template."""
-    try:
-        yield
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from None
-    except jinja2.TemplateNotFound as exc:
-        raise TemplateError(f"{WEB_TEMPLATES}/{exc.name}: template not found") from None
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(f"{WEB_TEMPLATES}/{name}: {exc.message}") from None
 
 
 def _site_context(settings: Settings) -> dict[str, Any]:
@@ -483,7 +470,7 @@ def _feeds(
         author_email=settings.author_email,
         updated=max((item.published for item in items), default=None),
     )
-    with _template_errors("feed templates"):
+    with template_errors(Path(WEB_TEMPLATES), "feed templates"):
         return render_feeds(env, channel, items)
 
 

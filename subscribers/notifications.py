@@ -187,7 +187,7 @@ def _text(value: Any, what: str, limit: int = MAX_FIELD) -> str:
     if len(value) > limit:
         raise MalformedNotification(f"{what} is too long")
     # NUL cannot be stored in PostgreSQL's text; a diagnostic may carry one.
-    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    return value.replace("\x00", "\ufffd")
 
 
 def _address(value: Any, what: str) -> str:

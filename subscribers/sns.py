@@ -125,7 +125,7 @@ class SnsVerifier:
         kind = data.get("Type")
         if not isinstance(kind, str) or kind not in _SIGNED_FIELDS:
             raise SnsRejected("unknown message type")
-        fields = _SIGNED_FIELDS[str(kind)]
+        fields = _SIGNED_FIELDS[kind]
         for name in (*fields, "Signature", "SignatureVersion", "SigningCertURL"):
             if name == "Subject" and name not in data:
                 continue
