@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 TRANSIENT_WINDOW = dt.timedelta(days=30)
 MAX_EXTERNAL_ID = 300  # subscriber_events.external_id
 CONFLICT_RETRIES = 3
-_MAILED = (Status.ACTIVE, Status.PENDING)
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,7 @@ class _Batch:
         if item.bounce_type == "Permanent":
             out.bounced += 1
             detail["bounce_type"] = "Permanent"
-            if subscriber.status not in _MAILED:
+            if subscriber.status.has_left:
                 self.events.add(row, EventKind.BOUNCED, detail)
                 return subscriber
             self.events.add(row, EventKind.BOUNCED, detail | was)
@@ -205,7 +204,7 @@ class _Batch:
 
     def _count_transient(self, subscriber: Subscriber) -> Subscriber:
         """Mark the subscriber bounced at the limit of transient bounces."""
-        if subscriber.status not in _MAILED:
+        if subscriber.status.has_left:
             return subscriber
         self.events.flush()
         window = self.policy.transient_window

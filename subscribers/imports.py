@@ -56,9 +56,6 @@ class Plan:
     reason: str = ""
 
 
-_STOP = (Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED)
-
-
 def plan_import(
     existing: Subscriber | None,
     row: Candidate,
@@ -66,9 +63,8 @@ def plan_import(
     reactivate: bool,
 ) -> Plan:
     """The rules for one imported row (see the module's docstring)."""
-    mailable = row.status in (Status.PENDING, Status.ACTIVE)
     if existing is None:
-        if suppressed and mailable:
+        if suppressed and not row.status.has_left:
             return Plan(Action.SUPPRESSED, reason=f"the address was {suppressed}")
         return Plan(Action.ADD, status=row.status, name=row.name)
 
@@ -76,9 +72,9 @@ def plan_import(
     current = existing.status
     if row.status == current:
         status = None
-    elif row.status == Status.COMPLAINED or (row.status in _STOP and current not in _STOP):
+    elif row.status == Status.COMPLAINED or (row.status.has_left and not current.has_left):
         status = row.status  # "do not mail" always wins
-    elif row.status in _STOP:
+    elif row.status.has_left:
         status = None  # left already, for another reason
     elif current == Status.ACTIVE:
         status = None  # never lowered to pending

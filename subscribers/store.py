@@ -249,7 +249,7 @@ class Store:
             if existing is not None:
                 raise SubscriberError(f"{address}: already on the list ({existing.status})")
             reason = tx.suppressions([email_hash(address)]).get(email_hash(address))
-            if reason and status in (Status.PENDING, Status.ACTIVE):
+            if reason and not status.has_left:
                 raise Suppressed(
                     f"{address}: this address was {reason}; only a new subscription "
                     "the reader confirms can bring it back"
@@ -272,7 +272,7 @@ class Store:
         None if there is no such subscriber (erased, say)."""
         with self.transaction() as tx:
             subscriber = tx.get(subscriber_id, lock=True)
-            if subscriber is None or subscriber.status not in (Status.PENDING, Status.ACTIVE):
+            if subscriber is None or subscriber.status.has_left:
                 return subscriber
             return tx.set_status(subscriber, Status.UNSUBSCRIBED, EventKind.UNSUBSCRIBED, detail)
 

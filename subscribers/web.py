@@ -51,7 +51,6 @@ from subscribers.models import (
     SIGNUPS_PER_IP,
     Limit,
     Newsletter,
-    Status,
     consent_wording,
     mask_email,
 )
@@ -432,7 +431,7 @@ def create_app(
             return pages.message(
                 200, "You are not on the list", "This address gets no mail from us."
             )
-        if subscriber.status not in (Status.PENDING, Status.ACTIVE):
+        if subscriber.status.has_left:
             return _unsubscribed(pages, subscriber.email)
         return pages.render(
             "unsubscribe.html",
