@@ -95,19 +95,10 @@ def apply_feedback(
     (a redelivery racing the original) makes the transaction fail on the
     unique feedback id; it is then run again, and finds those as duplicates.
     """
-    from subscribers.store import Conflict
-
     if not feedback:
         return Applied()
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            with store.transaction() as tx:
-                return _apply(tx, feedback, policy, now or utcnow())
-        except Conflict:
-            if attempt == CONFLICT_RETRIES - 1:
-                raise
-            log.info("feedback applied concurrently elsewhere; trying again")
-    raise AssertionError("unreachable")
+    moment = now or utcnow()
+    return store.retrying(lambda tx: _apply(tx, feedback, policy, moment), CONFLICT_RETRIES)
 
 
 def apply_notification(store: Store, body: str | bytes, policy: Policy) -> Applied:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from typing import Any
 
 from subscribers.models import (
@@ -32,7 +33,7 @@ from subscribers.models import (
     email_key,
     utcnow,
 )
-from subscribers.store import BATCH, Conflict, Store, Transaction, chunks, new_row
+from subscribers.store import BATCH, Store, Transaction, chunks, new_row
 
 
 class Action(Enum):
@@ -125,14 +126,10 @@ def import_subscribers(
                 continue
             first_line[key] = item.line
             candidates.append(item)
-        for attempt in (1, 2):
-            try:
-                with store.transaction() as tx:
-                    counts = _import_batch(tx, candidates, reactivate, label)
-                break
-            except Conflict:  # a signup added one of these addresses meanwhile
-                if attempt == 2:
-                    raise
+        # A signup may add one of these addresses meanwhile: then run it again.
+        counts = store.retrying(
+            partial(_import_batch, rows=candidates, reactivate=reactivate, label=label)
+        )
         report.added += counts.added
         report.updated += counts.updated
         report.unchanged += counts.unchanged

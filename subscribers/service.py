@@ -47,7 +47,7 @@ from subscribers.models import (
     normalize_email,
     utcnow,
 )
-from subscribers.store import Conflict, Store, Transaction, consent_columns
+from subscribers.store import Store, Transaction, consent_columns
 from subscribers.tokens import Signer
 
 log = logging.getLogger(__name__)
@@ -131,14 +131,9 @@ class Subscriptions:
             text=consent_text,
         )
         detail = {"source": str(Source.FORM), **origin.detail()}
-        for attempt in (1, 2):
-            try:
-                with self.store.transaction() as tx:
-                    return _subscribe(tx, address, display_name, consent, detail)
-            except Conflict:
-                if attempt == 2:
-                    raise
-        return None  # not reached
+        return self.store.retrying(
+            lambda tx: _subscribe(tx, address, display_name, consent, detail)
+        )
 
     def send_confirmation(self, subscriber_id: int) -> bool:
         """Mail a confirmation link to a pending subscriber now; False if they

@@ -16,10 +16,10 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     bindparam,
@@ -73,6 +73,7 @@ _RECORDED = select(subscriber_events.c.external_id).where(
 log = logging.getLogger(__name__)
 
 BATCH = 1000
+T = TypeVar("T")
 
 
 class Conflict(StoreError):
@@ -108,6 +109,19 @@ class Store:
                 yield Transaction(conn)
         except IntegrityError as exc:
             raise Conflict(f"the database refused a change: {_first_line(exc)}") from None
+
+    def retrying(self, work: Callable[[Transaction], T], attempts: int = 2) -> T:
+        """Run ``work`` in a transaction, again if it loses a unique-key race
+        (:class:`Conflict`): the next run sees what the other writer added."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction() as tx:
+                    return work(tx)
+            except Conflict:
+                if attempt == attempts:
+                    raise
+                log.info("a concurrent writer got there first; trying again")
+        raise AssertionError("attempts must be at least 1")
 
     # -- reading -------------------------------------------------------------
 
