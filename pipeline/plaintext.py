@@ -28,7 +28,7 @@ class TextWriter:
 
     def render(self, tokens: Sequence[Token]) -> str:
         out: list[str] = []
-        self._blocks(list(tokens), 0, len(tokens), out, prefix="")
+        self._blocks(list(tokens), 0, len(tokens), out)
         return "\n".join(out).strip("\n")
 
     def references(self) -> str:
@@ -36,9 +36,9 @@ class TextWriter:
 
     # -- blocks -----------------------------------------------------------
 
-    def _blocks(
-        self, tokens: list[Token], start: int, end: int, out: list[str], prefix: str
-    ) -> None:
+    def _blocks(self, tokens: list[Token], start: int, end: int, out: list[str]) -> None:
+        """Append the blocks in ``tokens[start:end]`` to ``out``, wrapped to
+        ``self.width``; callers indent nested blocks themselves."""
         i = start
         while i < end:
             token = tokens[i]
@@ -48,37 +48,37 @@ class TextWriter:
                 text = self._inline(tokens[i + 1])
                 underline = "=" if token.tag == "h1" else "-"
                 self._gap(out)
-                out.append(prefix + text)
-                out.append(prefix + underline * min(len(text), self.width))
+                out.append(text)
+                out.append(underline * min(len(text), self.width))
             elif kind == "paragraph_open":
                 text = self._inline(tokens[i + 1])
                 if not token.hidden:
                     self._gap(out)
-                out.extend(self._wrap(text, prefix, prefix))
+                out.extend(self._wrap(text))
             elif kind in ("bullet_list_open", "ordered_list_open"):
                 self._gap(out)
                 number = int(token.attrGet("start") or 1) if kind == "ordered_list_open" else 0
-                self._list(tokens, i + 1, close, out, prefix, number)
+                self._list(tokens, i + 1, close, out, number)
             elif kind == "blockquote_open":
                 self._gap(out)
                 inner: list[str] = []
                 self._narrowed(2, tokens, i + 1, close, inner)
                 for line in "\n".join(inner).strip("\n").split("\n"):
-                    out.append((prefix + "> " + line).rstrip())
+                    out.append(("> " + line).rstrip())
             elif kind in ("fence", "code_block"):
                 self._gap(out)
                 for line in token.content.rstrip("\n").split("\n"):
-                    out.append((prefix + "    " + line).rstrip())
+                    out.append(("    " + line).rstrip())
             elif kind == "hr":
                 self._gap(out)
-                out.append(prefix + "-" * 20)
+                out.append("-" * 20)
             elif kind == "table_open":
                 self._gap(out)
-                out.extend(prefix + row for row in self._table(tokens, i, close))
+                out.extend(self._table(tokens, i, close))
             i = close + 1
 
     def _list(
-        self, tokens: list[Token], start: int, end: int, out: list[str], prefix: str, number: int
+        self, tokens: list[Token], start: int, end: int, out: list[str], number: int
     ) -> None:
         i = start
         while i < end:
@@ -91,7 +91,7 @@ class TextWriter:
                 pad = " " * len(marker)
                 for n, line in enumerate(lines):
                     lead = marker if n == 0 else pad
-                    out.append((prefix + lead + line).rstrip() if line else "")
+                    out.append((lead + line).rstrip() if line else "")
                 if number:
                     number += 1
             i = close + 1
@@ -101,7 +101,7 @@ class TextWriter:
         saved = self.width
         self.width = max(20, self.width - by)
         try:
-            self._blocks(tokens, start, end, out, prefix="")
+            self._blocks(tokens, start, end, out)
         finally:
             self.width = saved
 
@@ -164,18 +164,15 @@ class TextWriter:
             self.links.append(href)
         return f"{text} [{self.links.index(href) + 1}]"
 
-    def _wrap(self, text: str, first: str, rest: str) -> list[str]:
+    def _wrap(self, text: str) -> list[str]:
         lines: list[str] = []
-        for n, piece in enumerate(text.split("\n")):
-            wrapped = textwrap.wrap(
-                piece,
-                width=self.width - len(rest),
-                break_long_words=False,
-                break_on_hyphens=False,
-            ) or [""]
-            for m, line in enumerate(wrapped):
-                lead = first if n == 0 and m == 0 else rest
-                lines.append(lead + line)
+        for piece in text.split("\n"):
+            lines.extend(
+                textwrap.wrap(
+                    piece, width=self.width, break_long_words=False, break_on_hyphens=False
+                )
+                or [""]
+            )
         return lines
 
     @staticmethod
