@@ -36,6 +36,7 @@ from subscribers.models import (
     ImportReport,
     Problem,
     Status,
+    as_utc,
     clean_name,
     normalize_email,
 )
@@ -208,7 +209,7 @@ def _when(field: str, text: str) -> dt.datetime | None:
         raise SubscriberError(
             f"{field}: {text!r} is not a date like 2026-01-31 or 2026-01-31T09:00:00Z"
         ) from None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return as_utc(value)
 
 
 def _unquote(text: str) -> str:

@@ -29,7 +29,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from subscribers.errors import StoreError
+from subscribers.errors import StoreError, first_line
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -231,8 +231,7 @@ def _opened(engine: Engine) -> Iterator[Connection]:
         with engine.connect() as conn:
             yield conn
     except DBAPIError as exc:
-        first = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc) else ""
-        raise StoreError(f"database {describe(engine)}: {first}") from None
+        raise StoreError(f"database {describe(engine)}: {first_line(exc)}") from None
 
 
 def _ensure_migrated(engine: Engine) -> None:

@@ -38,3 +38,11 @@ class StoreError(SubscriberError):
 
 class QueueError(SubscriberError):
     pass
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message, for a one-line report: the
+    driver's own error (``exc.orig``) for a database error, the exception's
+    type name when the message is empty. ``limit`` cuts the line short."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -143,8 +143,10 @@ def _import_batch(
     tx: Transaction, rows: list[Candidate], reactivate: bool, label: str
 ) -> ImportReport:
     counts = ImportReport()
-    existing = tx.get_many([email_key(row.email) for row in rows])
-    suppressed = tx.suppressions([email_hash(row.email) for row in rows])
+    keys = [email_key(row.email) for row in rows]
+    hashes = [email_hash(row.email) for row in rows]
+    existing = tx.get_many(keys)
+    suppressed = tx.suppressions(hashes)
     now = utcnow()
     new_rows: list[dict[str, Any]] = []
     new_lines: dict[str, Candidate] = {}
@@ -161,10 +163,9 @@ def _import_batch(
             }
         )
 
-    for row in rows:
-        key = email_key(row.email)
+    for row, key, digest in zip(rows, keys, hashes, strict=True):
         current = existing.get(key)
-        plan = plan_import(current, row, suppressed.get(email_hash(row.email)), reactivate)
+        plan = plan_import(current, row, suppressed.get(digest), reactivate)
         if plan.action is Action.ADD:
             consent = Consent(
                 at=row.consent_at or row.created_at,

@@ -63,19 +63,20 @@ class StaleLink(TokenError):
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a request came from, as recorded in consent and history."""
+    """Where a request came from, as recorded in consent and history: the
+    IP address and user agent clipped to one line of at most ``MAX_IP`` and
+    ``MAX_USER_AGENT`` characters when made."""
 
     ip: str | None = None
     user_agent: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ip", clip(self.ip, MAX_IP))
+        object.__setattr__(self, "user_agent", clip(self.user_agent, MAX_USER_AGENT))
+
     def detail(self) -> dict[str, Any]:
         return {
-            key: value
-            for key, value in (
-                ("ip", clip(self.ip, MAX_IP)),
-                ("user_agent", clip(self.user_agent, MAX_USER_AGENT)),
-            )
-            if value
+            key: value for key, value in (("ip", self.ip), ("user_agent", self.user_agent)) if value
         }
 
 
@@ -126,8 +127,8 @@ class Subscriptions:
         now = utcnow()
         consent = Consent(
             at=now,
-            ip=clip(origin.ip, MAX_IP),
-            user_agent=clip(origin.user_agent, MAX_USER_AGENT),
+            ip=origin.ip,
+            user_agent=origin.user_agent,
             text=consent_text,
         )
         detail = {"source": str(Source.FORM), **origin.detail()}
@@ -223,8 +224,8 @@ class Subscriptions:
                 EventKind.CONFIRMED,
                 origin.detail(),
                 confirmed_at=utcnow(),
-                confirmed_ip=clip(origin.ip, MAX_IP),
-                confirmed_user_agent=clip(origin.user_agent, MAX_USER_AGENT),
+                confirmed_ip=origin.ip,
+                confirmed_user_agent=origin.user_agent,
             )
             if tx.lift_suppression(subscriber.email):
                 log.info("subscriber %d confirmed anew; suppression lifted", subscriber.id)

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from subscribers import db
-from subscribers.errors import NotFound, StoreError, SubscriberError, Suppressed
+from subscribers.errors import NotFound, StoreError, SubscriberError, Suppressed, first_line
 from subscribers.models import (
     Consent,
     Event,
@@ -108,7 +108,7 @@ class Store:
             with db.writing(self.engine) as conn:
                 yield Transaction(conn)
         except IntegrityError as exc:
-            raise Conflict(f"the database refused a change: {_first_line(exc)}") from None
+            raise Conflict(f"the database refused a change: {first_line(exc)}") from None
 
     def retrying(self, work: Callable[[Transaction], T], attempts: int = 2) -> T:
         """Run ``work`` in a transaction, again if it loses a unique-key race
@@ -187,7 +187,7 @@ class Store:
     def suppression(self, email: str) -> str | None:
         """Why the address must not be mailed (erased, complained), or None."""
         with self.engine.connect() as conn:
-            return Transaction(conn).suppressions([email_hash(email)]).get(email_hash(email))
+            return Transaction(conn).suppression(email)
 
     def stats(self, days: int = 30, now: dt.datetime | None = None) -> Stats:
         """Counts by status, and what happened over the last ``days`` days."""
@@ -199,26 +199,24 @@ class Store:
                     select(subscribers.c.status, func.count()).group_by(subscribers.c.status)
                 )
             }
-            events = {
-                str(kind): int(count)
-                for kind, count in conn.execute(
-                    select(subscriber_events.c.kind, func.count())
-                    .where(subscriber_events.c.at >= since)
-                    .group_by(subscriber_events.c.kind)
+            # Every event by kind, and those the provider reported (events
+            # with its feedback id, counted by count(external_id)), as opposed
+            # to status changes made here (imports, the transient bounce
+            # limit): the rates SES and mailbox providers judge.
+            events: dict[str, int] = {}
+            reported: dict[str, int] = {}
+            for kind, count, from_provider in conn.execute(
+                select(
+                    subscriber_events.c.kind,
+                    func.count(),
+                    func.count(subscriber_events.c.external_id),
                 )
-            }
-            # What the provider reported (events with its feedback id), as
-            # opposed to status changes made here (imports, the transient
-            # bounce limit): the rates SES and mailbox providers judge.
-            reported = {
-                str(kind): int(count)
-                for kind, count in conn.execute(
-                    select(subscriber_events.c.kind, func.count())
-                    .where(subscriber_events.c.at >= since)
-                    .where(subscriber_events.c.external_id.is_not(None))
-                    .group_by(subscriber_events.c.kind)
-                )
-            }
+                .where(subscriber_events.c.at >= since)
+                .group_by(subscriber_events.c.kind)
+            ):
+                events[str(kind)] = int(count)
+                if from_provider:
+                    reported[str(kind)] = int(from_provider)
             sent = conn.execute(
                 select(func.count())
                 .select_from(send_recipients)
@@ -262,7 +260,7 @@ class Store:
             existing = tx.get_by_email(address)
             if existing is not None:
                 raise SubscriberError(f"{address}: already on the list ({existing.status})")
-            reason = tx.suppressions([email_hash(address)]).get(email_hash(address))
+            reason = tx.suppression(address)
             if reason and not status.has_left:
                 raise Suppressed(
                     f"{address}: this address was {reason}; only a new subscription "
@@ -527,8 +525,8 @@ class Transaction:
         return int(self.conn.execute(query).scalar_one())
 
     def has_external_id(self, external_id: str) -> bool:
-        query = select(subscriber_events.c.id).where(subscriber_events.c.external_id == external_id)
-        return self.conn.execute(query).first() is not None
+        """Whether an event was already recorded under ``external_id``."""
+        return bool(self.existing_external_ids([external_id]))
 
     def existing_external_ids(self, external_ids: Sequence[str]) -> set[str]:
         """Those of ``external_ids`` already recorded in someone's history."""
@@ -548,13 +546,19 @@ class Transaction:
         )
         return {row.email_hash: row.reason for row in self.conn.execute(query)}
 
+    def suppression(self, email: str) -> str | None:
+        """Why ``email`` must not be mailed (erased, complained), or None."""
+        key = email_hash(email)
+        return self.suppressions([key]).get(key)
+
     def suppress(self, email: str, reason: SuppressionReason) -> None:
         """Never mail ``email`` again without a new confirmed subscription.
         An existing suppression keeps its first reason."""
-        key = email_hash(email)
-        if key not in self.suppressions([key]):
+        if self.suppression(email) is None:
             self.conn.execute(
-                insert(suppressions).values(email_hash=key, reason=str(reason), created_at=utcnow())
+                insert(suppressions).values(
+                    email_hash=email_hash(email), reason=str(reason), created_at=utcnow()
+                )
             )
 
     def lift_suppression(self, email: str) -> bool:
@@ -591,10 +595,7 @@ def new_row(
         "updated_at": now,
         "confirmed_at": consent.confirmed_at,
         "unsubscribed_at": now if status == Status.UNSUBSCRIBED else None,
-        "consent_at": consent.at,
-        "consent_ip": consent.ip,
-        "consent_user_agent": consent.user_agent,
-        "consent_text": consent.text,
+        **consent_columns(consent),
         "confirmed_ip": consent.confirmed_ip,
         "confirmed_user_agent": consent.confirmed_user_agent,
         "confirmation_sent_at": None,
@@ -651,11 +652,6 @@ def _event(row: Row[Any]) -> Event:
 
 def _filtered(query: Select[Any], status: Status | None) -> Select[Any]:
     return query if status is None else query.where(subscribers.c.status == str(status))
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def chunks(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:

@@ -61,6 +61,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from starlette.responses import Response
 
+    from subscribers.service import Subscriptions
+
 log = logging.getLogger(__name__)
 
 
@@ -99,6 +101,18 @@ class WebConfig:
     @property
     def consent(self) -> str:
         return consent_wording(self.name, self.consent_text)
+
+    def subscriptions(
+        self, engine: "Engine", send_mail: Callable[[EmailMessage], None]
+    ) -> "Subscriptions":
+        """The subscription rules over the subscribers in ``engine``, with
+        this configuration's secret, newsletter and per-address limit."""
+        from subscribers.service import Subscriptions
+        from subscribers.store import Store
+
+        return Subscriptions(
+            Store(engine), Signer(self.secret), self.newsletter, send_mail, self.per_address
+        )
 
 
 def signup_form_html(
@@ -299,13 +313,10 @@ def create_app(
     from starlette.responses import JSONResponse, RedirectResponse, Response
 
     from subscribers.events import Policy, SnsEndpoint
-    from subscribers.service import ConfirmationMailer, Origin, StaleLink, Subscriptions
+    from subscribers.service import ConfirmationMailer, Origin, StaleLink
     from subscribers.sns import SnsVerifier, fetch_https
-    from subscribers.store import Store
 
-    service = Subscriptions(
-        Store(engine), Signer(config.secret), config.newsletter, send_mail, config.per_address
-    )
+    service = config.subscriptions(engine, send_mail)
     pages = _Pages(config)
     per_ip = SlidingWindow(config.per_ip)
     ses_events = SnsEndpoint(
@@ -407,9 +418,9 @@ def create_app(
         try:
             result = service.confirm(token, origin(request))
         except (ExpiredToken, StaleLink) as exc:
-            return pages.message(410, _TITLES[410], str(exc).capitalize() + ".", form=pages.form())
+            return pages.message(410, _TITLES[410], _sentence(exc), form=pages.form())
         except TokenError as exc:
-            return pages.error(400, str(exc).capitalize() + ".")
+            return pages.error(400, _sentence(exc))
         if result.new:
             background.add_task(deliver, service.send_welcome, result.subscriber.id)
         return pages.message(
@@ -426,7 +437,7 @@ def create_app(
         try:
             subscriber = service.unsubscribe_target(token)
         except TokenError as exc:
-            return pages.error(400, str(exc).capitalize() + ".")
+            return pages.error(400, _sentence(exc))
         if subscriber is None:
             return pages.message(
                 200, "You are not on the list", "This address gets no mail from us."
@@ -446,7 +457,7 @@ def create_app(
         try:
             subscriber = service.unsubscribe(token, origin(request), "unsubscribe link")
         except TokenError as exc:
-            return pages.error(400, str(exc).capitalize() + ".")
+            return pages.error(400, _sentence(exc))
         return _unsubscribed(pages, subscriber.email if subscriber else "")
 
     # -- provider feedback -----------------------------------------------------
@@ -485,9 +496,7 @@ def create_app(
         return pages.error(422, as_json=_wants_json(request))
 
     def crashed(request: Request) -> Response:
-        if _wants_json(request):
-            return JSONResponse({"error": _MESSAGES[500]}, status_code=500, headers=pages.headers)
-        return pages.error(500)
+        return pages.error(500, as_json=_wants_json(request))
 
     app.add_middleware(
         Guard,
@@ -522,6 +531,11 @@ def _for_readers(error: SubscriberError) -> str:
     field, _, problem = str(error).partition(": ")
     problem = problem.split(" is not valid: ", 1)[-1]
     return f"Please check the {'email address' if field == 'email' else field}: {problem}"
+
+
+def _sentence(error: Exception) -> str:
+    """An error's one-line message as a sentence for the reader."""
+    return str(error).capitalize() + "."
 
 
 def _wants_json(request: Any) -> bool:

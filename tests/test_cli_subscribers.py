@@ -15,7 +15,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.cli.subscribers import health_warnings
+from pipeline.cli.subscribers import health
 from subscribers.models import Stats, Status
 from subscribers.store import Store
 from tests.support.aws import free_port
@@ -127,12 +127,12 @@ def test_db_upgrade_names_the_revision(newsletter):
 
 def test_health_warnings_near_the_providers_limits():
     healthy = Stats(by_status={}, sent=10_000, bounced=100, complained=5)
-    assert health_warnings(healthy) == []
+    assert health(healthy) == []
     risky = Stats(by_status={}, sent=10_000, bounced=450, complained=9)
-    warnings = health_warnings(risky)
+    warnings = [message for _, message in health(risky)]
     assert len(warnings) == 2
     assert "bounce rate 4.50%" in warnings[0] and "complaint rate 0.09%" in warnings[1]
-    assert health_warnings(Stats(by_status={})) == []  # nothing sent, no rates
+    assert health(Stats(by_status={})) == []  # nothing sent, no rates
 
 
 @pytest.mark.parametrize(

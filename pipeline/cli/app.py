@@ -8,6 +8,7 @@ top group catches them so that every command behaves the same.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -86,6 +87,11 @@ def shown(path: Path) -> str:
 def plural(count: int, word: str) -> str:
     """``1 error``, ``2 errors``."""
     return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def when(moment: dt.datetime | None) -> str:
+    """``2026-12-01 09:30 UTC``; ``-`` for no moment."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pipeline.cli.app import app, echo, is_tty, plural, settings
+from pipeline.cli.app import app, echo, is_tty, plural, settings, when
 from subscribers.models import Status
 
 if TYPE_CHECKING:
@@ -174,25 +174,21 @@ def list_(
     """
     from rich.table import Table
 
-    table = Table("email", "name", "status", "source", "joined", box=None, pad_edge=False)
-    longest = 0
     with _store(ctx) as store:
-        count = 0
-        for subscriber in store.iter(status):
-            if limit is not None and count >= limit:
-                break
-            table.add_row(
-                subscriber.email,
-                subscriber.name,
-                subscriber.status,
-                subscriber.source,
-                _when(subscriber.created_at),
-            )
-            longest = max(longest, len(subscriber.email))
-            count += 1
-    table.columns[0].min_width = longest  # addresses are never cut short
+        found = store.list(status, limit)
+    table = Table("email", "name", "status", "source", "joined", box=None, pad_edge=False)
+    for subscriber in found:
+        table.add_row(
+            subscriber.email,
+            subscriber.name,
+            subscriber.status,
+            subscriber.source,
+            when(subscriber.created_at),
+        )
+    # Addresses are never cut short.
+    table.columns[0].min_width = max((len(subscriber.email) for subscriber in found), default=0)
     _console().print(table)
-    echo(plural(count, "subscriber"), err=True)
+    echo(plural(len(found), "subscriber"), err=True)
 
 
 @subscribers_app.command()
@@ -379,9 +375,7 @@ def _run_mailer(root: Path, web: WebConfig, stop: Any) -> None:
 
     from pipeline.config import load_settings
     from subscribers.db import connect
-    from subscribers.service import ConfirmationMailer, Subscriptions
-    from subscribers.store import Store
-    from subscribers.tokens import Signer
+    from subscribers.service import ConfirmationMailer
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     mailer: %(message)s")
@@ -389,9 +383,7 @@ def _run_mailer(root: Path, web: WebConfig, stop: Any) -> None:
     config = load_settings(root)
     engine = connect(config.database_url, config.root)
     transport, send_mail = _mail(config)
-    service = Subscriptions(
-        Store(engine), Signer(web.secret), web.newsletter, send_mail, web.per_address
-    )
+    service = web.subscriptions(engine, send_mail)
     try:
         ConfirmationMailer(service, poll=0.2).run(stopped=stop.is_set)
     finally:
@@ -453,10 +445,6 @@ def _console() -> Console:
     return Console(highlight=False, width=None if is_tty() else 200)
 
 
-def _when(value: dt.datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
-
-
 def _print_subscriber(subscriber: Subscriber, events: list[Event]) -> None:
     import json
 
@@ -471,9 +459,9 @@ def _print_subscriber(subscriber: Subscriber, events: list[Event]) -> None:
     facts.add_row("name", subscriber.name or "-")
     facts.add_row("status", str(subscriber.status))
     facts.add_row("source", str(subscriber.source))
-    facts.add_row("joined", _when(subscriber.created_at))
-    facts.add_row("confirmation sent", _when(subscriber.confirmation_sent_at))
-    facts.add_row("unsubscribed", _when(subscriber.unsubscribed_at))
+    facts.add_row("joined", when(subscriber.created_at))
+    facts.add_row("confirmation sent", when(subscriber.confirmation_sent_at))
+    facts.add_row("unsubscribed", when(subscriber.unsubscribed_at))
     facts.add_row("consent given", _where(consent.at, consent.ip, consent.user_agent))
     facts.add_row("consent wording", consent.text or "-")
     facts.add_row(
@@ -487,7 +475,7 @@ def _print_subscriber(subscriber: Subscriber, events: list[Event]) -> None:
             f"{key}={value if isinstance(value, str) else json.dumps(value)}"
             for key, value in event.detail.items()
         )
-        history.add_row(_when(event.at), event.kind, detail)
+        history.add_row(when(event.at), event.kind, detail)
     console.print()
     console.print(history)
 
@@ -495,7 +483,7 @@ def _print_subscriber(subscriber: Subscriber, events: list[Event]) -> None:
 def _where(at: dt.datetime | None, ip: str | None, user_agent: str | None) -> str:
     if at is None:
         return "-"
-    text = _when(at)
+    text = when(at)
     if ip:
         text += f" from {ip}"
     if user_agent:
@@ -567,8 +555,3 @@ def health(figures: Stats) -> list[tuple[str, str]]:
             f"{COMPLAINT_NEVER:.1%}",
         ))
     return found
-
-
-def health_warnings(figures: Stats) -> list[str]:
-    """The messages of :func:`health`, without their levels."""
-    return [message for _, message in health(figures)]

@@ -18,7 +18,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -26,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.aws import free_port
 
 BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 _names = itertools.count(1)
@@ -51,12 +52,6 @@ class PostgresServer:
             conn.execute(sql)  # type: ignore[arg-type]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _as_owner(command: list[str], owner: str | None) -> list[str]:
     return ["runuser", "-u", owner, "--", *command] if owner else command
 
@@ -71,7 +66,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         entry = pwd.getpwnam(owner)
         os.chown(folder, entry.pw_uid, entry.pw_gid)
     data = folder / "data"
-    port = _free_port()
+    port = free_port()
     subprocess.run(
         _as_owner(
             [
