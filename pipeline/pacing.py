@@ -58,7 +58,6 @@ class Pacer:
         self._pace = rate or 0.0
         self._slowed_at = 0.0
         self._slowed_to = self._pace
-        self.throttles = 0
 
     @property
     def pace(self) -> float | None:
@@ -119,7 +118,6 @@ class Pacer:
             return
         with self._lock:
             now = self._clock()
-            self.throttles += 1
             self._slowed_to = max(self.rate / 20, self._current(now) / 2)
             self._slowed_at = now
             self._next = max(self._next, now + pause)

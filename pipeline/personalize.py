@@ -276,19 +276,16 @@ def build_template(
     """Build the issue's MIME message once, with slots for the recipient."""
     sender = settings.sender
     reply_to = settings.reply_to
-    for key, address in (("sender.from", sender), ("sender.reply_to", reply_to)):
-        try:
-            ascii_address(address.email)
-        except UndeliverableAddress as exc:
-            raise SendError(f"{key}: {exc}") from None
+    sender_address = _setting_address("sender.from", sender.email)
+    reply_to_address = _setting_address("sender.reply_to", reply_to.email)
     boundary = f"=_pfl_{secrets.token_hex(12)}"
     list_id = f"{slugify(settings.name)}.{settings.site_host}"
     mailto = f"mailto:{reply_to.email}?subject=unsubscribe"
 
     head = b"".join(
         (
-            encode_mailbox("From", sender.name or settings.name, ascii_address(sender.email)),
-            encode_mailbox("Reply-To", reply_to.name, ascii_address(reply_to.email)),
+            encode_mailbox("From", sender.name or settings.name, sender_address),
+            encode_mailbox("Reply-To", reply_to.name, reply_to_address),
         )
     )
     after_to = b"".join(
@@ -301,7 +298,7 @@ def build_template(
     after_message_id = b"".join(
         (
             b"\r\n",
-            encode_list_id(settings.name, list_id),
+            encode_mailbox("List-Id", settings.name, list_id),  # RFC 2919
             b"List-Unsubscribe: ",
         )
     )
@@ -347,15 +344,19 @@ def build_template(
     return MessageTemplate(
         segments=tuple(segments),
         slots=tuple(slots),
-        sender=ascii_address(sender.email),
+        sender=sender_address,
         list_unsubscribe_mailto=mailto,
         tags=(("issue", rendered.issue.slug),),
     )
 
 
-def encode_list_id(name: str, list_id: str) -> bytes:
-    """``List-Id: "Name" <list-id>`` (RFC 2919)."""
-    return encode_mailbox("List-Id", name, list_id)
+def _setting_address(key: str, address: str) -> str:
+    """A configured address (``key`` names the setting) as :func:`ascii_address`
+    writes it, or :class:`SendError` naming the setting."""
+    try:
+        return ascii_address(address)
+    except UndeliverableAddress as exc:
+        raise SendError(f"{key}: {exc}") from None
 
 
 def _list_unsubscribe(url: str, mailto: str) -> bytes:
@@ -419,9 +420,7 @@ class Personalizer:
 
     def __call__(self, recipient: Recipient) -> OutgoingMessage:
         """The recipient's message; :class:`UndeliverableAddress` if it has none."""
-        address = recipient.email
-        if not address.isascii() or not _PLAIN_ADDRESS.fullmatch(address):
-            address = ascii_address(address)
+        address = ascii_address(recipient.email)
         url = self.unsubscribe_url(recipient)
         first_name = greeting_name(recipient.name, self._fallback)
         template = self.template

@@ -168,6 +168,21 @@ def token_secret(settings: Settings) -> str:
     return resolve_secret(os.environ, settings.root / ".secret", settings.database_url, None)
 
 
+def _personalizer(
+    settings: Settings, rendered: RenderedIssue, *, message_id_seed: str = ""
+) -> Personalizer:
+    """The personalizer of the issue's real messages, unsubscribe links signed
+    with :func:`token_secret` (``message_id_seed``: see :class:`Personalizer`)."""
+    from subscribers.tokens import Signer
+
+    return Personalizer(
+        rendered,
+        settings,
+        Signer(token_secret(settings)).unsubscribe,
+        message_id_seed=message_id_seed,
+    )
+
+
 def transport_name(settings: Settings, options: SendOptions) -> str:
     return options.transport or settings.transport
 
@@ -184,9 +199,7 @@ def prepare_send(settings: Settings, path: Path, options: SendOptions) -> Prepar
         ledger = Ledger(engine)
         existing = ledger.find(rendered.issue.slug)
         totals = ledger.totals(existing.id) if existing else None
-        recipients = (
-            totals.pending + totals.sending + totals.failed if totals else ledger.active_count()
-        )
+        recipients = totals.unsent if totals else ledger.active_count()
         publish_at = rendered.issue.publish_at
         scheduled = (
             publish_at
@@ -344,8 +357,6 @@ class PreparedSend:
         stop: threading.Event,
         on_progress: ProgressCallback | None,
     ) -> SendResult:
-        from subscribers.tokens import Signer
-
         ledger = self.ledger
         started = time.monotonic()
         requested = self.options.rate if self.options.rate is not None else self.settings.rate
@@ -356,9 +367,7 @@ class PreparedSend:
         window = claim_size(rate, workers)
 
         if budget.remaining == 0:
-            until = self._resume_time(send, None)
-            reason = "the daily sending quota is used up"
-            ledger.set_status(send.id, "paused", note=reason, paused_until=until)
+            reason, until = self._pause(send, None)
             return SendResult(
                 send=ledger.get(send.id),
                 outcome="paused",
@@ -374,11 +383,8 @@ class PreparedSend:
             )
 
         ledger.set_status(send.id, "sending", note="")
-        personalizer = Personalizer(
-            self.rendered,
-            self.settings,
-            Signer(token_secret(self.settings)).unsubscribe,
-            message_id_seed=f"{send.issue_slug}.{send.id}",
+        personalizer = _personalizer(
+            self.settings, self.rendered, message_id_seed=f"{send.issue_slug}.{send.id}"
         )
         loop = SendLoop(
             ledger,
@@ -417,9 +423,7 @@ class PreparedSend:
         outcome: RunOutcome
         if loop.quota_error is not None:
             outcome = "paused"
-            paused_until = self._resume_time(send, loop.quota_error)
-            reason = f"the daily sending quota is used up ({loop.quota_error})"
-            ledger.set_status(send.id, "paused", note=reason, paused_until=paused_until)
+            reason, paused_until = self._pause(send, loop.quota_error)
         elif loop.stop_reason:
             outcome = "stopped"
             reason = loop.stop_reason
@@ -450,6 +454,17 @@ class PreparedSend:
             rate_limit=rate,
         )
 
+    def _pause(self, send: SendRecord, error: QuotaExhausted | None) -> tuple[str, dt.datetime]:
+        """Pause the send because the daily quota is used up (``error``: the
+        provider said so mid-run; None: the quota read before the run).
+        Returns the reason recorded and when the send may go on."""
+        until = self._resume_time(send, error)
+        reason = "the daily sending quota is used up"
+        if error is not None:
+            reason = f"{reason} ({error})"
+        self.ledger.set_status(send.id, "paused", note=reason, paused_until=until)
+        return reason, until
+
     def _resume_time(self, send: SendRecord, error: QuotaExhausted | None) -> dt.datetime:
         """When the daily quota should allow sending again: the moment the
         first message this send sent in the last 24 hours ages out of the
@@ -457,7 +472,7 @@ class PreparedSend:
         if error is not None and error.resume_at is not None:
             return error.resume_at
         now = _now()
-        _, first = self.ledger.sent_since(send.id, now - dt.timedelta(hours=24))
+        first = self.ledger.first_sent_since(send.id, now - dt.timedelta(hours=24))
         if first is not None:
             return first + dt.timedelta(hours=24)
         return now + dt.timedelta(hours=24)
@@ -511,26 +526,14 @@ def dry_run(
     Reads the subscribers (or the send's unsent rows when resuming) in
     batches, so memory stays flat however long the list.
     """
-    from subscribers.db import connect
-    from subscribers.ledger import Ledger
-    from subscribers.tokens import Signer
-
-    rendered = checked_issue(settings, path)
-    personalizer = Personalizer(rendered, settings, Signer(token_secret(settings)).unsubscribe)
-    engine = connect(settings.database_url, settings.root)
-    started = time.monotonic()
     messages = size = failed = 0
     undeliverable: list[str] = []
-    try:
-        ledger = Ledger(engine)
-        existing = ledger.find(rendered.issue.slug)
-        if existing is None:
-            total = ledger.active_count()
-        else:
-            totals = ledger.totals(existing.id)
-            total = totals.left + totals.failed
+    with prepare_send(settings, path, SendOptions()) as prepared:
+        plan = prepared.plan
+        personalizer = _personalizer(settings, prepared.rendered)
+        started = time.monotonic()
         last = 0.0
-        for row in ledger.iter_unsent(existing.id if existing else None):
+        for row in prepared.ledger.iter_unsent(plan.existing.id if plan.existing else None):
             try:
                 message = personalizer(Recipient(row.subscriber_id, row.email, row.name))
             except UndeliverableAddress as exc:
@@ -544,11 +547,9 @@ def dry_run(
                 last = time.monotonic()
                 elapsed = last - started
                 rate = messages / elapsed if elapsed else 0.0
-                on_progress(Progress(total, messages, failed, 0, rate, None))
-    finally:
-        engine.dispose()
+                on_progress(Progress(plan.recipients, messages, failed, 0, rate, None))
     return DryRunResult(
-        slug=rendered.issue.slug,
+        slug=plan.slug,
         messages=messages,
         bytes=size,
         seconds=time.monotonic() - started,

@@ -145,9 +145,8 @@ class SendLoop:
         """Set when the loop must wind down (stop, quota, provider refusal)."""
         self.quota_error: QuotaExhausted | None = None
         self.stop_reason = ""
-        self.sent = self.failed = self.skipped = self.released = 0
+        self.sent = self.failed = self.skipped = 0
         self._in_a_row = 0
-        self._last_failure = ""
         self._samples: list[tuple[float, int]] = []
         self._last_progress = 0.0
         self._base = ledger.totals(send_id)
@@ -256,8 +255,7 @@ class SendLoop:
                     del inflight[future]
                     done.append(self._count(future.result()))
                 if self.halt.is_set():
-                    for future in [f for f in inflight if f.cancel()]:
-                        done.append(self._count(Outcome(inflight.pop(future).row_id, "pending")))
+                    done.extend(self._release_queued(inflight))
                 if done and (
                     len(done) >= self.window or time.monotonic() - last_flush >= FLUSH_SECONDS
                 ):
@@ -269,13 +267,18 @@ class SendLoop:
         finally:
             # Whatever happened, wait for the calls in flight and record them.
             self.halt.set()
-            for future in list(inflight):
-                if future.cancel():
-                    done.append(self._count(Outcome(inflight.pop(future).row_id, "pending")))
+            done.extend(self._release_queued(inflight))
             pool.shutdown(wait=True)
             done.extend(self._count(future.result()) for future in inflight)
             self.ledger.record(done)
             self._report(force=True)
+
+    @staticmethod
+    def _release_queued(inflight: dict[Future[Outcome], Claimed]) -> list[Outcome]:
+        """Cancel the deliveries no thread has started and take them out of
+        ``inflight``: their rows go back to pending, never attempted."""
+        cancelled = [future for future in inflight if future.cancel()]
+        return [Outcome(inflight.pop(future).row_id, "pending") for future in cancelled]
 
     def _count(self, outcome: Outcome) -> Outcome:
         """Tally ``outcome``; stop the send after too many failures in a row."""
@@ -285,16 +288,13 @@ class SendLoop:
         elif outcome.status == "failed":
             self.failed += 1
             self._in_a_row += 1
-            self._last_failure = outcome.error or ""
             if self._in_a_row >= MAX_FAILURES_IN_A_ROW:
                 self._halt(
                     f"{self._in_a_row} messages in a row failed; stopped "
-                    f"(the last: {self._last_failure})"
+                    f"(the last: {outcome.error or ''})"
                 )
         elif outcome.status == "skipped":
             self.skipped += 1
-        else:
-            self.released += 1
         return outcome
 
     def progress(self) -> Progress:

@@ -131,6 +131,11 @@ class Totals:
         """Not yet sent, failed or skipped."""
         return self.pending + self.sending
 
+    @property
+    def unsent(self) -> int:
+        """Not yet sent or skipped: what the next run would send to."""
+        return self.left + self.failed
+
     def as_dict(self) -> dict[str, int]:
         return {
             "total": self.total,
@@ -233,6 +238,15 @@ def _worker_is_gone(worker: str | None, here: str) -> bool:
     except (PermissionError, OverflowError):
         return False
     return False
+
+
+def _is_stale(
+    updated_at: dt.datetime | None, worker: str | None, here: str, cutoff: dt.datetime
+) -> bool:
+    """True when a claim last refreshed at ``updated_at`` by ``worker`` belongs
+    to a worker presumed dead: its lease ran out (``cutoff``) or, on this
+    host, its process is gone."""
+    return (as_utc(updated_at) or cutoff) <= cutoff or _worker_is_gone(worker, here)
 
 
 def _record(row: Row[Any]) -> SendRecord:
@@ -396,8 +410,7 @@ class Ledger:
         return [
             (int(row.id), row.claimed_by)
             for row in rows
-            if (as_utc(row.updated_at) or cutoff) <= cutoff
-            or _worker_is_gone(row.claimed_by, self.worker)
+            if _is_stale(row.updated_at, row.claimed_by, self.worker, cutoff)
         ]
 
     def live_workers(self, send_id: int) -> tuple[str, ...]:
@@ -417,8 +430,7 @@ class Ledger:
                     row.claimed_by
                     for row in rows
                     if row.claimed_by != self.worker
-                    and (as_utc(row.updated_at) or cutoff) > cutoff
-                    and not _worker_is_gone(row.claimed_by, self.worker)
+                    and not _is_stale(row.updated_at, row.claimed_by, self.worker, cutoff)
                 }
             )
         )
@@ -602,33 +614,20 @@ class Ledger:
     # -- reading --------------------------------------------------------------
 
     def totals(self, send_id: int) -> Totals:
+        with self.engine.connect() as conn:
+            return _totals(conn, send_id)
+
+    def first_sent_since(self, send_id: int, since: dt.datetime) -> dt.datetime | None:
+        """When the first of this send's messages sent since ``since`` went out."""
         from sqlalchemy import func, select
 
         with self.engine.connect() as conn:
-            return _totals(conn, send_id, func, select)
-
-    def first_sent_at(self, send_id: int) -> dt.datetime | None:
-        """When the earliest message of this send went out."""
-        from sqlalchemy import func, select
-
-        with self.engine.connect() as conn:
-            value = conn.execute(
-                select(func.min(sr.c.sent_at)).where(sr.c.send_id == send_id)
-            ).scalar_one()
-        return as_utc(value)
-
-    def sent_since(self, send_id: int, since: dt.datetime) -> tuple[int, dt.datetime | None]:
-        """How many of this send's messages went out since ``since``, and
-        when the first of them did."""
-        from sqlalchemy import func, select
-
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(func.count(), func.min(sr.c.sent_at)).where(
+            first = conn.execute(
+                select(func.min(sr.c.sent_at)).where(
                     sr.c.send_id == send_id, sr.c.status == "sent", sr.c.sent_at >= since
                 )
-            ).one()
-        return int(row[0]), as_utc(row[1])
+            ).scalar_one()
+        return as_utc(first)
 
     def status(self, send_id: int, *, examples: int = 3, reasons: int = 10) -> SendStatus:
         """Totals, failures grouped by reason, rates and who is sending."""
@@ -637,7 +636,7 @@ class Ledger:
         send = self.get(send_id)
         minute_ago = utcnow() - dt.timedelta(minutes=1)
         with self.engine.connect() as conn:
-            totals = _totals(conn, send_id, func, select)
+            totals = _totals(conn, send_id)
             grouped = conn.execute(
                 select(sr.c.error, func.count().label("n"))
                 .where(sr.c.send_id == send_id, sr.c.status == "failed")
@@ -743,7 +742,9 @@ def _claimed_by_is(worker: Any) -> Any:
     return or_(sr.c.claimed_by == worker, sr.c.claimed_by.is_(None))
 
 
-def _totals(conn: Connection, send_id: int, func: Any, select: Any) -> Totals:
+def _totals(conn: Connection, send_id: int) -> Totals:
+    from sqlalchemy import func, select
+
     counts = {
         str(status): int(count)
         for status, count in conn.execute(
@@ -751,19 +752,6 @@ def _totals(conn: Connection, send_id: int, func: Any, select: Any) -> Totals:
         )
     }
     return Totals(**{state: counts.get(state, 0) for state in ROW_STATES})
-
-
-def send_for_message(conn: Connection, message_id: str) -> int | None:
-    """The send whose recipient got the message with this provider id (the
-    SES MessageId that bounce and complaint notifications name), if any."""
-    from sqlalchemy import select
-
-    if not message_id:
-        return None
-    found = conn.execute(
-        select(sr.c.send_id).where(sr.c.message_id == message_id[:300]).limit(1)
-    ).scalar()
-    return None if found is None else int(found)
 
 
 def sends_for_messages(conn: Connection, message_ids: Sequence[str]) -> dict[str, SentMessage]:

@@ -192,7 +192,7 @@ def _sent(engine) -> int:
 
 
 def test_a_provider_message_id_leads_back_to_its_send(store):
-    from subscribers.ledger import send_for_message
+    from subscribers.ledger import SentMessage, sends_for_messages
 
     add(store, 2)
     ledger = Ledger(store.engine)
@@ -200,9 +200,14 @@ def test_a_provider_message_id_leads_back_to_its_send(store):
     claimed, _ = ledger.claim(send.id, 2)
     ledger.record([Outcome(claimed[0].row_id, "sent", message_id="0100abc-000000")])
     with store.engine.connect() as conn:
-        assert send_for_message(conn, "0100abc-000000") == send.id
-        assert send_for_message(conn, "unknown") is None
-        assert send_for_message(conn, "") is None
+        assert sends_for_messages(conn, ["0100abc-000000"]) == {
+            "0100abc-000000": SentMessage(send.id, "calf")
+        }
+        assert sends_for_messages(conn, ["unknown"]) == {}
+        assert sends_for_messages(conn, [""]) == {}
+        assert sends_for_messages(conn, ["0100abc-000000", "unknown", ""]) == {
+            "0100abc-000000": SentMessage(send.id, "calf")
+        }
 
 
 def test_status_counts_provider_feedback_for_the_send(store):

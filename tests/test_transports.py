@@ -296,6 +296,48 @@ def test_smtp_data_refusals(smtp, smtp_server, messages, reply, error):
     assert len(smtp_server.messages) == 1
 
 
+def _smtp_server_without_starttls() -> tuple[int, threading.Event]:
+    """A one-connection SMTP server on loopback whose EHLO offers no STARTTLS;
+    the event is set when the client quits or closes the connection."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    closed = threading.Event()
+
+    def serve() -> None:
+        with listener:
+            listener.settimeout(10)
+            conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as lines:
+            conn.settimeout(10)
+            conn.sendall(b"220 localhost ESMTP\r\n")
+            for line in lines:
+                command = line[:4].upper()
+                if command in (b"EHLO", b"HELO"):
+                    conn.sendall(b"250-localhost\r\n250 8BITMIME\r\n")
+                elif command == b"QUIT":
+                    conn.sendall(b"221 Bye\r\n")
+                    break
+                else:
+                    conn.sendall(b"502 Not implemented\r\n")
+            closed.set()  # QUIT, or the client closed the socket (end of lines)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1], closed
+
+
+def test_smtp_without_starttls_stops_and_closes_the_connection(messages):
+    port, closed = _smtp_server_without_starttls()
+    transport = SmtpTransport("127.0.0.1", port, timeout=5)
+    with pytest.raises(SendingStopped, match="does not offer STARTTLS") as refused:
+        transport.send(messages())
+    # The refusal (still held here, with its traceback) must not keep the
+    # connection open: the server sees the client go.
+    assert closed.wait(5), "the connection was left open"
+    assert refused.value is not None
+    assert transport._connections == []
+
+
 def test_smtp_unreachable_is_temporary(messages):
     transport = SmtpTransport("127.0.0.1", free_port(), timeout=5)
     with pytest.raises(TemporaryFailure, match="cannot connect"):

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pipeline.cli.app import app, echo, is_tty, settings
+from pipeline.cli.app import app, echo, is_tty, settings, when
+from pipeline.config import TRANSPORTS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,15 +26,15 @@ class Ambiguous(StrEnum):
     skip = "skip"
 
 
-class Transport(StrEnum):
-    outbox = "outbox"
-    ses = "ses"
-    smtp = "smtp"
-
+# Built from TRANSPORTS; mypy cannot see members made from a variable, and needs none.
+Transport = StrEnum("Transport", {name: name for name in TRANSPORTS})  # type: ignore[misc]
 
 TransportOption = Annotated[
     Transport | None,
-    typer.Option("--transport", help="outbox, ses or smtp. Default: delivery.transport."),
+    typer.Option(
+        "--transport",
+        help=f"{', '.join(TRANSPORTS[:-1])} or {TRANSPORTS[-1]}. Default: delivery.transport.",
+    ),
 ]
 RateOption = Annotated[
     float | None,
@@ -111,7 +112,7 @@ def issue_command(
         plan = prepared.plan
         if plan.scheduled_for is not None:
             echo(
-                f"{plan.slug} is scheduled for {_when(plan.scheduled_for)}; "
+                f"{plan.slug} is scheduled for {when(plan.scheduled_for)}; "
                 "`publish due` sends it then (run it from cron every minute)."
             )
             return
@@ -252,7 +253,7 @@ def _summary(result: SendResult) -> None:
         echo(f"{totals.failed} failed: see `publish status {slug}`; "
              "run `publish issue` again to retry them")
     elif result.outcome == "paused":
-        until = _when(result.paused_until) if result.paused_until else "later"
+        until = when(result.paused_until) if result.paused_until else "later"
         echo(f"paused: {result.reason}. It can go on after {until}: `publish due` resumes it "
              "(or run `publish issue` again then)")
     elif result.outcome in ("stopped", "interrupted", "shared"):
@@ -261,13 +262,9 @@ def _summary(result: SendResult) -> None:
 
 def _nothing_left(slug: str, created: dt.datetime, sent: int, failed: int) -> str:
     return (
-        f"{slug} was sent on {_when(created)} ({sent} sent, {failed} failed): "
+        f"{slug} was sent on {when(created)} ({sent} sent, {failed} failed): "
         "nothing left to send"
     )
-
-
-def _when(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _duration(seconds: float | None) -> str:
@@ -302,7 +299,7 @@ def due(
     options = SendOptions(transport=transport.value if transport else None, rate=rate)
 
     def starting(item: Any) -> None:
-        echo(f"{item.slug}: due since {_when(item.publish_at)} ({item.reason})")
+        echo(f"{item.slug}: due since {when(item.publish_at)} ({item.reason})")
 
     with stop_on_signals() as stop:
         results = send_due(config, options, stop=stop, on_start=starting)
@@ -373,7 +370,7 @@ def _one_line(item: SendStatus) -> str:
     return (
         f"{item.send.issue_slug:<32} {item.send.status:<8} {t.sent}/{t.total} sent, "
         f"{t.failed} failed, {t.skipped} skipped, {t.left} left  "
-        f"(started {_when(item.send.created_at)})"
+        f"(started {when(item.send.created_at)})"
     )
 
 
@@ -383,11 +380,11 @@ def _details(item: SendStatus) -> None:
     echo(f"subject:   {send.subject}")
     echo(f"status:    {send.status}" + (f" ({send.note})" if send.note else ""))
     echo(f"transport: {send.transport}")
-    echo(f"started:   {_when(send.created_at)}")
+    echo(f"started:   {when(send.created_at)}")
     if send.finished_at:
-        echo(f"finished:  {_when(send.finished_at)}")
+        echo(f"finished:  {when(send.finished_at)}")
     if send.paused_until:
-        echo(f"paused until: {_when(send.paused_until)}")
+        echo(f"paused until: {when(send.paused_until)}")
     echo(f"recipients: {t.total}: {t.sent} sent, {t.failed} failed, {t.skipped} skipped, "
          f"{t.pending} pending, {t.sending} in flight")
     if item.average_rate:

@@ -21,6 +21,7 @@ __all__ = ["OutgoingMessage", "Transport", "TransportError", "open_transport"]
 
 def open_transport(settings: Settings, name: str | None = None) -> Transport:
     """The transport named ``name`` (default: the settings'), ready to send."""
+    from pipeline.config import TRANSPORTS
     from pipeline.errors import ConfigError
 
     chosen = name or settings.transport
@@ -36,4 +37,4 @@ def open_transport(settings: Settings, name: str | None = None) -> Transport:
         from pipeline.transports.smtp import SmtpTransport
 
         return SmtpTransport.from_settings(settings)
-    raise ConfigError(f"delivery.transport: {chosen!r} is not one of outbox, ses, smtp")
+    raise ConfigError(f"delivery.transport: {chosen!r} is not one of {', '.join(TRANSPORTS)}")

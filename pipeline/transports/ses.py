@@ -18,11 +18,11 @@ Errors map onto the transport's tree (see :mod:`pipeline.transports.base`):
 from __future__ import annotations
 
 import logging
-import threading
 from typing import TYPE_CHECKING, Any
 
 from pipeline.transports.base import (
     OutgoingMessage,
+    Quota,
     QuotaExhausted,
     Rejected,
     SendingStopped,
@@ -31,7 +31,6 @@ from pipeline.transports.base import (
     Transport,
     TransportError,
 )
-from pipeline.transports.base import Quota as Quota
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
@@ -105,7 +104,6 @@ class SesTransport(Transport):
         self._client = client
         self._configuration_set = configuration_set
         self._fallback = fallback_client
-        self._local = threading.local()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SesTransport:

@@ -120,6 +120,9 @@ class SmtpTransport(Transport):
                 conn.ehlo()
             if self.username:
                 conn.login(self.username, self._password)
+        except TransportError:
+            conn.close()
+            raise
         except smtplib.SMTPAuthenticationError as exc:
             conn.close()
             raise SendingStopped(
@@ -131,8 +134,6 @@ class SmtpTransport(Transport):
             raise SendingStopped(f"{where}: TLS failed: {exc.reason or exc}") from None
         except (OSError, smtplib.SMTPException) as exc:
             conn.close()
-            if isinstance(exc, TransportError):
-                raise
             raise TemporaryFailure(f"{where}: {exc}") from None
         with self._lock:
             self._connections.append(conn)
@@ -160,8 +161,6 @@ class SmtpTransport(Transport):
         conn = self._connection()
         try:
             return self._transaction(conn, message)
-        except TransportError:
-            raise
         except smtplib.SMTPServerDisconnected as exc:
             self._drop()
             raise TemporaryFailure(f"SMTP {self.host}: disconnected: {exc}") from None
