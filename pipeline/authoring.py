@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from pipeline.config import Settings
@@ -12,16 +15,6 @@ from pipeline.issue import load_issue, slugify
 from pipeline.render import RenderedIssue, render_issue, sample_values
 
 SKELETON = """\
----
-title: {title}
-date: {date}
-subject: {title}
-preheader: ""
-slug: {slug}
-author: {author}
-tags: []
-publish_at:
----
 Start with the reader: what hurts, and what they will be able to do about it
 by the end of this email.
 
@@ -35,21 +28,75 @@ Explain the cause in plain words.
 2. The second step.
 
 A picture helps: put it next to this file or in issues/images/ and write
-`![what the picture shows](images/picture.jpg "A caption")`.
+`![what the picture shows](images/picture.jpg "A caption")`."""
+"""The body of a new issue from ``publish new``, for the editor to replace."""
 
----
-
-Warmly,
-{signature}
-
-P.S. Know someone who would find this useful? Forward this email to them.
-"""
+CLOSING = (
+    "Warmly,\n{signature}\n\n"
+    "P.S. Know someone who would find this useful? Forward this email to them."
+)
+"""The sign-off and P.S. every new issue ends with, after a rule."""
 
 
 def _yaml_text(text: str) -> str:
-    import json
-
     return json.dumps(text, ensure_ascii=False)
+
+
+def signature(settings: Settings) -> str:
+    """The name a new issue is signed with: the author's, without what follows
+    a comma ("Dana Whitfield" of "Dana Whitfield, PT"), or the newsletter's."""
+    author = settings.author
+    return author.split(",")[0] if author else settings.name
+
+
+@dataclass(frozen=True)
+class NewIssue:
+    """A new issue file, as ``publish new`` and ``publish draft`` write it:
+    the front matter, ``body``, a rule, and the sign-off and P.S."""
+
+    title: str
+    date: dt.date
+    author: str
+    body: str
+    signature: str
+    preheader: str = ""
+    tags: tuple[str, ...] = ()
+
+    @cached_property
+    def slug(self) -> str:
+        return slugify(self.title)
+
+    @property
+    def file_name(self) -> str:
+        """``YYYY-MM-DD-slug.md``"""
+        return f"{self.date.isoformat()}-{self.slug}.md"
+
+    def text(self) -> str:
+        front = [
+            "---",
+            f"title: {_yaml_text(self.title)}",
+            f"date: {self.date.isoformat()}",
+            f"subject: {_yaml_text(self.title)}",
+            f"preheader: {_yaml_text(self.preheader)}",
+            f"slug: {self.slug}",
+            f"author: {_yaml_text(self.author)}",
+            f"tags: {json.dumps(list(self.tags), ensure_ascii=False)}",
+            "publish_at:",
+            "---",
+        ]
+        closing = CLOSING.format(signature=self.signature)
+        return "\n".join(front) + f"\n{self.body}\n\n---\n\n{closing}\n"
+
+
+def write_new_issue(settings: Settings, issue: NewIssue, *, if_exists: str) -> Path:
+    """Write ``issue`` into issues/ and return its path. Never overwrites: a
+    file of that name is a :class:`PublishError` ending with ``if_exists``."""
+    path = settings.issues_dir / issue.file_name
+    try:
+        write_atomic(path, issue.text(), exclusive=True)
+    except FileExistsError:
+        raise PublishError(f"{path}: already exists; {if_exists}") from None
+    return path
 
 
 def new_issue(settings: Settings, title: str, date: dt.date) -> Path:
@@ -57,21 +104,14 @@ def new_issue(settings: Settings, title: str, date: dt.date) -> Path:
     title = " ".join(title.split())
     if not title:
         raise PublishError("the title must not be empty")
-    slug = slugify(title)
-    path = settings.issues_dir / f"{date.isoformat()}-{slug}.md"
-    author = settings.author
-    text = SKELETON.format(
-        title=_yaml_text(title),
-        date=date.isoformat(),
-        slug=slug,
-        author=_yaml_text(author) if author else '""',
-        signature=author.split(",")[0] if author else settings.name,
+    issue = NewIssue(
+        title=title,
+        date=date,
+        author=settings.author,
+        body=SKELETON,
+        signature=signature(settings),
     )
-    try:
-        write_atomic(path, text, exclusive=True)
-    except FileExistsError:
-        raise PublishError(f"{path}: already exists; choose another title or --date") from None
-    return path
+    return write_new_issue(settings, issue, if_exists="choose another title or --date")
 
 
 def local_images(html: str, rendered: RenderedIssue, settings: Settings) -> str:

@@ -78,13 +78,23 @@ class LocalFile:
     source: Path
     md5: str
     sha256: str
-    size: int
 
 
 @dataclass(frozen=True)
 class RemoteObject:
-    key: str
+    """An object in the bucket, as listed under its key."""
+
     etag: str
+
+
+def object_key(prefix: str, path: str) -> str:
+    """The bucket key of a file of public/ (``path``) under ``prefix``."""
+    return f"{prefix}{path}"
+
+
+def s3_url(bucket: str, key: str = "") -> str:
+    """``s3://bucket/key``, as messages name a place in the bucket."""
+    return f"s3://{bucket}/{key}"
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,7 @@ class DeployPlan:
     """Object keys, only filled when deleting was asked for."""
 
     def key(self, path: str) -> str:
-        return f"{self.prefix}{path}"
+        return object_key(self.prefix, path)
 
 
 @dataclass(frozen=True)
@@ -111,7 +121,7 @@ class DeployReport:
 
     @property
     def target(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
+        return s3_url(self.bucket, self.prefix)
 
 
 def normalized_prefix(prefix: str) -> str:
@@ -138,7 +148,6 @@ def local_files(public_dir: Path) -> list[LocalFile]:
                 source=path,
                 md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
                 sha256=hashlib.sha256(data).hexdigest(),
-                size=len(data),
             )
         )
     if not found:
@@ -174,7 +183,7 @@ def plan_deploy(
     unchanged: list[str] = []
     wanted: set[str] = set()
     for item in files:
-        key = f"{prefix}{item.path}"
+        key = object_key(prefix, item.path)
         wanted.add(key)
         current = remote.get(key)
         if current is not None:
@@ -216,7 +225,7 @@ def deploy_site(
     import botocore.exceptions
 
     client = boto3.client("s3")
-    target = f"s3://{bucket}/{prefix}"
+    target = s3_url(bucket, prefix)
     try:
         remote = _list_objects(client, bucket, prefix)
         plan = plan_deploy(
@@ -258,7 +267,7 @@ def _list_objects(client: Any, bucket: str, prefix: str) -> dict[str, RemoteObje
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", ()):
-            found[item["Key"]] = RemoteObject(item["Key"], str(item.get("ETag", "")))
+            found[item["Key"]] = RemoteObject(str(item.get("ETag", "")))
     return found
 
 
@@ -308,7 +317,7 @@ def _delete(
         if errors:
             first = errors[0]
             raise SiteError(
-                f"s3://{plan.bucket}/{first.get('Key', '')}: cannot delete: "
+                f"{s3_url(plan.bucket, first.get('Key', ''))}: cannot delete: "
                 f"{first.get('Code', 'error')}: {first.get('Message', '')}".rstrip(": ")
             )
         for key in batch:

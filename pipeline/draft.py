@@ -14,7 +14,6 @@ and every character markdown would read as markup is escaped.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import textwrap
@@ -25,13 +24,19 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote
 
+from pipeline.authoring import NewIssue, signature, write_new_issue
 from pipeline.body import POSTSCRIPT
 from pipeline.config import Settings
 from pipeline.errors import FeedError, PublishError
-from pipeline.feeds import FETCH_TIMEOUT, BlogFeed, BlogPost, absolute_url, read_blog_feed
+from pipeline.feeds import (
+    DROP_WITH_CONTENT,
+    FETCH_TIMEOUT,
+    BlogFeed,
+    BlogPost,
+    absolute_url,
+    read_blog_feed,
+)
 from pipeline.feeds import user_agent as feed_user_agent
-from pipeline.files import write_atomic
-from pipeline.issue import slugify
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +76,8 @@ def draft_from_feed(
     if not posts:
         when = f" since {since.isoformat()}" if since else ""
         raise FeedError(f"{source}: no posts{when}")
-    title, text = compose_draft(settings, feed, posts, today)
-    path = settings.issues_dir / f"{today.isoformat()}-{slugify(title)}.md"
-    try:
-        write_atomic(path, text, exclusive=True)
-    except FileExistsError:
-        raise PublishError(f"{path}: already exists; finish or remove that draft first") from None
+    draft = compose_draft(settings, feed, posts, today)
+    path = write_new_issue(settings, draft, if_exists="finish or remove that draft first")
     log.info("drafted %s from %d posts of %s", path, len(posts), source)
     return Draft(path=path, posts=posts, warnings=feed.warnings)
 
@@ -105,30 +106,15 @@ def choose_posts(
 
 def compose_draft(
     settings: Settings, feed: BlogFeed, posts: Sequence[BlogPost], today: date
-) -> tuple[str, str]:
-    """(title, file text) of the draft."""
+) -> NewIssue:
+    """The draft's title, front matter and text."""
     first = posts[0].title
     title = first if len(posts) == 1 else f"From the blog: {first}, and more"
     preheader = _shorten(
         "New on the blog: " + "; ".join(post.title for post in posts) + ".",
         PREHEADER_CHARACTERS,
     )
-    tags = list(dict.fromkeys(tag for post in posts for tag in post.tags))[:6]
-    author = settings.author
-    front = "\n".join(
-        [
-            "---",
-            f"title: {_yaml(title)}",
-            f"date: {today.isoformat()}",
-            f"subject: {_yaml(title)}",
-            f"preheader: {_yaml(preheader)}",
-            f"slug: {slugify(title)}",
-            f"author: {_yaml(author)}",
-            f"tags: {json.dumps(tags, ensure_ascii=False)}",
-            "publish_at:",
-            "---",
-        ]
-    )
+    tags = tuple(dict.fromkeys(tag for post in posts for tag in post.tags))[:6]
     blog = settings.blog_url or feed.link
     where = f"[the blog]({markdown_url(blog)})" if blog else "the blog"
     parts = [
@@ -143,18 +129,15 @@ def compose_draft(
         summary = summary_markdown(post.summary_html, post.base_url)
         read_on = f"[Read the whole post]({markdown_url(post.link)})" if post.link else ""
         parts.append(_wrap(" ".join(part for part in (summary, read_on) if part)))
-    signature = author.split(",")[0] if author else settings.name
-    parts += [
-        "---",
-        f"Warmly,\n{markdown_text(signature)}",
-        "P.S. Know someone who would find this useful? Forward this email to them.",
-    ]
-    body = "\n\n".join(part for part in parts if part)
-    return title, f"{front}\n{body}\n"
-
-
-def _yaml(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+    return NewIssue(
+        title=title,
+        date=today,
+        author=settings.author,
+        body="\n\n".join(part for part in parts if part),
+        signature=markdown_text(signature(settings)),
+        preheader=preheader,
+        tags=tags,
+    )
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -170,11 +153,8 @@ def _shorten(text: str, limit: int) -> str:
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~&])")
 _LINE_START = re.compile(r"^(\d+)([.)])|^([-+=])")
-_SKIP = frozenset(
-    (
-        "script", "style", "iframe", "object", "embed", "noscript", "template", "svg", "math",
-        "head", "title", "form", "button", "select", "textarea", "audio", "video", "canvas",
-    )
+_SKIP = DROP_WITH_CONTENT | frozenset(
+    ("head", "title", "form", "button", "select", "textarea", "audio", "video", "canvas")
 )
 _BREAKS = frozenset(
     (

@@ -32,12 +32,12 @@ from email.utils import format_datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import jinja2
 from markupsafe import Markup
 
-from pipeline.body import Body, Figure
+from pipeline.body import SAFE_SCHEMES, Body, Figure
 from pipeline.errors import FeedError
 
 log = logging.getLogger(__name__)
@@ -172,14 +172,14 @@ _FEED_ATTRIBUTES = {
     "th": ("align",),
     "td": ("align",),
 }
-_DROP_WITH_CONTENT = frozenset(
+DROP_WITH_CONTENT = frozenset(
     (
         "script", "style", "iframe", "object", "embed", "noscript", "template", "svg", "math",
     )
 )
+"""Elements whose content is no text for a reader: dropped with it."""
 _VOID = frozenset(("br", "hr", "img"))
 _URL_ATTRIBUTES = ("href", "src")
-_URL_SCHEMES = ("http", "https", "mailto")
 _TEXT_ALIGN = re.compile(r"text-align\s*:\s*(left|right|center)", re.IGNORECASE)
 
 
@@ -193,7 +193,7 @@ class _FeedHtml(HTMLParser):
         self.skipping = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _DROP_WITH_CONTENT:
+        if tag in DROP_WITH_CONTENT:
             self.skipping += 1
             return
         if self.skipping or tag not in _FEED_ELEMENTS:
@@ -215,12 +215,12 @@ class _FeedHtml(HTMLParser):
         self.out.append(f"<{tag}{''.join(kept)}>")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _DROP_WITH_CONTENT:
+        if tag in DROP_WITH_CONTENT:
             return
         self.handle_starttag(tag, attrs)
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in _DROP_WITH_CONTENT:
+        if tag in DROP_WITH_CONTENT:
             self.skipping = max(0, self.skipping - 1)
             return
         if not self.skipping and tag in _FEED_ELEMENTS and tag not in _VOID:
@@ -237,7 +237,7 @@ def absolute_url(value: str, base_url: str) -> str | None:
     if not value:
         return None
     url = urljoin(base_url, value)
-    if urlsplit(url).scheme.lower() not in _URL_SCHEMES:
+    if urlsplit(url).scheme.lower() not in SAFE_SCHEMES:
         return None
     return url
 
@@ -354,7 +354,12 @@ def _reason(reason: object) -> str:
 
 
 def is_url(source: str) -> bool:
-    return urlsplit(source).scheme.lower() in ("http", "https")
+    """An http(s) URL (else a file name)."""
+    return _is_http(urlsplit(source))
+
+
+def _is_http(parts: SplitResult) -> bool:
+    return parts.scheme.lower() in ("http", "https")
 
 
 def read_blog_feed(
@@ -430,7 +435,9 @@ def _one_line(text: str) -> str:
 
 
 def _http_url(url: str) -> str:
-    return url if urlsplit(url).scheme.lower() in ("http", "https") and urlsplit(url).netloc else ""
+    """``url`` if it is an http(s) URL with a host, else ""."""
+    parts = urlsplit(url)
+    return url if _is_http(parts) and parts.netloc else ""
 
 
 def _post(entry: Mapping[str, Any], feed_base: str) -> BlogPost | None:
@@ -482,11 +489,11 @@ class _Text(HTMLParser):
         self.skipping = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _DROP_WITH_CONTENT:
+        if tag in DROP_WITH_CONTENT:
             self.skipping += 1
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in _DROP_WITH_CONTENT:
+        if tag in DROP_WITH_CONTENT:
             self.skipping = max(0, self.skipping - 1)
 
     def handle_data(self, data: str) -> None:

@@ -15,9 +15,10 @@ Three outputs come from the one body:
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import html as html_lib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -106,17 +107,17 @@ def templates(settings: Settings) -> Templates:
     return _load_templates(folder, stamps)
 
 
-@lru_cache(maxsize=8)
-def _load_templates(folder: Path, stamps: tuple[tuple[Path, int], ...]) -> Templates:
+def jinja_environment(
+    loader: jinja2.BaseLoader,
+    autoescape: bool | Callable[[str | None], bool],
+    filters: Mapping[str, Callable[..., Any]],
+) -> jinja2.Environment:
+    """The Jinja environment every template here is filled in: undefined
+    values are errors, block tags leave no blank lines, a template's final
+    newline is kept."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder),
-        # Every template is autoescaped except the plain-text part.
-        autoescape=jinja2.select_autoescape(
-            enabled_extensions=("mjml.j2", "html.j2", "xml.j2"),
-            disabled_extensions=("txt.j2",),
-            default_for_string=True,
-            default=True,
-        ),
+        loader=loader,
+        autoescape=autoescape,  # noqa: S701 - True or select_autoescape, by each caller
         undefined=jinja2.StrictUndefined,
         # Compiled templates are cached in the temp folder between runs,
         # keyed by the template's source, so `publish check` starts fast.
@@ -125,7 +126,23 @@ def _load_templates(folder: Path, stamps: tuple[tuple[Path, int], ...]) -> Templ
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["underline"] = underline
+    env.filters.update(filters)
+    return env
+
+
+@lru_cache(maxsize=8)
+def _load_templates(folder: Path, stamps: tuple[tuple[Path, int], ...]) -> Templates:
+    env = jinja_environment(
+        jinja2.FileSystemLoader(folder),
+        # Every template is autoescaped except the plain-text part.
+        jinja2.select_autoescape(
+            enabled_extensions=("mjml.j2", "html.j2", "xml.j2"),
+            disabled_extensions=("txt.j2",),
+            default_for_string=True,
+            default=True,
+        ),
+        {"underline": underline},
+    )
     digest = hashlib.sha256()
     for path, _ in stamps:
         digest.update(path.read_bytes())
@@ -221,6 +238,16 @@ def render_issue(
     )
 
 
+def date_text(day: dt.date) -> str:
+    """``December 1, 2026``: an issue's date as pages and emails show it."""
+    return f"{day:%B} {day.day}, {day.year}"
+
+
+def issue_author(issue: Issue, settings: Settings) -> str:
+    """Who wrote the issue: its own author, or the newsletter's."""
+    return issue.author or settings.author
+
+
 def _context(settings: Settings, issue: Issue, body: Body, web_url: str) -> dict[str, Any]:
     # The HTML pieces come from markdown-it with raw HTML disabled, so every
     # character of the editor's text is already escaped in them.
@@ -249,8 +276,8 @@ def _context(settings: Settings, issue: Issue, body: Body, web_url: str) -> dict
             "subject": issue.subject,
             "preheader": issue.preheader or body.excerpt,
             "date": issue.date,
-            "date_text": f"{issue.date:%B} {issue.date.day}, {issue.date.year}",
-            "author": issue.author or settings.author,
+            "date_text": date_text(issue.date),
+            "author": issue_author(issue, settings),
             "tags": issue.tags,
             "slug": issue.slug,
         },

@@ -58,12 +58,15 @@ from pipeline.files import write_atomic
 from pipeline.issue import Issue, default_slug, find_issue_files, read_issue
 from pipeline.render import (
     PACKAGED_TEMPLATES,
+    date_text,
+    issue_author,
     issue_path_url,
+    jinja_environment,
     parse_issue_body,
     render_issue,
     template_errors,
 )
-from pipeline.render import templates_dir as email_templates_dir
+from pipeline.render import templates as email_templates
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +161,8 @@ class ArchiveEntry:
     url: str
     published: datetime
     summary: str
-    content_html: str
-
-    @property
-    def date_text(self) -> str:
-        day = self.issue.date
-        return f"{day:%B} {day.day}, {day.year}"
+    content_html: str | None
+    """The feed item's HTML: only for the FEED_SIZE newest, the ones the feeds carry."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +174,8 @@ class Site:
     drafts: tuple[str, ...]
     warnings: tuple[str, ...]
     manifest: Mapping[str, Any] = field(default_factory=dict)
+    previous_files: tuple[str, ...] = ()
+    """The files the last build wrote, as its manifest lists them."""
 
 
 @dataclass(frozen=True)
@@ -184,19 +185,22 @@ class _Page:
     key: str
     page: bytes
     excerpt: str
-    content_html: str
+    content_html: str | None
+    """The feed item's HTML, for an issue in the feeds only."""
     assets: tuple[Asset, ...]
     links: Mapping[str, str]
 
     def record(self) -> dict[str, Any]:
-        return {
+        record = {
             "key": self.key,
             "sha256": hashlib.sha256(self.page).hexdigest(),
             "excerpt": self.excerpt,
-            "content": self.content_html,
             "assets": [[a.public_path, str(a.source)] for a in self.assets],
             "links": dict(sorted(self.links.items())),
         }
+        if self.content_html is not None:
+            record["content"] = self.content_html
+        return record
 
 
 def plan_site(settings: Settings, sent: Mapping[str, datetime], now: datetime) -> Site:
@@ -217,12 +221,13 @@ def plan_site(settings: Settings, sent: Mapping[str, datetime], now: datetime) -
     entries: list[ArchiveEntry] = []
     records: dict[str, Any] = {}
     for issue, moment in selection.published:
-        page = _page(settings, issue, fingerprint, remembered.get(issue.slug), selection)
+        in_feed = len(entries) < FEED_SIZE  # newest first, as the feeds list them
+        page = _page(settings, issue, fingerprint, remembered.get(issue.slug), selection, in_feed)
         page_path = f"issues/{issue.slug}/index.html"
         files[page_path] = page.page
+        # Every asset's file was there a moment ago: a rendered page's when
+        # render_issue resolved it, a reused page's when _reuse checked it.
         for asset in page.assets:
-            if not asset.source.is_file():
-                raise IssueError(issue.path, None, f"file {asset.source} is gone")
             files[asset.public_path] = asset.source
         records[issue.slug] = page.record()
         entries.append(
@@ -242,8 +247,8 @@ def plan_site(settings: Settings, sent: Mapping[str, datetime], now: datetime) -
             "title": entry.issue.title,
             "url": entry.url,
             "date": entry.issue.date,
-            "date_text": entry.date_text,
-            "author": entry.issue.author or settings.author,
+            "date_text": date_text(entry.issue.date),
+            "author": issue_author(entry.issue, settings),
             "summary": entry.summary,
         }
         for entry in entries
@@ -271,6 +276,7 @@ def plan_site(settings: Settings, sent: Mapping[str, datetime], now: datetime) -
         drafts=tuple(sorted(issue.slug for issue in selection.drafts)),
         warnings=selection.warnings,
         manifest=manifest,
+        previous_files=tuple(str(path) for path in previous.get("files", ())),
     )
 
 
@@ -280,11 +286,12 @@ def _page(
     fingerprint: str,
     record: Mapping[str, Any] | None,
     selection: Selection,
+    in_feed: bool,
 ) -> _Page:
     key = hashlib.sha256(
         "\0".join((fingerprint, str(issue.path.resolve()), issue.source)).encode()
     ).hexdigest()
-    reused = _reuse(settings, issue, key, record, selection)
+    reused = _reuse(settings, issue, key, record, selection, in_feed)
     if reused is not None:
         return reused
     body, resolver = parsed = parse_issue_body(issue, settings)
@@ -298,7 +305,7 @@ def _page(
         key=key,
         page=rendered.web_html.encode(),
         excerpt=rendered.excerpt,
-        content_html=feed_item_html(body, rendered.web_url),
+        content_html=feed_item_html(body, rendered.web_url) if in_feed else None,
         assets=rendered.assets,
         links=links,
     )
@@ -310,8 +317,11 @@ def _reuse(
     key: str,
     record: Mapping[str, Any] | None,
     selection: Selection,
+    in_feed: bool,
 ) -> _Page | None:
-    """The page from the last build, if nothing it was made from changed."""
+    """The page from the last build, if nothing it was made from changed (and,
+    for an issue in the feeds, with its feed HTML: an issue that just came
+    into the feeds is rendered again)."""
     if not record or record.get("key") != key:
         return None
     try:
@@ -328,7 +338,7 @@ def _reuse(
             key=key,
             page=page,
             excerpt=str(record["excerpt"]),
-            content_html=str(record["content"]),
+            content_html=str(record["content"]) if in_feed else None,
             assets=assets,
             links=dict(record["links"]),
         )
@@ -362,9 +372,7 @@ def _code_fingerprint() -> str:
 def _fingerprint(settings: Settings) -> str:
     """Everything besides the issue file that shapes an issue's page."""
     digest = hashlib.sha256(f"{MANIFEST_VERSION}\0{_code_fingerprint()}\0{settings!r}".encode())
-    folder = email_templates_dir(settings)
-    for path in sorted(folder.glob("*.j2")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest.update(email_templates(settings).digest)
     return digest.hexdigest()
 
 
@@ -401,16 +409,8 @@ def web_template_dirs(settings: Settings) -> list[Path]:
 
 
 def web_environment(settings: Settings) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(f) for f in web_template_dirs(settings)]),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(FILTERS)
-    return env
+    loader = jinja2.FileSystemLoader([str(f) for f in web_template_dirs(settings)])
+    return jinja_environment(loader, autoescape=True, filters=FILTERS)
 
 
 def _fill(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:
@@ -476,7 +476,8 @@ def _feeds(
 
 def _feed_item(settings: Settings, entry: ArchiveEntry) -> FeedItem:
     issue = entry.issue
-    author = issue.author or settings.author
+    assert entry.content_html is not None, "plan_site makes it for every issue in the feeds"
+    author = issue_author(issue, settings)
     # An address is only the newsletter author's; anyone else is named without one.
     email = settings.author_email if author and author == settings.author else ""
     return FeedItem(
@@ -527,7 +528,6 @@ class SiteReport:
 def write_site(public_dir: Path, site: Site) -> SiteReport:
     """Write the files whose bytes differ; remove files the last build wrote
     that this one does not have. Files are replaced atomically."""
-    previous = _read_manifest(public_dir)
     written: list[str] = []
     unchanged = 0
     for public_path in sorted(site.files):
@@ -544,14 +544,14 @@ def write_site(public_dir: Path, site: Site) -> SiteReport:
             unchanged += 1
 
     removed: list[str] = []
-    for public_path in sorted(set(previous.get("files", ())) - set(site.files)):
+    for public_path in sorted(set(site.previous_files) - set(site.files)):
         try:
-            target = _inside(public_dir, str(public_path))
+            target = _inside(public_dir, public_path)
         except SiteError:
             continue  # a hand-edited manifest never makes us delete outside public/
         if target.is_file():
             target.unlink()
-            removed.append(str(public_path))
+            removed.append(public_path)
             _prune(target.parent, public_dir)
 
     manifest = json.dumps(site.manifest, sort_keys=True, ensure_ascii=False).encode()

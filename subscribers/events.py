@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 
 TRANSIENT_WINDOW = dt.timedelta(days=30)
 MAX_EXTERNAL_ID = 300  # subscriber_events.external_id
+LEDGER_MESSAGE_ID = 300
+"""send_recipients.message_id: the ledger keeps provider message ids cut to
+this length, and :func:`ledger.sends_for_messages` answers under those keys."""
 CONFLICT_RETRIES = 3
 
 
@@ -128,7 +131,8 @@ def _apply(
             batch.out.duplicates += 1
             continue
         recorded.add(event_key)
-        found[key] = batch.apply(item, subscriber, event_key, sent.get(item.message_id[:300]))
+        message = sent.get(item.message_id[:LEDGER_MESSAGE_ID])
+        found[key] = batch.apply(item, subscriber, event_key, message)
     batch.events.flush()
     return batch.out
 

@@ -106,9 +106,9 @@ def _feedback(message: dict[str, Any]) -> tuple[Feedback, ...]:
         return tuple(
             Feedback(
                 kind="bounce",
-                recipient=_address(r.get("emailAddress"), "emailAddress"),
+                recipient=(address := _address(r.get("emailAddress"), "emailAddress")),
                 message_id=message_id,
-                event_id=f"{feedback_id}:{_address(r.get('emailAddress'), 'emailAddress')}",
+                event_id=f"{feedback_id}:{address}",
                 at=at,
                 bounce_type=bounce_type,
                 detail=common

@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 RECEIVE_BATCH = 10
 """SQS's most per ReceiveMessage."""
 RECEIVERS = 8
-PROGRESS_SECONDS = 0.5
 
 
 @dataclass
@@ -59,10 +58,6 @@ class SyncReport:
     applied: Applied = field(default_factory=Applied)
     seconds: float = 0.0
 
-    @property
-    def rate(self) -> float:
-        return self.received / self.seconds if self.seconds > 0 else 0.0
-
 
 def sync_queue(
     store: Store,
@@ -73,7 +68,6 @@ def sync_queue(
     max_messages: int | None = None,
     wait_seconds: int = 0,
     receivers: int = RECEIVERS,
-    progress: Callable[[SyncReport], None] | None = None,
     stopped: Callable[[], bool] | None = None,
 ) -> SyncReport:
     """Apply the notifications waiting on the queue, then return.
@@ -81,9 +75,8 @@ def sync_queue(
     Stops when a receive finds the queue empty (after waiting up to
     ``wait_seconds`` for a message: SQS long polling), after
     ``max_messages``, or when ``stopped()`` becomes true (the batches in
-    hand are finished first). ``progress`` is called from this thread every
-    half second with the report so far. Raises :class:`QueueError` when the
-    queue cannot be read; what was applied by then stays applied.
+    hand are finished first). Raises :class:`QueueError` when the queue
+    cannot be read; what was applied by then stays applied.
     """
     run = _Run(store, sqs, queue_url, policy, max_messages, wait_seconds, stopped)
     started = time.monotonic()
@@ -94,14 +87,11 @@ def sync_queue(
     for thread in threads:
         thread.start()
     for thread in threads:
-        while thread.is_alive():
-            thread.join(PROGRESS_SECONDS)
-            if progress is not None:
-                progress(run.snapshot(time.monotonic() - started))
-    report = run.snapshot(time.monotonic() - started)
+        thread.join()
     if run.error is not None:
         raise run.error
-    return report
+    run.report.seconds = time.monotonic() - started
+    return run.report
 
 
 class _Run:
@@ -130,20 +120,6 @@ class _Run:
         self._taken = 0
         self._done = False
         self._kept_ids: set[str] = set()
-
-    def snapshot(self, seconds: float) -> SyncReport:
-        with self._lock:
-            applied = Applied()
-            applied.add(self.report.applied)
-            return SyncReport(
-                received=self.report.received,
-                deleted=self.report.deleted,
-                ignored=self.report.ignored,
-                kept=self.report.kept,
-                undeleted=self.report.undeleted,
-                applied=applied,
-                seconds=seconds,
-            )
 
     def work(self) -> None:
         try:
@@ -195,7 +171,7 @@ class _Run:
         held nothing new (only unreadable messages seen before in this run)."""
         with self._lock:
             fresh = any(str(m.get("MessageId", "?")) not in self._kept_ids for m in messages)
-        readable: list[tuple[dict[str, str], tuple[Feedback, ...]]] = []
+        readable: list[tuple[dict[str, Any], tuple[Feedback, ...]]] = []
         ignored = kept = 0
         for message in messages:
             try:
@@ -207,9 +183,8 @@ class _Run:
             if parsed.ignored:
                 ignored += 1
                 log.info("deleting a %s notification (not about list hygiene)", parsed.ignored)
-            entry = {"Id": str(len(readable)), "ReceiptHandle": message["ReceiptHandle"]}
-            readable.append((entry, parsed.feedback))
-        applied, done = self._apply(readable, messages)
+            readable.append((message, parsed.feedback))
+        applied, done = self._apply(readable)
         kept += len(readable) - len(done)
         undeleted = self._delete(done) if done else 0
         with self._lock:
@@ -223,11 +198,9 @@ class _Run:
         return fresh
 
     def _apply(
-        self,
-        readable: list[tuple[dict[str, str], tuple[Feedback, ...]]],
-        messages: list[dict[str, Any]],
-    ) -> tuple[Applied, list[dict[str, str]]]:
-        """Apply the batch in one transaction: what it did, and the entries
+        self, readable: list[tuple[dict[str, Any], tuple[Feedback, ...]]]
+    ) -> tuple[Applied, list[dict[str, Any]]]:
+        """Apply the batch in one transaction: what it did, and the messages
         to delete. Should the database refuse it, each message is tried
         alone, and one it refuses again is left on the queue like an
         unreadable one; only a database that cannot be reached stops the run."""
@@ -235,24 +208,23 @@ class _Run:
 
         feedback = [item for _, items in readable for item in items]
         try:
-            return apply_feedback(self.store, feedback, self.policy), [e for e, _ in readable]
+            return apply_feedback(self.store, feedback, self.policy), [m for m, _ in readable]
         except (OperationalError, InterfaceError):
             raise
         except Exception as exc:
             log.warning("a batch of %d messages failed (%s); applying them one by one",
                         len(readable), _first_line(exc))
         applied = Applied()
-        done: list[dict[str, str]] = []
-        by_handle = {m["ReceiptHandle"]: m for m in messages}
-        for entry, items in readable:
+        done: list[dict[str, Any]] = []
+        for message, items in readable:
             try:
                 applied.add(apply_feedback(self.store, items, self.policy))
             except (OperationalError, InterfaceError):
                 raise
             except Exception as exc:
-                self._keep(by_handle[entry["ReceiptHandle"]], _first_line(exc))
+                self._keep(message, _first_line(exc))
                 continue
-            done.append({**entry, "Id": str(len(done))})
+            done.append(message)
         return applied, done
 
     def _keep(self, message: dict[str, Any], reason: str) -> None:
@@ -268,7 +240,12 @@ class _Run:
             count,
         )
 
-    def _delete(self, entries: list[dict[str, str]]) -> int:
+    def _delete(self, messages: list[dict[str, Any]]) -> int:
+        """Delete applied messages from the queue: how many SQS refused."""
+        entries = [
+            {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
+            for n, message in enumerate(messages)
+        ]
         response = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
         failed = response.get("Failed", [])
         for failure in failed:

@@ -166,7 +166,7 @@ def test_objects_without_an_md5_etag_are_compared_by_their_sha256(site, aws):
 
 def test_upload_order_puts_media_first_and_the_archive_and_feeds_last():
     files = [
-        LocalFile(path, None, "0" * 32, "", 0)  # type: ignore[arg-type]
+        LocalFile(path, None, "0" * 32, "")  # type: ignore[arg-type]
         for path in ("feed.xml", "index.html", "issues/a/index.html", "media/a.png", "static/x.css")
     ]
     plan = plan_deploy(files, {}, bucket=BUCKET, prefix="", delete=False)
@@ -180,10 +180,10 @@ def test_upload_order_puts_media_first_and_the_archive_and_feeds_last():
 
 
 def test_plan_compares_md5_etags_and_only_deletes_when_asked():
-    local = [LocalFile("a.html", None, "a" * 32, "", 1)]  # type: ignore[arg-type]
+    local = [LocalFile("a.html", None, "a" * 32, "")]  # type: ignore[arg-type]
     remote = {
-        "a.html": RemoteObject("a.html", f'"{"a" * 32}"'),
-        "b.html": RemoteObject("b.html", f'"{"b" * 32}"'),
+        "a.html": RemoteObject(f'"{"a" * 32}"'),
+        "b.html": RemoteObject(f'"{"b" * 32}"'),
     }
     keep = plan_deploy(local, remote, bucket=BUCKET, prefix="", delete=False)
     assert keep.unchanged == ("a.html",) and keep.upload == () and keep.delete == ()
