@@ -53,9 +53,6 @@ log = logging.getLogger(__name__)
 
 TRANSIENT_WINDOW = dt.timedelta(days=30)
 MAX_EXTERNAL_ID = 300  # subscriber_events.external_id
-LEDGER_MESSAGE_ID = 300
-"""send_recipients.message_id: the ledger keeps provider message ids cut to
-this length, and :func:`ledger.sends_for_messages` answers under those keys."""
 CONFLICT_RETRIES = 3
 
 
@@ -131,7 +128,7 @@ def _apply(
             batch.out.duplicates += 1
             continue
         recorded.add(event_key)
-        message = sent.get(item.message_id[:LEDGER_MESSAGE_ID])
+        message = sent.get(item.message_id)
         found[key] = batch.apply(item, subscriber, event_key, message)
     batch.events.flush()
     return batch.out

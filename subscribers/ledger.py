@@ -51,6 +51,8 @@ SendState = Literal["sending", "paused", "stopped", "done"]
 RowState = Literal["pending", "sending", "sent", "failed", "skipped"]
 Ambiguous = Literal["resend", "skip"]
 ROW_STATES: tuple[RowState, ...] = ("pending", "sending", "sent", "failed", "skipped")
+MESSAGE_ID_LENGTH = 300
+"""send_recipients.message_id's width: longer provider ids are kept cut short."""
 FEEDBACK_KINDS = ("delivered", "bounced", "soft_bounced", "bounce_undetermined", "complained")
 """Subscriber events that providers report about a send's messages."""
 
@@ -560,7 +562,7 @@ class Ledger:
                     error=None,
                 ),
                 [
-                    {"row_id": o.row_id, "message_id": (o.message_id or "")[:300], "at": o.at}
+                    {"row_id": o.row_id, "message_id": _stored_id(o.message_id), "at": o.at}
                     for o in sent
                 ],
             )
@@ -754,13 +756,20 @@ def _totals(conn: Connection, send_id: int) -> Totals:
     return Totals(**{state: counts.get(state, 0) for state in ROW_STATES})
 
 
+def _stored_id(message_id: str | None) -> str:
+    """A provider message id as send_recipients.message_id keeps it."""
+    return (message_id or "")[:MESSAGE_ID_LENGTH]
+
+
 def sends_for_messages(conn: Connection, message_ids: Sequence[str]) -> dict[str, SentMessage]:
-    """The send and issue of each provider message id found in the ledger."""
-    wanted = sorted({message_id[:300] for message_id in message_ids if message_id})
+    """The send and issue of each provider message id found in the ledger,
+    keyed by the ids as given."""
+    wanted = {message_id: _stored_id(message_id) for message_id in message_ids if message_id}
     if not wanted:
         return {}
-    rows = conn.execute(_sends_for_messages(), {"ids": wanted})
-    return {row.message_id: SentMessage(int(row.send_id), row.issue_slug) for row in rows}
+    rows = conn.execute(_sends_for_messages(), {"ids": sorted(set(wanted.values()))})
+    found = {row.message_id: SentMessage(int(row.send_id), row.issue_slug) for row in rows}
+    return {given: found[stored] for given, stored in wanted.items() if stored in found}
 
 
 @cache

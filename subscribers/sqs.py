@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from subscribers.errors import QueueError
+from subscribers.errors import QueueError, first_line
 from subscribers.events import Applied, Policy, apply_feedback
 from subscribers.notifications import Feedback, MalformedNotification, parse
 from subscribers.store import Store
@@ -213,7 +213,7 @@ class _Run:
             raise
         except Exception as exc:
             log.warning("a batch of %d messages failed (%s); applying them one by one",
-                        len(readable), _first_line(exc))
+                        len(readable), first_line(exc, 300))
         applied = Applied()
         done: list[dict[str, Any]] = []
         for message, items in readable:
@@ -222,7 +222,7 @@ class _Run:
             except (OperationalError, InterfaceError):
                 raise
             except Exception as exc:
-                self._keep(message, _first_line(exc))
+                self._keep(message, first_line(exc, 300))
                 continue
             done.append(message)
         return applied, done
@@ -252,11 +252,6 @@ class _Run:
             # The message comes back later and is recognised as a duplicate.
             log.warning("could not delete a processed message: %s", failure.get("Message", "?"))
         return len(failed)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _queue_error(exc: BaseException, queue_url: str) -> BaseException:

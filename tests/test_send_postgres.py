@@ -208,6 +208,11 @@ def test_a_provider_message_id_leads_back_to_its_send(store):
         assert sends_for_messages(conn, ["0100abc-000000", "unknown", ""]) == {
             "0100abc-000000": SentMessage(send.id, "calf")
         }
+    # An id longer than the ledger keeps is still found under the id as given.
+    long_id = "0100def-" + "9" * 400
+    ledger.record([Outcome(claimed[1].row_id, "sent", message_id=long_id)])
+    with store.engine.connect() as conn:
+        assert sends_for_messages(conn, [long_id]) == {long_id: SentMessage(send.id, "calf")}
 
 
 def test_status_counts_provider_feedback_for_the_send(store):
