@@ -280,7 +280,7 @@ def build_template(
     reply_to_address = _setting_address("sender.reply_to", reply_to.email)
     boundary = f"=_pfl_{secrets.token_hex(12)}"
     list_id = f"{slugify(settings.name)}.{settings.site_host}"
-    mailto = f"mailto:{reply_to.email}?subject=unsubscribe"
+    mailto = f"mailto:{reply_to_address}?subject=unsubscribe"
 
     head = b"".join(
         (

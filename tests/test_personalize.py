@@ -233,9 +233,23 @@ def test_addresses_that_cannot_be_mailed(personalizer):
         personalizer(Recipient(1, "two words@example.com"))
     with pytest.raises(UndeliverableAddress):
         personalizer(Recipient(1, "a@b.com\r\nBcc: x@y.com"))
+    with pytest.raises(UndeliverableAddress):
+        personalizer(Recipient(1, "a" * 250 + "@example.com"))  # over 254 characters
     idn = personalizer(Recipient(1, "reader@bücher.example"))
     assert idn.recipient == "reader@xn--bcher-kva.example"
     assert parse(idn.raw)["To"].addresses[0].addr_spec == "reader@xn--bcher-kva.example"
+
+
+def test_a_reply_to_on_an_international_domain(rendered, settings):
+    from dataclasses import replace
+
+    from pipeline.config import Address
+
+    settings = replace(settings, reply_to=Address("dana@bücher.example", "Dana"))
+    message = Personalizer(rendered, settings, SIGNER.unsubscribe)(Recipient(1, "r@example.com"))
+    parsed = parse(message.raw)
+    assert parsed["Reply-To"].addresses[0].addr_spec == "dana@xn--bcher-kva.example"
+    assert "<mailto:dana@xn--bcher-kva.example?subject=unsubscribe>" in str(parsed["List-Unsubscribe"])
 
 
 def test_the_template_is_built_once_with_slots(rendered, settings):
