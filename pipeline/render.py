@@ -145,7 +145,8 @@ def _load_templates(folder: Path, stamps: tuple[tuple[Path, int], ...]) -> Templ
     )
     digest = hashlib.sha256()
     for path, _ in stamps:
-        digest.update(path.read_bytes())
+        # Names too: moving text from one template into the next is a change.
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
     return Templates(folder, env, digest.digest())
 
 
