@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from subscribers.store import Store
+from tests.support.newsletter import copy_newsletter
 
 runner = CliRunner()
 ISSUE = "issues/2026-12-01-calf-stretch.md"
@@ -208,16 +209,9 @@ def test_every_sending_command_has_an_example():
 def test_readme_quick_start_from_a_fresh_copy(tmp_path):
     """`publish subscribers import subscribers/sample.csv && publish issue
     issues/2026-12-01-calf-stretch.md`, non-interactively, twice."""
-    root = tmp_path / "clone"
-    root.mkdir()
-    for name in ("newsletter.toml", "templates", "issues", "subscribers/sample.csv"):
-        source = REPO / name
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target)
-        else:
-            shutil.copy(source, target)
+    root = copy_newsletter(tmp_path / "clone")
+    (root / "subscribers").mkdir()
+    shutil.copy(REPO / "subscribers" / "sample.csv", root / "subscribers" / "sample.csv")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "AWS_"))}
 
     def publish(*args: str) -> subprocess.CompletedProcess:

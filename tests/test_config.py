@@ -111,10 +111,3 @@ def test_newsletter_root_environment_variable(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     settings = load_settings(None, environ={"NEWSLETTER_ROOT": str(root)})
     assert settings.root == root.resolve()
-
-
-def test_the_repository_settings_load():
-    repo = Path(__file__).resolve().parent.parent
-    settings = load_settings(repo, environ={})
-    assert settings.name == "Pain Free Living"
-    assert settings.postal_address

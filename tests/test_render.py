@@ -2,7 +2,7 @@
 
 The golden files in tests/golden/ are what a sample reader gets for each
 sample issue. After a deliberate change to templates or rendering, rewrite
-them with ``UPDATE_GOLDEN=1 python3 -m pytest tests/test_render.py`` and
+them with ``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_render.py`` and
 review the diff before committing.
 """
 
@@ -18,7 +18,7 @@ from pipeline.issue import load_issue
 from pipeline.render import SLOT_NAMES, render_issue, sample_values
 
 GOLDEN = Path(__file__).parent / "golden"
-SAMPLES = sorted((Path(__file__).parent.parent / "issues").glob("*.md"))
+SAMPLES = sorted((Path(__file__).parent / "fixtures" / "newsletter" / "issues").glob("*.md"))
 
 
 def render(newsletter: Path, settings, text: str, name: str = "2026-11-15-test.md"):

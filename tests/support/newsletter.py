@@ -1,25 +1,37 @@
-"""A newsletter folder to run commands in: a copy of the repository's own
-settings, templates and sample issues, in a temporary directory."""
+"""A newsletter folder to run commands in: the test newsletter's settings and
+sample issues from tests/fixtures/newsletter, and the repository's own
+templates, in a temporary directory.
+
+Nothing here reads the repository's newsletter.toml or issues/: those are the
+editor's, and change with every issue. tests/test_own_newsletter.py is the one
+test that looks at them."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+FIXTURE = REPO / "tests" / "fixtures" / "newsletter"
+
+
+def copy_newsletter(root: Path) -> Path:
+    """Lay out the test newsletter at ``root``; return ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(FIXTURE / "newsletter.toml", root / "newsletter.toml")
+    shutil.copytree(FIXTURE / "issues", root / "issues")
+    shutil.copytree(REPO / "templates", root / "templates")
+    return root
 
 
 @pytest.fixture
 def newsletter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh newsletter root with the sample issues; the working directory."""
-    root = tmp_path / "newsletter"
-    root.mkdir()
-    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
-    shutil.copytree(REPO / "templates", root / "templates")
-    shutil.copytree(REPO / "issues", root / "issues")
-    for name in list(__import__("os").environ):
+    root = copy_newsletter(tmp_path / "newsletter")
+    for name in list(os.environ):
         if name.startswith("NEWSLETTER_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(root)
