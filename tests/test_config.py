@@ -111,3 +111,39 @@ def test_newsletter_root_environment_variable(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     settings = load_settings(None, environ={"NEWSLETTER_ROOT": str(root)})
     assert settings.root == root.resolve()
+
+
+def test_a_file_not_in_utf8_is_one_line_naming_the_file_and_line(tmp_path):
+    root = tmp_path / "letter"
+    root.mkdir()
+    (root / "newsletter.toml").write_bytes(MINIMAL.replace("1 Main St", "1 Caf\u00e9 St").encode("latin-1"))
+    with pytest.raises(ConfigError) as raised:
+        load_settings(root, environ={})
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"{root / 'newsletter.toml'}:5: not UTF-8 text (byte 0xe9)")
+
+
+def test_every_command_reports_a_non_utf8_file_in_one_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    root = tmp_path / "letter"
+    root.mkdir()
+    (root / "newsletter.toml").write_bytes(b'[newsletter]\nname = "Caf\xe9"\n')
+    monkeypatch.chdir(root)
+    for command in (["check"], ["site"], ["status"], ["subscribers", "list"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 1, (command, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), command
+        assert result.output.strip().splitlines() == [
+            f"error: {root / 'newsletter.toml'}:2: not UTF-8 text (byte 0xe9): save the file as UTF-8"
+        ], command
+
+
+def test_a_byte_order_mark_is_still_utf8(tmp_path):
+    root = tmp_path / "letter"
+    root.mkdir()
+    (root / "newsletter.toml").write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
+    assert load_settings(root, environ={}).name == "Test Letter"
