@@ -7,8 +7,15 @@ and a sliding window over the last ``rate`` calls guards the rule itself,
 measured over slightly more than a second so that the jitter between
 leaving the pacer and reaching the provider cannot push a window over.
 When the provider throttles anyway (another process shares the account,
-say), :meth:`Pacer.throttled` halves the pace and pauses every thread; the
-pace then climbs back to the full rate over half a minute.
+say), :meth:`Pacer.throttled` takes a small share off the pace, and each call
+that gets through (:meth:`Pacer.succeeded`) climbs it back, the whole rate in
+a couple of seconds of calls: additive increase, multiplicative decrease, as
+TCP and botocore's adaptive retries do.
+Throttles in a row, with no call getting through between them, cut deeper
+each time, so an account whose real
+limit is far below its quota comes down to it within a few calls, while
+scattered throttles cost little: one call in a hundred next to nothing, one
+in ten about a third of the rate.
 
 :class:`Budget` counts down what the daily quota (Max24HourSend minus
 SentLast24Hours) still allows.
@@ -28,8 +35,12 @@ from collections.abc import Callable
 
 WINDOW = 1.02
 """Seconds over which at most ``rate`` calls may start (1 s plus a margin)."""
-RECOVERY = 30.0
-"""Seconds to climb back from a throttled pace to the full rate."""
+DECREASE = 0.97
+"""What one throttle leaves of the pace."""
+RECOVERY = 2.0
+"""Seconds the pace takes to climb back from nothing to the full rate."""
+FLOOR = 0.05
+"""The slowest pace throttling brings, as a share of the rate."""
 
 
 class Pacer:
@@ -56,23 +67,12 @@ class Pacer:
         self._reserved: deque[float] = deque(maxlen=size)
         self._released: deque[float] = deque(maxlen=size)
         self._pace = rate or 0.0
-        self._slowed_at = 0.0
-        self._slowed_to = self._pace
+        self._streak = 0
 
     @property
     def pace(self) -> float | None:
         """The calls per second currently allowed (below ``rate`` after throttling)."""
-        if self.rate is None:
-            return None
-        with self._lock:
-            return self._current(self._clock())
-
-    def _current(self, now: float) -> float:
-        assert self.rate is not None
-        if self._slowed_to >= self.rate:
-            return self.rate
-        climbed = self._slowed_to + (now - self._slowed_at) * self.rate / RECOVERY
-        return min(self.rate, climbed)
+        return None if self.rate is None else self._pace
 
     def reserve(self) -> float:
         """Reserve the next call's moment (on the pacer's clock) and return it."""
@@ -85,7 +85,7 @@ class Pacer:
             if len(reserved) == reserved.maxlen:
                 moment = max(moment, reserved[0] + self.window)
             reserved.append(moment)
-            self._next = moment + self.window / self._current(moment)
+            self._next = moment + self.window / self._pace
             return moment
 
     def acquire(self, stop: threading.Event) -> bool:
@@ -112,15 +112,30 @@ class Pacer:
                 released.append(now)
             return not stop.is_set()
 
-    def throttled(self, pause: float = 0.25) -> None:
-        """The provider said "too fast": halve the pace and pause everyone."""
+    def throttled(self) -> None:
+        """The provider said "too fast": take a share off the pace, a larger
+        one for each throttle since a call last got through.
+
+        The next call waits for the new, longer spacing; nobody is paused
+        beyond that, so one throttle costs a fraction of a call, not a stall.
+        """
         if self.rate is None:
             return
         with self._lock:
-            now = self._clock()
-            self._slowed_to = max(self.rate / 20, self._current(now) / 2)
-            self._slowed_at = now
-            self._next = max(self._next, now + pause)
+            self._streak += 1
+            self._pace = max(self.rate * FLOOR, self._pace * DECREASE**self._streak)
+            self._next = max(self._next, self._clock() + self.window / self._pace)
+
+    def succeeded(self) -> None:
+        """A call got through: climb back towards the rate, by as much as
+        makes the whole rate in RECOVERY seconds of calls at this pace, and
+        start a new streak for the next throttle."""
+        if self.rate is None:
+            return
+        with self._lock:
+            self._streak = 0
+            if self._pace < self.rate:
+                self._pace = min(self.rate, self._pace + self.rate / (RECOVERY * self._pace))
 
 
 class Budget:

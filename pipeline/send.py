@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 MAX_THROTTLED = 8
 """Throttled this many times in a row, a message is marked failed (retried next run)."""
+THROTTLE_BACKOFF = 0.1
+"""Seconds before a throttled message's first retry (doubling, with jitter)."""
 MAX_TEMPORARY = 4
 """Attempts at a message that keeps failing temporarily before it is marked failed."""
 MAX_FAILURES_IN_A_ROW = 50
@@ -176,7 +178,9 @@ class SendLoop:
                 throttled += 1
                 if throttled >= MAX_THROTTLED:
                     return self._failed(row, f"throttled {throttled} times: {exc}")
-                if self.halt.wait(backoff(throttled)):
+                # The pacer has already slowed every thread; this thread's own
+                # wait only keeps it from retrying in the same instant.
+                if self.halt.wait(backoff(throttled, base=THROTTLE_BACKOFF)):
                     return Outcome(row.row_id, "pending", error=str(exc))
             except TemporaryFailure as exc:
                 self.budget.give_back()
@@ -199,6 +203,7 @@ class SendLoop:
                 log.exception("the %s transport failed unexpectedly", self.transport.name)
                 return self._failed(row, f"{type(exc).__name__}: {exc}")
             else:
+                self.pacer.succeeded()
                 return Outcome(row.row_id, "sent", message_id=message_id)
 
     def _failed(self, row: Claimed, error: str) -> Outcome:

@@ -13,7 +13,7 @@ from email.parser import BytesParser
 import pytest
 
 from pipeline.errors import SendError
-from pipeline.pacing import Budget, Pacer, backoff
+from pipeline.pacing import DECREASE, FLOOR, RECOVERY, WINDOW, Budget, Pacer, backoff
 from pipeline.publish import SendOptions, prepare_send
 from pipeline.send import Progress, claim_size, pool_size
 from pipeline.transports.base import OutgoingMessage, Transport
@@ -419,17 +419,69 @@ def test_the_pacer_keeps_up_with_its_rate(rate):
     assert 0.95 * max(1, int(rate)) <= achieved <= rate
 
 
-def test_throttling_slows_the_pacer_and_it_recovers():
+def test_a_throttle_slows_the_pacer_a_little_and_it_recovers_in_seconds():
     clock = FakeClock()
     pacer = Pacer(100, clock=clock)
     pacer.throttled()
-    assert pacer.pace == 50
-    clock.now += 15
-    assert pacer.pace == pytest.approx(100)
+    assert pacer.pace == pytest.approx(100 * DECREASE)
+    # The next call waits for the new spacing, not for a pause of its own.
+    assert pacer.reserve() <= clock.now + 1.5 * WINDOW / pacer.pace
+    # Calls that get through climb the pace back within RECOVERY seconds.
+    started = clock.now
+    while pacer.pace < 100:
+        clock.now = pacer.reserve()
+        pacer.succeeded()
+    assert clock.now - started <= RECOVERY
+
+
+def test_throttling_on_every_call_brings_the_pace_down_to_its_floor():
+    """An account whose real limit is far below its quota: throttles in a
+    row cut deeper each time, so the pace comes down within a few calls."""
+    clock = FakeClock()
+    pacer = Pacer(200, clock=clock)
+    for _ in range(15):
+        clock.now = pacer.reserve()
+        pacer.throttled()
+    assert pacer.pace == pytest.approx(200 * FLOOR)
+    # One call getting through ends the streak: the next throttle is a small cut.
+    pacer.succeeded()
+    before = pacer.pace
     pacer.throttled()
-    pacer.throttled()
-    assert pacer.pace == 25
-    assert pacer.reserve() >= clock.now + 0.25
+    assert pacer.pace == pytest.approx(max(200 * FLOOR, before * DECREASE))
+
+
+def simulated_throughput(rate, share, calls=6000, latency=0.05):
+    """Messages per second through a pacer whose calls are throttled at random
+    (seeded): each call is let go at its reserved moment, its answer comes
+    ``latency`` later, and a throttled message is tried again."""
+    import random
+
+    clock = FakeClock()
+    pacer = Pacer(rate, clock=clock)
+    chance = random.Random(7)
+    start = clock.now
+    sent = 0
+    answers = []  # (moment, throttled) of calls still in flight
+    for _ in range(calls):
+        moment = pacer.reserve()
+        while answers and answers[0][0] <= moment:
+            clock.now, throttled = answers.pop(0)
+            if throttled:
+                pacer.throttled()
+            else:
+                pacer.succeeded()
+        clock.now = max(clock.now, moment)
+        throttled = chance.random() < share
+        sent += not throttled
+        answers.append((moment + latency, throttled))
+    return sent / (clock.now - start)
+
+
+@pytest.mark.parametrize(("share", "least"), [(0.01, 0.90), (0.10, 0.60)])
+def test_random_throttling_slows_the_send_but_does_not_stall_it(share, least):
+    baseline = simulated_throughput(200, 0.0)
+    assert baseline == pytest.approx(200 / WINDOW, rel=0.05)
+    assert simulated_throughput(200, share) >= least * baseline
 
 
 def test_pacer_acquire_returns_false_when_stopped():

@@ -6,6 +6,7 @@ except the ones a test has chosen to fail:
 
     proxy.throttle_every(3)          every third SendEmail answers 429 TooManyRequests
     proxy.throttle_calls(2, 5)       the 2nd and 5th SendEmail answer 429
+    proxy.throttle_randomly(0.1)     each SendEmail answers 429 with chance 0.1
     proxy.reject("bad@example.com")  SendEmail to that address answers MessageRejected
     proxy.set_quota(max_rate=50, max_24h=20, sent_24h=0)
                                      GetAccount answers this quota (moto has no
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
 import threading
 import time
 import uuid
@@ -115,6 +117,15 @@ class FaultyProxy:
         self.faults.append(
             Fault(429, "TooManyRequestsException", "Maximum sending rate exceeded.",
                   lambda call, _r: call in chosen)
+        )
+
+    def throttle_randomly(self, fraction: float, *, seed: int = 0) -> None:
+        """Answer 429 to each SendEmail with chance ``fraction`` (seeded, so
+        two runs throttle the same calls)."""
+        chance = random.Random(seed)
+        self.faults.append(
+            Fault(429, "TooManyRequestsException", "Maximum sending rate exceeded.",
+                  lambda _call, _r: chance.random() < fraction)
         )
 
     def reject(self, recipient: str, message: str = "Email address is not verified.") -> None:
