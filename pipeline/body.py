@@ -45,10 +45,12 @@ LINK_STYLE = "color:#1f5f8b;text-decoration:underline;"
 
 
 @cache
-def markdown() -> MarkdownIt:
+def markdown(*, html: bool = False) -> MarkdownIt:
     """The one markdown dialect issues and drafts are written in (one parser,
-    built once: parsing and rendering leave it unchanged)."""
-    md = MarkdownIt("commonmark", {"html": False, "typographer": True})
+    built once: parsing and rendering leave it unchanged). ``html=True`` is
+    the same dialect recognizing raw HTML, only to find what :func:`raw_html`
+    reports: issues are never rendered with it."""
+    md = MarkdownIt("commonmark", {"html": html, "typographer": True})
     md.enable(["table", "strikethrough", "replacements", "smartquotes"])
     md.validateLink = _valid_link  # type: ignore[method-assign]
     return md
@@ -133,6 +135,7 @@ class Resolver:
         self.issue_url = issue_url
         self.assets: dict[str, Asset] = {}
         self._files: dict[str, Path | None] = {}
+        self._problems: dict[str, str] = {}
 
     def local_file(self, target: str) -> Path | None:
         """The file a relative target names, or None when there is none.
@@ -143,18 +146,31 @@ class Resolver:
             self._files[target] = self._find(target)
         return self._files[target]
 
+    def problem(self, target: str) -> str | None:
+        """Why ``target`` can name no file at all (a NUL character, a name
+        too long), or None; asked after :meth:`local_file` found none."""
+        self.local_file(target)
+        return self._problems.get(target)
+
     def _find(self, target: str) -> Path | None:
         path_part = urlsplit(target).path
         if not path_part:
             return None
         relative = unquote(path_part)
+        if "\x00" in relative:
+            self._problems[target] = "it contains a NUL character (%00), which no file name can"
+            return None
         candidates = [self.issue_dir / relative]
         if "/" not in relative:
             candidates.append(self.issues_dir / "images" / relative)
         for candidate in candidates:
-            resolved = candidate.resolve()
-            if resolved.is_file() and resolved.is_relative_to(self.issues_dir):
-                return resolved
+            try:
+                resolved = candidate.resolve()
+                if resolved.is_file() and resolved.is_relative_to(self.issues_dir):
+                    return resolved
+            except (OSError, ValueError) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                self._problems[target] = f"the system cannot look it up ({reason})"
         return None
 
     def is_relative(self, target: str) -> bool:
@@ -180,6 +196,9 @@ class Resolver:
         return f"{url}#{fragment}" if fragment else url
 
 
+_MULTILINE_INLINE = ("code_inline", "html_inline")
+
+
 def _inline_lines(token: Token, base: int) -> list[tuple[Token, int]]:
     """Each child of an inline token with the file line it stands on."""
     start = (token.map[0] if token.map else 0) + base
@@ -189,7 +208,7 @@ def _inline_lines(token: Token, base: int) -> list[tuple[Token, int]]:
         out.append((child, start + offset))
         if child.type in ("softbreak", "hardbreak"):
             offset += 1
-        offset += child.content.count("\n") if child.type == "code_inline" else 0
+        offset += child.content.count("\n") if child.type in _MULTILINE_INLINE else 0
     return out
 
 
@@ -330,6 +349,22 @@ def parse_body(source: str, resolver: Resolver, first_line: int = 1) -> Body:
         assets=tuple(resolver.assets.values()),
         excerpt=_excerpt(article_blocks),
     )
+
+
+def raw_html(source: str, first_line: int = 1) -> tuple[tuple[int, str], ...]:
+    """The raw HTML typed into ``source`` (which issues show as text): one
+    (file line, the HTML's first line) a line, in order. Code spans, code
+    blocks and autolinks (``<https://...>``) are not HTML."""
+    found: dict[int, str] = {}
+    for token in markdown(html=True).parse(source):
+        if token.type == "html_block":
+            line = first_line + (token.map[0] if token.map else 0)
+            found.setdefault(line, token.content)
+        elif token.type == "inline":
+            for child, line in _inline_lines(token, first_line):
+                if child.type == "html_inline":
+                    found.setdefault(line, child.content)
+    return tuple((line, html.strip().split("\n", 1)[0]) for line, html in sorted(found.items()))
 
 
 def _flat(blocks: list[list[Token]]) -> tuple[Token, ...]:

@@ -8,7 +8,8 @@
 
 :func:`read_issue` returns the :class:`Issue` together with every front-matter
 problem found, each located at its line; :func:`load_issue` is the strict form
-that raises the first error.
+that raises the first error. :func:`read_issue_file` also returns the body
+when the front matter is broken, so that its problems are reported too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from pipeline.errors import IssueError
+from pipeline.yaml_errors import explain
 
 REQUIRED_KEYS = ("title", "date")
 OPTIONAL_KEYS = ("subject", "preheader", "slug", "author", "tags", "publish_at")
@@ -31,6 +33,7 @@ _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
 _SLUG_OK = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+NUL_BYTE = "a NUL byte, which no text can contain and no editor shows: delete it"
 
 Severity = Literal["error", "warning"]
 
@@ -68,6 +71,32 @@ class Issue:
     """Line of each front-matter key, for findings that point at one."""
     source: str = field(default="", repr=False, compare=False)
 
+    @property
+    def markdown(self) -> IssueBody:
+        """The body and where it stands in the file."""
+        return IssueBody(self.path, self.body, self.body_line)
+
+
+@dataclass(frozen=True)
+class IssueBody:
+    """An issue file's markdown body, readable even when its front matter is not."""
+
+    path: Path
+    text: str
+    first_line: int
+    """The file line on which the body's first line stands."""
+
+
+@dataclass(frozen=True)
+class IssueFile:
+    """What :func:`read_issue_file` found: the issue (None if its front matter
+    is unusable), the body (None if the file has no front matter to end), and
+    every finding about the front matter and the file."""
+
+    issue: Issue | None
+    body: IssueBody | None
+    findings: tuple[Finding, ...]
+
 
 def slugify(text: str) -> str:
     """A URL slug: lowercase ASCII words joined by hyphens."""
@@ -85,6 +114,12 @@ def default_slug(path: Path) -> str:
 
 def read_text(path: Path) -> str:
     """An issue file's text; unreadable or non-UTF-8 files are an IssueError."""
+    # Control characters are invisible in an editor and break MJML's parser.
+    return _CONTROL.sub("", _decode(path))
+
+
+def _decode(path: Path) -> str:
+    """The file as text with LF line ends, control characters and all."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -94,9 +129,15 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise IssueError(path, line, "not valid UTF-8 text") from None
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    # Control characters are invisible in an editor and break MJML's parser.
-    return _CONTROL.sub("", text)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def expected_file_name(path: Path, day: date | None) -> str | None:
+    """The name an issue file should have (``YYYY-MM-DD-slug.md``, with the
+    issue's date when known), or None when its name is right."""
+    if _DATE_PREFIX.match(path.name):
+        return None
+    return f"{day.isoformat() if day else 'YYYY-MM-DD'}-{path.name}"
 
 
 def _split(path: Path, text: str) -> tuple[str, int, str, int]:
@@ -118,16 +159,39 @@ def read_issue(path: Path) -> tuple[Issue | None, list[Finding]]:
     Findings here cover the front matter only; see :mod:`pipeline.lint` for
     the body and the rendered email.
     """
+    read = read_issue_file(path)
+    return read.issue, list(read.findings)
+
+
+def read_issue_file(path: Path) -> IssueFile:
+    """Parse ``path`` into the issue, its body and the findings about them."""
+    try:
+        raw = _decode(path)
+        text = _CONTROL.sub("", raw)
+        front, front_line, body, body_line = _split(path, text)
+    except IssueError as exc:
+        return IssueFile(None, None, (Finding(path, exc.line or 1, "error", exc.message),))
+    markdown = IssueBody(path, body, body_line)
+    nul = [Finding(path, line, "error", NUL_BYTE) for line in _nul_lines(raw)]
+    issue, findings = _read_front(path, text, front, front_line, markdown)
+    return IssueFile(None if nul else issue, markdown, tuple(nul + findings))
+
+
+def _nul_lines(text: str) -> list[int]:
+    """The lines holding a NUL byte (a control character read_text drops,
+    which would silently change a file name written around it)."""
+    if "\x00" not in text:
+        return []
+    return [n for n, line in enumerate(text.split("\n"), 1) if "\x00" in line]
+
+
+def _read_front(
+    path: Path, text: str, front: str, front_line: int, markdown: IssueBody
+) -> tuple[Issue | None, list[Finding]]:
     findings: list[Finding] = []
 
     def error(line: int, message: str) -> None:
         findings.append(Finding(path, line, "error", message))
-
-    try:
-        text = read_text(path)
-        front, front_line, body, body_line = _split(path, text)
-    except IssueError as exc:
-        return None, [Finding(path, exc.line or 1, "error", exc.message)]
 
     try:
         try:
@@ -136,10 +200,8 @@ def read_issue(path: Path) -> tuple[Issue | None, list[Finding]]:
             # The C loader is fast; the pure-Python one locates errors better.
             node = yaml.compose(front, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = front_line + (mark.line if mark else 0)
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        return None, [Finding(path, line, "error", f"front matter: {problem}")]
+        offset, message = explain(exc, front)
+        return None, [Finding(path, front_line + offset, "error", f"front matter: {message}")]
     if node is None:
         node = yaml.MappingNode("tag:yaml.org,2002:map", [])
     if not isinstance(node, yaml.MappingNode):
@@ -195,8 +257,8 @@ def read_issue(path: Path) -> tuple[Issue | None, list[Finding]]:
         date=fields_ok["date"],
         subject=fields_ok.get("subject") or fields_ok["title"],
         slug=slug,
-        body=body,
-        body_line=body_line,
+        body=markdown.text,
+        body_line=markdown.first_line,
         preheader=fields_ok.get("preheader", ""),
         author=fields_ok.get("author", ""),
         tags=fields_ok.get("tags", ()),

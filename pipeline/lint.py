@@ -13,22 +13,25 @@ from pathlib import Path
 
 from markupsafe import escape
 
-from pipeline.body import Reference, Resolver
-from pipeline.config import Settings
-from pipeline.errors import LocatedError
-from pipeline.issue import Finding, Issue, read_issue
+from pipeline.body import Reference, Resolver, raw_html
+from pipeline.config import CONFIG_FILE, Settings
+from pipeline.errors import LocatedError, PublishError
+from pipeline.issue import Finding, Issue, IssueBody, expected_file_name, read_issue_file
 from pipeline.render import (
     EMAIL_TEMPLATE,
     RenderedIssue,
     parse_issue_body,
     render_issue,
     sample_values,
+    templates,
     templates_dir,
 )
 
 SUBJECT_MAX = 78
 PREHEADER_RANGE = (40, 130)
 GMAIL_CLIP_BYTES = 102 * 1024
+SAMPLE_READER_ID = 1_000_000
+"""The sample reader whose message is measured (the id is in its unsubscribe link)."""
 
 _DANGLING_LINK = re.compile(r"(?<![!\]\\])\[([^\[\]\n]{1,80})\](?![(\[:])")
 
@@ -50,18 +53,29 @@ class CheckResult:
 
 
 def check_issue(path: Path, settings: Settings) -> CheckResult:
-    """Lint one issue file; never raises for a problem in the issue."""
-    issue, findings = read_issue(path)
-    if issue is None:
-        return CheckResult(path, None, None, tuple(findings))
+    """Lint one issue file; never raises for a problem in the issue.
 
-    findings.extend(_check_front_matter(issue))
-    body, resolver = parsed = parse_issue_body(issue, settings)
-    findings.extend(_check_references(issue, body.references, resolver))
-    findings.extend(_check_dangling_brackets(issue))
+    The body is checked even when the front matter is broken, and the email
+    template whatever the issue, so that one run reports everything; the
+    email is rendered and measured only once nothing else is wrong.
+    """
+    read = read_issue_file(path)
+    issue = read.issue
+    findings = list(read.findings)
+    findings.extend(_check_file_name(path, issue))
+    findings.extend(_check_template_elements(settings))
+    if issue is not None:
+        findings.extend(_check_front_matter(issue))
+
+    parsed = None
+    if read.body is not None:
+        body, resolver = parsed = parse_issue_body(read.body, settings)
+        findings.extend(_check_references(path, body.references, resolver))
+        findings.extend(_check_dangling_brackets(read.body))
+        findings.extend(_check_raw_html(read.body))
 
     rendered: RenderedIssue | None = None
-    if not any(f.severity == "error" for f in findings):
+    if issue is not None and parsed is not None and not _has_errors(findings):
         try:
             rendered = render_issue(issue, settings, parsed)
         except LocatedError as exc:
@@ -69,8 +83,44 @@ def check_issue(path: Path, settings: Settings) -> CheckResult:
     if rendered is not None:
         findings.extend(_check_rendered(rendered, settings))
 
-    findings.sort(key=lambda f: (str(f.path), f.line, f.severity != "error"))
-    return CheckResult(path, issue, rendered, tuple(findings))
+    unique = list(dict.fromkeys(findings))
+    unique.sort(key=lambda f: (str(f.path), f.line, f.severity != "error"))
+    return CheckResult(path, issue, rendered, tuple(unique))
+
+
+def _has_errors(findings: list[Finding]) -> bool:
+    return any(f.severity == "error" for f in findings)
+
+
+def _check_file_name(path: Path, issue: Issue | None) -> list[Finding]:
+    """An issue file is named ``YYYY-MM-DD-slug.md``, so that issues/ lists
+    them by date."""
+    name = expected_file_name(path, issue.date if issue else None)
+    if name is None:
+        return []
+    message = f"the file name should start with the issue's date: {name}"
+    return [Finding(path, 1, "warning", message)]
+
+
+def _check_template_elements(settings: Settings) -> list[Finding]:
+    """The email template's tags that name no MJML element."""
+    try:
+        return list(templates(settings).unknown_mjml)
+    except LocatedError as exc:
+        return [Finding(exc.path, exc.line or 1, "error", exc.message)]
+
+
+def _check_raw_html(markdown: IssueBody) -> list[Finding]:
+    """HTML typed into an issue reaches the reader as text, tags and all."""
+    out: list[Finding] = []
+    for line, html in raw_html(markdown.text, markdown.first_line):
+        shown = html if len(html) <= 40 else html[:39] + "…"
+        if html.startswith("<!--"):
+            message = f"the HTML comment {shown!r} is shown as text: readers would see it"
+        else:
+            message = f"raw HTML {shown!r} is shown as text, not as HTML: write markdown instead"
+        out.append(Finding(markdown.path, line, "warning", message))
+    return out
 
 
 def _check_front_matter(issue: Issue) -> list[Finding]:
@@ -109,27 +159,29 @@ def _check_front_matter(issue: Issue) -> list[Finding]:
 
 
 def _check_references(
-    issue: Issue, references: tuple[Reference, ...], resolver: Resolver
+    path: Path, references: tuple[Reference, ...], resolver: Resolver
 ) -> list[Finding]:
     out: list[Finding] = []
 
     def error(line: int, message: str) -> None:
-        out.append(Finding(issue.path, line, "error", message))
+        out.append(Finding(path, line, "error", message))
 
     for ref in references:
         target = ref.target.strip()
         label = f"[{ref.text}]" if ref.text else "link"
+        missing = resolver.is_relative(target) and resolver.local_file(target) is None
+        problem = resolver.problem(target) if missing else None
         if ref.kind == "image":
             if not ref.text.strip():
                 error(ref.line, f"image {target or '(no source)'!r} has no alt text")
             if not target:
                 error(ref.line, "image has no source")
-            elif resolver.is_relative(target) and resolver.local_file(target) is None:
+            elif problem:
+                error(ref.line, f"image {target!r} is not a file name: {problem}")
+            elif missing:
                 error(ref.line, f"image {target!r} not found next to the issue or in images/")
             elif target.startswith("http://"):
-                out.append(
-                    Finding(issue.path, ref.line, "warning", f"image {target!r} is not https")
-                )
+                out.append(Finding(path, ref.line, "warning", f"image {target!r} is not https"))
             continue
         if not target:
             error(ref.line, f"link {label} has an empty target")
@@ -137,7 +189,9 @@ def _check_references(
             error(ref.line, f"link {label} points at '#', which goes nowhere in an email")
         elif target.startswith("#"):
             error(ref.line, f"link {label} points at {target!r}: anchors do not work in email")
-        elif resolver.is_relative(target) and resolver.local_file(target) is None:
+        elif problem:
+            error(ref.line, f"link {label} {target!r} is not a file name: {problem}")
+        elif missing:
             if _looks_like_domain(target):
                 error(ref.line, f"link {label} {target!r} has no scheme; write https://{target}")
             else:
@@ -156,11 +210,11 @@ def _looks_like_domain(target: str) -> bool:
     return bool(_BARE_DOMAIN.match(target)) and not _FILE_SUFFIX.search(target.split("?")[0])
 
 
-def _check_dangling_brackets(issue: Issue) -> list[Finding]:
+def _check_dangling_brackets(markdown: IssueBody) -> list[Finding]:
     """``[the forum]`` without a target is usually a forgotten link."""
     out: list[Finding] = []
     in_fence = False
-    for offset, line in enumerate(issue.body.split("\n")):
+    for offset, line in enumerate(markdown.text.split("\n")):
         if line.lstrip().startswith(("```", "~~~")):
             in_fence = not in_fence
         if in_fence or line.startswith("    "):
@@ -169,12 +223,12 @@ def _check_dangling_brackets(issue: Issue) -> list[Finding]:
             text = match.group(1)
             if re.fullmatch(r"[ xX]|\d+|sic|\.\.\.|…", text.strip()):
                 continue
-            if re.search(rf"^\s*\[{re.escape(text)}\]:", issue.body, re.M | re.I):
+            if re.search(rf"^\s*\[{re.escape(text)}\]:", markdown.text, re.M | re.I):
                 continue
             out.append(
                 Finding(
-                    issue.path,
-                    issue.body_line + offset,
+                    markdown.path,
+                    markdown.first_line + offset,
                     "error",
                     f"link [{text}] has no target: write [{text}](https://...)",
                 )
@@ -186,15 +240,20 @@ def _check_rendered(rendered: RenderedIssue, settings: Settings) -> list[Finding
     out: list[Finding] = []
     issue = rendered.issue
     template = templates_dir(settings) / EMAIL_TEMPLATE
-    html, text = rendered.fill(sample_values(settings))
-    size = len(html.encode("utf-8"))
+    _, text = rendered.fill(sample_values(settings))
+    try:
+        size, encoding = sent_html_size(rendered, settings)
+    except PublishError as exc:  # a sender address no message can carry
+        out.append(Finding(settings.root / CONFIG_FILE, 1, "error", str(exc)))
+        size, encoding = 0, ""
     if size > GMAIL_CLIP_BYTES:
         out.append(
             Finding(
                 issue.path,
                 issue.body_line,
                 "error",
-                f"email HTML is {size / 1024:.0f} KB; Gmail clips messages over 102 KB",
+                f"email HTML is {size / 1024:.1f} KB as sent ({encoding}); "
+                "Gmail clips messages over 102 KB",
             )
         )
     unsubscribe = rendered.slot("unsubscribe_url")
@@ -223,3 +282,26 @@ def _check_rendered(rendered: RenderedIssue, settings: Settings) -> list[Finding
             )
         )
     return out
+
+
+def sent_html_size(rendered: RenderedIssue, settings: Settings) -> tuple[int, str]:
+    """(bytes, transfer encoding) of the HTML part as a sample reader's
+    message carries it, encoded: the message is built by the personalizer
+    that builds every message sent, so the measure follows how it encodes."""
+    import email
+    import secrets
+
+    from pipeline.personalize import Personalizer, Recipient
+    from subscribers.tokens import Signer
+
+    signer = Signer(secrets.token_hex(16))  # a real token's length; never sent
+    personalizer = Personalizer(rendered, settings, signer.unsubscribe)
+    values = sample_values(settings)
+    reader = Recipient(SAMPLE_READER_ID, "reader@example.com", values["first_name"])
+    message = email.message_from_bytes(personalizer(reader).raw)
+    for part in message.walk():
+        if part.get_content_type() == "text/html":
+            encoding = str(part.get("Content-Transfer-Encoding", "8bit")).lower()
+            return len(str(part.get_payload()).encode("ascii", "surrogateescape")), encoding
+    return 0, "none"  # pragma: no cover - every message has an HTML part
+

@@ -31,7 +31,8 @@ from markupsafe import Markup
 from pipeline.body import Asset, Body, Figure, Reference, Resolver, parse_body
 from pipeline.config import Settings
 from pipeline.errors import IssueError, TemplateError
-from pipeline.issue import Issue, default_slug, read_issue
+from pipeline.issue import Finding, Issue, IssueBody, default_slug, read_issue
+from pipeline.mjml_elements import unknown_elements
 from pipeline.plaintext import TextWriter, underline
 
 EMAIL_TEMPLATE = "email.mjml.j2"
@@ -98,6 +99,9 @@ class Templates:
     folder: Path
     env: jinja2.Environment
     digest: bytes
+    unknown_mjml: tuple[Finding, ...] = ()
+    """A tag naming no MJML element in the email template (or one it
+    includes), which MRML would pass through silently; each is an error."""
 
 
 def templates(settings: Settings) -> Templates:
@@ -147,7 +151,32 @@ def _load_templates(folder: Path, stamps: tuple[tuple[Path, int], ...]) -> Templ
     for path, _ in stamps:
         # Names too: moving text from one template into the next is a change.
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
-    return Templates(folder, env, digest.digest())
+    return Templates(folder, env, digest.digest(), _unknown_mjml(env, folder))
+
+
+def _unknown_mjml(env: jinja2.Environment, folder: Path) -> tuple[Finding, ...]:
+    """The unknown MJML elements of the email template and of every template
+    it includes, imports or extends, each at its file and line."""
+    from jinja2 import meta
+
+    loader = env.loader
+    assert loader is not None
+    found: list[Finding] = []
+    pending, seen = [EMAIL_TEMPLATE], set()
+    while pending:
+        name = pending.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            source, filename, _ = loader.get_source(env, name)
+            names = meta.find_referenced_templates(env.parse(source))
+        except jinja2.TemplateError:
+            continue  # rendering reports it, located
+        path = Path(filename) if filename else folder / name
+        found.extend(Finding(path, line, "error", text) for line, text in unknown_elements(source))
+        pending.extend(other for other in names if other)
+    return tuple(found)
 
 
 @contextmanager
@@ -165,7 +194,7 @@ def template_errors(folder: Path, name: str) -> Iterator[None]:
         raise TemplateError(folder / name, None, exc.message or "undefined value") from None
 
 
-def issue_resolver(settings: Settings, issue: Issue) -> Resolver:
+def issue_resolver(settings: Settings, issue: Issue | IssueBody) -> Resolver:
     """The resolver that maps an issue's relative targets onto the site."""
 
     def other_issue_url(path: Path) -> str:
@@ -175,10 +204,12 @@ def issue_resolver(settings: Settings, issue: Issue) -> Resolver:
     return Resolver(issue.path, settings.issues_dir, settings.site_url, other_issue_url)
 
 
-def parse_issue_body(issue: Issue, settings: Settings) -> tuple[Body, Resolver]:
-    """The issue's body parsed against the site's URLs."""
-    resolver = issue_resolver(settings, issue)
-    return parse_body(issue.body, resolver, issue.body_line), resolver
+def parse_issue_body(issue: Issue | IssueBody, settings: Settings) -> tuple[Body, Resolver]:
+    """The issue's body (or a body whose front matter is broken) parsed
+    against the site's URLs."""
+    markdown = issue.markdown if isinstance(issue, Issue) else issue
+    resolver = issue_resolver(settings, markdown)
+    return parse_body(markdown.text, resolver, markdown.first_line), resolver
 
 
 def render_issue(
@@ -188,15 +219,21 @@ def render_issue(
 
     Raises :class:`IssueError` for a relative link or image with no file
     behind it (an email must never carry a relative URL), and
-    :class:`TemplateError` for a template that does not compile.
+    :class:`TemplateError` for a template that does not compile or names an
+    element MJML does not have.
     """
     body, resolver = parsed or parse_issue_body(issue, settings)
     for ref in body.references:
         if resolver.is_relative(ref.target) and resolver.local_file(ref.target) is None:
             what = "image" if ref.kind == "image" else "link target"
-            raise IssueError(issue.path, ref.line, f"{what} {ref.target!r} not found")
+            problem = resolver.problem(ref.target)
+            why = f"is not a file name: {problem}" if problem else "not found"
+            raise IssueError(issue.path, ref.line, f"{what} {ref.target!r} {why}")
 
     loaded = templates(settings)
+    if loaded.unknown_mjml:
+        first = loaded.unknown_mjml[0]
+        raise TemplateError(first.path, first.line, first.message)
     env, folder = loaded.env, loaded.folder
     nonce = hashlib.sha256(issue.source.encode() + loaded.digest).hexdigest()[:12]
     web_url = issue_path_url(settings, issue.slug)

@@ -5,10 +5,11 @@ whoever wires the service together delivers it.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
-from email.utils import formatdate, getaddresses, make_msgid
+from email.utils import format_datetime, getaddresses, make_msgid
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,7 +95,7 @@ def _message(
     message["From"] = newsletter.sender
     message["To"] = _recipient(subscriber)
     message["Reply-To"] = newsletter.reply_to
-    message["Date"] = formatdate(localtime=False)
+    message["Date"] = format_datetime(datetime.now(UTC))  # "+0000" (RFC 5322 3.3)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message.set_content(
         env.get_template(f"mail/{template}.txt").render(context), cte="quoted-printable"

@@ -153,3 +153,84 @@ def test_user_errors_never_show_a_traceback(newsletter):
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert result.stderr.startswith(f"error: {Path(newsletter, 'newsletter.toml')}: ")
+
+
+def own_issues(newsletter: Path, *names: str) -> list[Path]:
+    """issues/ holding only clean issues of this test's own, one per name."""
+    for old in (newsletter / "issues").glob("*.md"):
+        old.unlink()
+    paths = []
+    for name in names:
+        path = newsletter / "issues" / name
+        path.write_text(
+            "---\ntitle: Elbows\ndate: 2027-01-05\n"
+            'preheader: "Tennis elbow without the tennis: three moves for sore forearms."\n'
+            "---\nHi.\n"
+        )
+        paths.append(path)
+    return paths
+
+
+NUL_ISSUE = (
+    "---\ntitle: Calves\ndate: 2026-11-20\n"
+    "preheader: A gentle calf stretch for anyone who stands at work all day long.\n"
+    "publish_at: 2026-11-20T07:00:00+00:00\n---\n"
+    "Hello.\n\n![A stretch](images/calf%00stretch.png)\n"
+)
+
+
+def test_an_impossible_image_path_is_one_line_everywhere(newsletter, tmp_path):
+    own_issues(newsletter, "2027-01-05-elbows.md")
+    bad = newsletter / "issues" / "2026-11-20-calves.md"
+    bad.write_text(NUL_ISSUE)
+    shown = bad.relative_to(newsletter)
+    for args in (
+        ("check", str(bad)),
+        ("preview", str(bad), "-o", str(tmp_path / "out")),
+        ("issue", str(bad), "--dry-run"),
+        ("site",),
+    ):
+        result = run(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "Traceback" not in result.output and "embedded null" not in result.output, args
+        lines = result.output.splitlines()
+        located = [line for line in lines if f"{shown}:9:" in line or f"{bad}:9:" in line]
+        assert len(located) == 1 and "NUL" in located[0], (args, lines)
+        assert len(lines) <= 2, (args, lines)  # and at most a summary line
+
+
+def test_check_reports_a_template_typo_once_for_all_issues(newsletter):
+    template = newsletter / "templates" / "email.mjml.j2"
+    lines = template.read_text().split("\n")
+    line = next(i for i, text in enumerate(lines) if "<mj-column>" in text) + 1
+    lines[line - 1] = lines[line - 1].replace("<mj-column>", "<mj-colum>")
+    template.write_text("\n".join(lines))
+    own_issues(newsletter, "2027-01-05-elbows.md", "2027-01-19-knees.md")
+    result = run("check")
+    assert result.exit_code == 1
+    expected = f"templates/email.mjml.j2:{line}: error: unknown MJML element <mj-colum>"
+    matching = [out for out in result.stdout.splitlines() if out.startswith(expected)]
+    assert len(matching) == 1, result.stdout
+    assert result.stderr == "2 issues checked: 1 error, 0 warnings\n"
+
+
+def test_preview_refuses_a_template_typo_in_one_line(newsletter, tmp_path):
+    template = newsletter / "templates" / "email.mjml.j2"
+    template.write_text(template.read_text().replace("<mj-section", "<mj-sektion", 1))
+    (path,) = own_issues(newsletter, "2027-01-05-elbows.md")
+    result = run("preview", str(path), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {template}:")
+    assert "unknown MJML element <mj-sektion>" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_check_warns_about_an_undated_issue_file(newsletter):
+    own_issues(newsletter, "2027-01-05-knees.md", "elbows.md")
+    result = run("check")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "issues/elbows.md:1: warning: the file name should start with the issue's date: "
+        "2027-01-05-elbows.md"
+    ]

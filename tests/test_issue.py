@@ -117,3 +117,58 @@ def test_find_issue_by_path_name_or_slug(tmp_path):
     assert find_issue("neck-pain", tmp_path) == path
     with pytest.raises(IssueError, match="no such issue"):
         find_issue("elbow", tmp_path)
+
+
+YAML_JARGON = ("<block", "scalar", "token", "mapping values", "expected", "stream", "while ")
+
+
+@pytest.mark.parametrize(
+    ("front", "line", "message"),
+    [
+        (
+            "title: Neck pain: a fix\ndate: 2026-11-15\n",
+            2,
+            'this line is not a "key: value" pair (a value with a colon in it needs quotes)',
+        ),
+        ("title: Neck\n  date: 2026-11-15\n", 3, "indented"),
+        ("title: Neck\ndate: 2026-11-15\n  subject: x\n", 4, "indented"),
+        ("tags:\n  - neck\n - desk\ntitle: x\ndate: 2026-11-15\n", 4, "indentation"),
+        ("title: Neck\ndate: 2026-11-15\n- stray item\n", 4, "indentation"),
+        ("title: Neck\n\tdate: 2026-11-15\n", 3, "tab character"),
+        ("tags:\n\t- neck\ntitle: Neck\ndate: 2026-11-15\n", 3, "tab character"),
+        ('title: "Neck pain\ndate: 2026-11-15\nslug: neck\n', 2, 'the quote (") that opens this value is never closed'),
+        ("title: x\nsubject: 'Neck pain\n", 3, "the quote (') that opens this value is never closed"),
+        ("title: 'It's here'\ndate: 2026-11-15\n", 2, "text after the closing quote"),
+        ('title: "A "quoted" word"\ndate: 2026-11-15\n', 2, "text after the closing quote"),
+        ("title: x\njust some words\ndate: 2026-11-15\n", 3, 'this line is not a "key: value" pair'),
+        ("title: x\ndate: 2026-11-15\nno colon here", 4, 'this line is not a "key: value" pair'),
+        ("title: @home\ndate: 2026-11-15\n", 2, "a value starting with @ needs quotes"),
+        ("title: `code`\ndate: 2026-11-15\n", 2, "a value starting with ` needs quotes"),
+        ("title: *star\ndate: 2026-11-15\n", 2, "a value starting with * needs quotes"),
+        ("title: x\ntags: [neck, desk\ndate: 2026-11-15\n", 3, "the list that opens with [ on this line"),
+        ("title: |x\ndate: 2026-11-15\n", 2, "a value starting with | needs quotes"),
+        ("title: [Video] a calf stretch\ndate: 2026-11-15\n", 2, "starting with [ that is not a list needs quotes"),
+        ("title: {Video} a calf stretch\ndate: 2026-11-15\n", 2, "a value starting with { needs quotes"),
+        ("title: x\ndate: 2026-11-15\nslug: !<odd\n", 4, "front matter: "),
+    ],
+)
+def test_yaml_syntax_errors_in_the_editors_words(tmp_path, front, line, message):
+    path = write(tmp_path, f"---\n{front}\n---\nbody\n")
+    issue, findings = read_issue(path)
+    assert issue is None
+    assert len(findings) == 1, findings
+    finding = findings[0]
+    assert (finding.line, finding.severity) == (line, "error"), finding
+    assert finding.message.startswith("front matter: ")
+    assert message in finding.message, finding.message
+    assert not any(word in finding.message for word in YAML_JARGON), finding.message
+    assert "\n" not in finding.message
+
+
+def test_a_nul_byte_in_an_issue_is_an_error_at_its_line(tmp_path):
+    path = tmp_path / "2026-11-15-nul.md"
+    path.write_bytes(b"---\ntitle: x\ndate: 2026-11-15\n---\nLine.\n\n![A stretch](images/calf\x00.png)\n")
+    issue, findings = read_issue(path)
+    assert issue is None
+    assert [(f.line, f.severity) for f in findings] == [(7, "error")]
+    assert "NUL" in findings[0].message

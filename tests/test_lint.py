@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from pipeline.lint import check_issue
+from pipeline.lint import GMAIL_CLIP_BYTES, check_issue
+from pipeline.render import sample_values
 
 HEADER = """---
 title: Shoulder pain
@@ -143,3 +145,166 @@ def test_broken_mjml_is_reported(newsletter, settings):
     result = check_issue(issue(newsletter, "Hi.\n"), settings)
     assert len(result.errors) == 1
     assert "MJML" in result.errors[0].message
+
+
+def html_part_as_sent(raw: bytes) -> bytes:
+    """The text/html part's body bytes between its headers and the next delimiter."""
+    boundary = re.search(rb'boundary="([^"]+)"', raw)
+    assert boundary is not None
+    for part in raw.split(b"\r\n--" + boundary.group(1)):
+        head, _, body = part.partition(b"\r\n\r\n")
+        if b"Content-Type: text/html" in head:
+            return body
+    raise AssertionError("no text/html part")
+
+
+def test_gmail_clip_size_is_the_html_part_as_sent(newsletter, settings):
+    from pipeline.personalize import Personalizer, Recipient
+
+    # Accented text grows in quoted-printable: é is two bytes, and six on the wire.
+    body = "".join(
+        f"Étirez doucement le mollet gauche, puis le droit — répétez {n} fois à l’été. " * 5 + "\n\n"
+        for n in range(150)
+    )
+    result = check_issue(issue(newsletter, body), settings)
+    assert result.rendered is not None
+    decoded, _ = result.rendered.fill(sample_values(settings))
+    assert len(decoded.encode("utf-8")) < GMAIL_CLIP_BYTES  # what was measured before
+    raw = Personalizer(result.rendered, settings, lambda _id: "t" * 40)(
+        Recipient(1, "reader@example.com", "Alex Reader")
+    ).raw
+    sent = len(html_part_as_sent(raw))
+    assert sent > GMAIL_CLIP_BYTES
+    errors = [f.message for f in result.errors]
+    assert len(errors) == 1 and "Gmail clips messages over 102 KB" in errors[0], errors
+    reported = float(re.search(r"([\d.]+) KB", errors[0]).group(1))  # type: ignore[union-attr]
+    assert abs(reported - sent / 1024) < 0.2, (reported, sent / 1024)
+
+
+def test_body_findings_are_reported_when_the_front_matter_is_broken(newsletter, settings):
+    header = "---\ntitle: Neck pain: a fix\ndate: 2026-11-15\ncolour: blue\n---\n"
+    body = "Ask on [the forum]().\n\n![](images/calf-stretch.png)\n\n![A knee](images/knee.png)\n"
+    errors = only(issue(newsletter, body, header), settings, "error")
+    lines = [line for line, _ in errors]
+    assert 2 in lines  # the front matter's own error
+    assert (6, "link [the forum] has an empty target") in errors
+    assert any(ln == 8 and "has no alt text" in m for ln, m in errors), errors
+    assert any(ln == 10 and "'images/knee.png' not found" in m for ln, m in errors), errors
+
+
+def test_body_findings_are_reported_when_a_key_is_invalid(newsletter, settings):
+    header = "---\ntitle: Shoulder pain\ndate: someday\ncolour: blue\n---\n"
+    errors = only(issue(newsletter, "See [this](#).\n", header), settings, "error")
+    assert (3, "date: 'someday' is not an ISO date like 2026-12-01") in errors
+    assert (4, "unknown key 'colour'") in errors
+    assert any(ln == 6 and "points at '#'" in m for ln, m in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("body", "lines"),
+    [
+        ('<div class="note">\nStretch gently.\n</div>\n', [6]),
+        ("Hold it for <b>30 seconds</b>, then let go.\n", [6]),
+        ("First line,\nthen <span\nstyle='color:red'>red</span> text.\n", [7, 8]),
+        ("Intro.\n\n<!-- remember to add the photo -->\n", [8]),
+        ("A<br>line\n\nand <img src=x.png> too.\n", [6, 8]),
+    ],
+)
+def test_raw_html_is_a_warning_at_its_line(newsletter, settings, body, lines):
+    warnings = [(ln, m) for ln, m in only(issue(newsletter, body), settings, "warning")]
+    html = [(ln, m) for ln, m in warnings if "HTML" in m]
+    assert [ln for ln, _ in html] == lines, warnings
+    assert all("shown as text" in m for _, m in html)
+
+
+def test_what_only_looks_like_html_is_not_flagged(newsletter, settings):
+    body = (
+        "Mail <dana@example.com> or see <https://example.com/page>.\n\n"
+        "Write `<b>` for bold, if 3 < 4 and 5 > 2.\n\n"
+        "```\n<div>code</div>\n```\n\n"
+        "    <p>indented code</p>\n"
+    )
+    path = issue(newsletter, body)
+    assert only(path, settings, "warning") == []
+    assert only(path, settings, "error") == []
+
+
+def test_an_issue_file_without_its_date_is_a_warning(newsletter, settings):
+    path = issue(newsletter, "Hi.\n", name="shoulder.md")
+    assert only(path, settings, "warning") == [
+        (1, "the file name should start with the issue's date: 2026-11-15-shoulder.md")
+    ]
+    assert only(path, settings, "error") == []
+    header = "---\ntitle: Shoulder pain\ndate: someday\n---\n"
+    undated = issue(newsletter, "Hi.\n", header, name="notes.md")
+    assert (1, "the file name should start with the issue's date: YYYY-MM-DD-notes.md") in only(
+        undated, settings, "warning"
+    )
+    dated = issue(newsletter, "Hi.\n", name="2026-11-15-shoulder.md")
+    assert only(dated, settings, "warning") == []
+
+
+def template_with(newsletter: Path, old: str, new: str, count: int = 1) -> tuple[Path, list[int]]:
+    """The email template with ``old`` replaced ``count`` times; the lines changed."""
+    template = newsletter / "templates" / "email.mjml.j2"
+    lines = template.read_text().split("\n")
+    changed: list[int] = []
+    for index, line in enumerate(lines):
+        if old in line and len(changed) < count:
+            lines[index] = line.replace(old, new, 1)
+            changed.append(index + 1)
+    assert len(changed) == count
+    template.write_text("\n".join(lines))
+    return template, changed
+
+
+def test_an_unknown_mjml_element_is_an_error_at_its_template_line(newsletter, settings):
+    template, (line,) = template_with(newsletter, "<mj-column>", "<mj-colum>")
+    result = check_issue(issue(newsletter, "Hi.\n"), settings)
+    assert [(f.path, f.line, f.severity) for f in result.findings] == [(template, line, "error")]
+    assert result.findings[0].message.startswith("unknown MJML element <mj-colum>")
+    assert "<mj-column>" in result.findings[0].message  # the suggestion
+    assert not result.ok
+
+
+def test_every_unknown_mjml_element_is_reported_even_with_a_broken_issue(newsletter, settings):
+    template, lines = template_with(newsletter, "<mj-text", "<mj-txt", count=2)
+    _, closing = template_with(newsletter, "</mj-section>", "</mj-sektion>")
+    header = "---\ntitle: [unclosed\ndate: 2026-11-15\n---\n"
+    result = check_issue(issue(newsletter, "Hi.\n", header), settings)
+    found = [(f.line, f.message.split(" (")[0]) for f in result.findings if f.path == template]
+    assert found == [
+        (lines[0], "unknown MJML element <mj-txt>"),
+        (lines[1], "unknown MJML element <mj-txt>"),
+        (closing[0], "unknown MJML element </mj-sektion>"),
+    ]
+
+
+def test_mjml_elements_in_comments_are_not_checked(newsletter, settings):
+    template = newsletter / "templates" / "email.mjml.j2"
+    text = template.read_text()
+    text = text.replace("<mj-head>", "<mj-head>\n{# <mj-colum> is a typo #}\n<!-- <mj-foo> -->", 1)
+    template.write_text(text)
+    assert check_issue(issue(newsletter, "Hi.\n"), settings).findings == ()
+
+
+def test_every_element_mrml_knows_passes(newsletter, settings):
+    from pipeline.mjml_elements import KNOWN_ELEMENTS, unknown_elements
+
+    source = "\n".join(f"<{name} />" for name in sorted(KNOWN_ELEMENTS))
+    assert unknown_elements(source) == []
+    assert {"mjml", "mj-body", "mj-column", "mj-section", "mj-text", "mj-attributes"} <= KNOWN_ELEMENTS
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("images/calf%00stretch.png", "NUL"),
+        ("images/" + "a" * 300 + ".png", "too long"),
+    ],
+)
+def test_an_impossible_file_name_is_one_error(newsletter, settings, target, problem):
+    path = issue(newsletter, f"Look:\n\n![A stretch]({target})\n\nand [this]({target}).\n")
+    errors = only(path, settings, "error")
+    assert [ln for ln, _ in errors] == [8, 10], errors
+    assert all(problem in m and "\n" not in m for _, m in errors)

@@ -49,7 +49,7 @@ def check(
 
     Example: publish check issues/2026-12-01-calf-stretch.md
     """
-    from pipeline.issue import find_issue, find_issue_files
+    from pipeline.issue import Finding, find_issue, find_issue_files
     from pipeline.lint import check_issue
 
     config = settings(ctx)
@@ -59,12 +59,19 @@ def check(
         else find_issue_files(config.issues_dir)
     )
     errors = warnings = 0
+    reported: set[Finding] = set()
     for path in paths:
         result = check_issue(path, config)
+        # A template's findings come with every issue; each is shown once.
         for finding in result.findings:
+            if finding in reported:
+                continue
+            reported.add(finding)
             echo(f"{shown(finding.path)}:{finding.line}: {finding.severity}: {finding.message}")
-        errors += len(result.errors)
-        warnings += len(result.findings) - len(result.errors)
+            if finding.severity == "error":
+                errors += 1
+            else:
+                warnings += 1
     echo(
         f"{plural(len(paths), 'issue')} checked: "
         f"{plural(errors, 'error')}, {plural(warnings, 'warning')}",
