@@ -8,7 +8,10 @@ Every setting has a dotted key (``delivery.transport``), the table and key it
 has in newsletter.toml, and an environment variable (``NEWSLETTER_TRANSPORT``).
 A missing or invalid setting raises :class:`ConfigError` naming the key.
 Secrets (the token secret, the SMTP password, AWS keys) are never read from
-the file: only from the environment or boto3's own credential chain.
+the file: only from the environment or boto3's own credential chain. The
+commands take the token secret and the SMTP password from Settings, never
+from the environment again, and ``repr(Settings)`` hides them and the
+database URL's password.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.errors import ConfigError
+from subscribers.addresses import ascii_domain
+from subscribers.errors import InvalidDomain
 
 CONFIG_FILE = "newsletter.toml"
 TRANSPORTS = ("outbox", "ses", "smtp")
@@ -72,10 +77,10 @@ class Settings:
     smtp_host: str = "localhost"
     smtp_port: int = 587
     smtp_username: str = ""
-    smtp_password: str = field(default="", repr=False)
+    smtp_password: str = ""
     smtp_starttls: bool = True
     database_url: str = "sqlite:///subscribers.db"
-    token_secret: str = field(default="", repr=False)
+    token_secret: str = ""
     issues_dir: Path = Path("issues")
     templates_dir: Path = Path("templates")
     outbox_dir: Path = Path("outbox")
@@ -88,6 +93,16 @@ class Settings:
     transient_bounce_limit: int = 3
     web_host: str = "127.0.0.1"
     web_port: int = 8000
+
+    def __repr__(self) -> str:
+        """Every field, but the secrets as ``'***'`` and the database URL
+        without its password: a repr ends up in logs and tracebacks."""
+        from subscribers.db import redact_url
+
+        shown = {item.name: getattr(self, item.name) for item in fields(self)}
+        shown.update({attr: "***" for attr in _SECRET_ATTRS if shown[attr]})
+        shown["database_url"] = redact_url(self.database_url)
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     @property
     def site_host(self) -> str:
@@ -127,6 +142,7 @@ def _url(key: str, value: Any) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{key}: {text!r} is not an absolute http(s) URL")
+    _domain(key, parts.hostname)  # links in mail carry the host as IDNA 2008 writes it
     return text.rstrip("/")
 
 
@@ -140,6 +156,7 @@ def _site_url(key: str, value: Any) -> str:
 
 
 def _address(key: str, value: Any) -> Address:
+    """``Name <address>``, its domain written as the subscriber store writes it."""
     from email.utils import parseaddr
 
     text = _required_text(key, value)
@@ -147,7 +164,14 @@ def _address(key: str, value: Any) -> Address:
     local, _, domain = email.rpartition("@")
     if not local or "." not in domain or " " in email:
         raise ConfigError(f"{key}: {text!r} is not an email address")
-    return Address(email=email, name=name)
+    return Address(email=f"{local}@{_domain(key, domain)}", name=name)
+
+
+def _domain(key: str, domain: str) -> str:
+    try:
+        return ascii_domain(domain)
+    except InvalidDomain as exc:
+        raise ConfigError(f"{key}: {exc}") from None
 
 
 def _email(key: str, value: Any) -> str:
@@ -288,7 +312,8 @@ SPECS: tuple[_Spec, ...] = (
 
 _BY_ATTR = {spec.attr: spec for spec in SPECS}
 _PATH_ATTRS = tuple(spec.attr for spec in SPECS if spec.parse is _path)
-_SECRET_WORDS = ("password", "secret", *(spec.attr for spec in SPECS if spec.secret))
+_SECRET_ATTRS = tuple(spec.attr for spec in SPECS if spec.secret)
+_SECRET_WORDS = ("password", "secret", *_SECRET_ATTRS)
 
 
 def find_root(start: Path | None = None) -> Path:

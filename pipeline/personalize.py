@@ -30,13 +30,16 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import formatdate
+from datetime import UTC, datetime
+from email.utils import format_datetime
 
 from pipeline.config import Settings
 from pipeline.errors import SendError
 from pipeline.issue import slugify
 from pipeline.render import SLOT_NAMES, RenderedIssue
 from pipeline.transports.base import OutgoingMessage
+from subscribers.addresses import ascii_domain
+from subscribers.errors import InvalidDomain
 
 PREVIEW_PREFIX = "[PREVIEW] "
 MAX_LINE = 78
@@ -180,17 +183,17 @@ def encode_mailbox(name: str, display: str, address: str) -> bytes:
 def ascii_address(address: str) -> str:
     """``address`` as it can stand in a header and an SMTP envelope.
 
-    A non-ASCII domain is written in IDNA (punycode); a non-ASCII local part
+    The domain is written as the subscriber store writes it (lowercase,
+    IDNA 2008: see :mod:`subscribers.addresses`); a non-ASCII local part
     would need SMTPUTF8, which bulk mail through SES cannot use.
     """
-    if not address.isascii():
-        local, _, domain = address.rpartition("@")
-        if not local.isascii():
-            raise UndeliverableAddress(f"{address}: a non-ASCII mailbox name needs SMTPUTF8")
-        try:
-            address = f"{local}@{domain.encode('idna').decode('ascii')}"
-        except UnicodeError:
-            raise UndeliverableAddress(f"{address}: the domain is not valid") from None
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        raise UndeliverableAddress(f"{address}: a non-ASCII mailbox name needs SMTPUTF8")
+    try:
+        address = f"{local}@{ascii_domain(domain)}"
+    except InvalidDomain as exc:
+        raise UndeliverableAddress(f"{address!r}: {exc}") from None
     if not _PLAIN_ADDRESS.fullmatch(address) or len(address) > 254:
         raise UndeliverableAddress(f"{address!r} is not an address this newsletter can mail")
     return address
@@ -279,7 +282,7 @@ def build_template(
     sender_address = _setting_address("sender.from", sender.email)
     reply_to_address = _setting_address("sender.reply_to", reply_to.email)
     boundary = f"=_pfl_{secrets.token_hex(12)}"
-    list_id = f"{slugify(settings.name)}.{settings.site_host}"
+    list_id = f"{slugify(settings.name)}.{ascii_domain(settings.site_host)}"
     mailto = f"mailto:{reply_to_address}?subject=unsubscribe"
 
     head = b"".join(
@@ -394,7 +397,7 @@ class Personalizer:
         self._token = unsubscribe_token
         self._unsubscribe_base = _ascii_url(settings.url("unsubscribe/"))
         self._fallback = settings.greeting_fallback
-        self._domain = settings.sender.domain.encode("idna").decode("ascii")
+        self._domain = ascii_domain(settings.sender.domain)
         self._seed = message_id_seed.encode("utf-8")
         self._date: tuple[int, bytes] = (0, b"")
 
@@ -402,7 +405,9 @@ class Personalizer:
         second = int(time.time())
         cached = self._date
         if cached[0] != second:
-            cached = (second, formatdate(second, usegmt=True).encode("ascii"))
+            # "+0000", not "GMT": RFC 5322 4.3 makes the named zones obsolete.
+            moment = datetime.fromtimestamp(second, UTC)
+            cached = (second, format_datetime(moment).encode("ascii"))
             self._date = cached
         return cached[1]
 
@@ -445,13 +450,13 @@ class Personalizer:
 
 
 def _ascii_url(url: str) -> str:
-    """``url`` with an IDNA host and percent-encoded path, as headers need."""
+    """``url`` with an IDNA 2008 host and percent-encoded path, as headers need."""
     if url.isascii():
         return url
     from urllib.parse import quote, urlsplit, urlunsplit
 
     parts = urlsplit(url)
-    host = (parts.hostname or "").encode("idna").decode("ascii")
+    host = ascii_domain(parts.hostname or "")
     netloc = host if parts.port is None else f"{host}:{parts.port}"
     return urlunsplit(
         (parts.scheme, netloc, quote(parts.path, safe="/%"), quote(parts.query, safe="=&%"), "")

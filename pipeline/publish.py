@@ -159,13 +159,13 @@ def checked_issue(settings: Settings, path: Path) -> RenderedIssue:
 
 
 def token_secret(settings: Settings) -> str:
-    """The secret that signs unsubscribe links (the environment's, or the
+    """The secret that signs unsubscribe links (the settings', or the
     embedded demo's local one)."""
-    import os
-
     from subscribers.tokens import resolve_secret
 
-    return resolve_secret(os.environ, settings.root / ".secret", settings.database_url, None)
+    return resolve_secret(
+        settings.token_secret, settings.root / ".secret", settings.database_url, None
+    )
 
 
 def _personalizer(

@@ -20,6 +20,7 @@ draft with ``alembic -c <a config naming script_location> revision
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import weakref
@@ -86,10 +87,15 @@ def database_url(url: str, root: Path) -> URL:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    text = url.strip()
     try:
-        parsed = make_url(url.strip())
+        parsed = make_url(text)
     except ArgumentError:
-        raise StoreError(f"database.url: {url!r} is not a database URL") from None
+        raise StoreError(f"database.url: {redact_url(text)!r} is not a database URL") from None
+    except ValueError:  # the only one make_url raises: int() of the port
+        raise StoreError(
+            f"database.url: {redact_url(text)!r} has a port that is not a number"
+        ) from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend == "sqlite":
         database = parsed.database or ""
@@ -114,7 +120,26 @@ def database_url(url: str, root: Path) -> URL:
 
 def describe(engine: Engine) -> str:
     """The engine's URL with any password hidden, for messages."""
-    return engine.url.render_as_string(hide_password=True)
+    return redact_url(engine.url)
+
+
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
+
+
+def redact_url(url: str | URL) -> str:
+    """A database URL for messages and logs, its password shown as ``***``:
+    ``postgresql+psycopg://user:***@host/db``. Takes text that is no valid
+    URL too: whatever lies between the user's ``:`` and the last ``@`` is
+    hidden, so a password with an ``@`` in it does not show either."""
+    text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    credentials, at, rest = text.rpartition("@")
+    scheme, slashes, userinfo = credentials.partition("://")
+    if not slashes:
+        scheme, userinfo = "", credentials
+    user, colon, _password = userinfo.partition(":")
+    if at and colon:
+        text = f"{scheme}{slashes}{user}:***@{rest}"
+    return _QUERY_PASSWORD.sub(r"\1***", text)
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -231,7 +256,10 @@ def _opened(engine: Engine) -> Iterator[Connection]:
         with engine.connect() as conn:
             yield conn
     except DBAPIError as exc:
-        raise StoreError(f"database {describe(engine)}: {first_line(exc)}") from None
+        reason = first_line(exc)
+        if engine.url.password:  # in case the driver quotes its connection string
+            reason = reason.replace(str(engine.url.password), "***")
+        raise StoreError(f"database {describe(engine)}: {reason}") from None
 
 
 def _ensure_migrated(engine: Engine) -> None:

@@ -2,6 +2,7 @@
 
     SubscriberError            one-line, user-facing
      ├── InvalidEmail          an address that is not one
+     ├── InvalidDomain         a domain IDNA 2008 refuses (see addresses.py)
      ├── NotFound              no such subscriber
      ├── Suppressed            an erased or complained address
      ├── TokenError            a forged, altered or expired link
@@ -17,6 +18,10 @@ class SubscriberError(Exception):
 
 
 class InvalidEmail(SubscriberError):
+    pass
+
+
+class InvalidDomain(SubscriberError):
     pass
 
 

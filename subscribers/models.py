@@ -17,7 +17,8 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
-from subscribers.errors import InvalidEmail, SubscriberError
+from subscribers.addresses import ascii_domain
+from subscribers.errors import InvalidDomain, InvalidEmail, SubscriberError
 
 MAX_EMAIL = 320
 MAX_NAME = 200
@@ -94,8 +95,9 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def normalize_email(text: str) -> str:
-    """The address as stored and mailed: validated, the domain lowercased and
-    IDNA-encoded (no lookups in DNS). Raises :class:`InvalidEmail`.
+    """The address as stored and mailed: validated, the domain written by
+    :func:`~subscribers.addresses.ascii_domain` as the sender writes it
+    (lowercase, IDNA 2008; no lookups in DNS). Raises :class:`InvalidEmail`.
 
     Addresses whose local part is not ASCII are refused: Amazon SES and most
     relays cannot deliver them (they need SMTPUTF8).
@@ -106,10 +108,13 @@ def normalize_email(text: str) -> str:
         raise InvalidEmail("email: must not be empty")
     if len(candidate) > MAX_EMAIL:
         raise InvalidEmail(f"email: longer than {MAX_EMAIL} characters")
+    local, at, domain = candidate.rpartition("@")
     try:
+        if at:
+            candidate = f"{local}@{ascii_domain(domain)}"
         result = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as exc:
-        raise InvalidEmail(f"email: {_shorten(candidate)!r} is not valid: {exc}") from None
+    except (EmailNotValidError, InvalidDomain) as exc:
+        raise InvalidEmail(f"email: {_shorten(text.strip())!r} is not valid: {exc}") from None
     return str(result.ascii_email)
 
 
@@ -248,8 +253,13 @@ class Candidate:
     created_at: dt.datetime | None = None
     consent_at: dt.datetime | None = None
     consent_ip: str | None = None
+    consent_user_agent: str | None = None
+    consent_text: str | None = None
+    """The wording the reader agreed to, when the file has it (our own export)."""
     confirmed_at: dt.datetime | None = None
     confirmed_ip: str | None = None
+    origin: str = ""
+    """Where the reader signed up, as far as the file says (``source: form, referrer: ...``)."""
 
 
 @dataclass(frozen=True)
@@ -274,6 +284,8 @@ class ImportReport:
     """Rows skipped because the address was erased or complained."""
     problems: list[Problem] = field(default_factory=list)
     """Rows that could not be imported (bad address, duplicate, ...)."""
+    ignored_columns: list[str] = field(default_factory=list)
+    """Columns of the file that were not read, by their name in its header."""
 
     @property
     def ok(self) -> bool:

@@ -23,7 +23,6 @@ import logging
 import os
 import secrets
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 
 from subscribers.errors import TokenError
@@ -139,21 +138,22 @@ def _b36(number: int) -> str:
 
 
 def resolve_secret(
-    environ: Mapping[str, str],
+    configured: str,
     secret_file: Path,
     database_url: str,
     bind_host: str | None,
 ) -> str:
     """The token secret for this newsletter.
 
-    ``NEWSLETTER_TOKEN_SECRET`` when it is set. Otherwise, only for the
+    ``configured`` (``NEWSLETTER_TOKEN_SECRET``, as the caller's settings
+    read it) when it is set. Otherwise, only for the
     embedded demo (an SQLite database, served on a loopback address or not
     served at all), a random secret kept in ``secret_file`` (mode 0600),
     made on first use. Anything else, PostgreSQL or a public host, must be
     given a secret: links signed with a secret that lives in one checkout
     would break when the service moves, and would be guessable if it leaked.
     """
-    configured = environ.get(SECRET_ENV, "").strip()
+    configured = configured.strip()
     if configured:
         if len(configured) < MIN_SECRET_LENGTH:
             raise TokenError(

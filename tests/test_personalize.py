@@ -303,3 +303,24 @@ def test_reference_sample_matches_preview(rendered, settings, tmp_path: Path):
     personalizer = Personalizer(rendered, settings, lambda _id: "preview")
     raw = personalizer(Recipient(0, "alex@example.com", values["first_name"])).raw
     assert bodies(parse(raw)) == rendered.fill(values)
+
+
+def test_the_date_header_is_utc_as_plus_0000(newsletter, settings):
+    """RFC 5322 4.3 makes "GMT" an obsolete zone: the Date says +0000."""
+    import datetime as dt
+    import time
+
+    path = newsletter / "issues" / "2027-02-01-dated.md"
+    path.write_text("---\ntitle: Dated\ndate: 2027-02-01\n---\nHello.\n", encoding="utf-8")
+    rendered = render_issue(load_issue(path), settings)
+    before = int(time.time())
+    raw = Personalizer(rendered, settings, SIGNER.unsubscribe)(Recipient(1, "r@example.com")).raw
+    after = time.time()
+    found = re.search(rb"\r\nDate: ([^\r\n]*)\r\n", raw)  # as sent, not as parsed
+    assert found is not None
+    value = found.group(1).decode("ascii")
+    assert str(parse(raw)["Date"]) == value
+    assert re.fullmatch(r"\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000", value), value
+    moment = parsedate_to_datetime(value)
+    assert moment.utcoffset() == dt.timedelta(0)
+    assert before <= moment.timestamp() <= after

@@ -100,25 +100,24 @@ def test_an_empty_secret_is_refused():
 # -- resolve_secret -----------------------------------------------------------
 
 
-def test_the_environment_secret_wins(tmp_path):
-    environ = {"NEWSLETTER_TOKEN_SECRET": SECRET}
-    got = resolve_secret(environ, tmp_path / ".secret", "postgresql://x/y", "0.0.0.0")
+def test_the_configured_secret_wins(tmp_path):
+    got = resolve_secret(SECRET, tmp_path / ".secret", "postgresql://x/y", "0.0.0.0")
     assert got == SECRET
     assert not (tmp_path / ".secret").exists()
 
 
-def test_a_short_environment_secret_is_refused(tmp_path):
+def test_a_short_configured_secret_is_refused(tmp_path):
     with pytest.raises(TokenError, match="NEWSLETTER_TOKEN_SECRET: too short"):
-        resolve_secret({"NEWSLETTER_TOKEN_SECRET": "short"}, tmp_path / ".s", "sqlite://", None)
+        resolve_secret("short", tmp_path / ".s", "sqlite://", None)
 
 
 @pytest.mark.parametrize("host", [None, "127.0.0.1", "localhost", "::1", "127.0.0.2"])
 def test_the_embedded_demo_makes_and_keeps_a_private_secret(tmp_path, host):
     path = tmp_path / ".secret"
-    first = resolve_secret({}, path, "sqlite:///subscribers.db", host)
+    first = resolve_secret("", path, "sqlite:///subscribers.db", host)
     assert len(first) >= 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert resolve_secret({}, path, "sqlite:///subscribers.db", host) == first
+    assert resolve_secret("", path, "sqlite:///subscribers.db", host) == first
 
 
 def test_concurrent_starts_agree_on_one_secret(tmp_path):
@@ -128,7 +127,7 @@ def test_concurrent_starts_agree_on_one_secret(tmp_path):
 
     def start() -> None:
         barrier.wait()
-        results.append(resolve_secret({}, path, "sqlite:///subscribers.db", None))
+        results.append(resolve_secret("", path, "sqlite:///subscribers.db", None))
 
     threads = [threading.Thread(target=start) for _ in range(4)]
     for thread in threads:
@@ -149,7 +148,7 @@ def test_concurrent_starts_agree_on_one_secret(tmp_path):
 )
 def test_without_a_secret_postgres_or_a_public_host_refuse_to_start(tmp_path, url, host, why):
     with pytest.raises(TokenError) as caught:
-        resolve_secret({}, tmp_path / ".secret", url, host)
+        resolve_secret("", tmp_path / ".secret", url, host)
     message = str(caught.value)
     assert message.startswith("NEWSLETTER_TOKEN_SECRET is not set") and why in message
     assert "\n" not in message
@@ -160,5 +159,5 @@ def test_a_world_readable_secret_file_is_made_private(tmp_path):
     path = tmp_path / ".secret"
     path.write_text("x" * 40)
     os.chmod(path, 0o644)
-    assert resolve_secret({}, path, "sqlite://", None) == "x" * 40
+    assert resolve_secret("", path, "sqlite://", None) == "x" * 40
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

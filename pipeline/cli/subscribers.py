@@ -104,18 +104,41 @@ def import_(
             "so (never complained or erased ones).",
         ),
     ] = False,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(
+            "--delimiter",
+            help="The column separator: , ; | or tab. Default: found in the first lines.",
+        ),
+    ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding",
+            help="The file's text encoding, such as cp1252 or latin-1. Default: UTF-8 "
+            "(UTF-16 if it starts with a byte order mark).",
+        ),
+    ] = None,
 ) -> None:
-    """Import subscribers from CSV (ours, Mailchimp's or listmonk's columns).
+    """Import subscribers from CSV exports: ours, Mailchimp, Substack, Buttondown, listmonk, Ghost.
 
-    A bad row is reported as FILE:LINE: reason and the rest are imported; the
-    exit status is 1 if any row failed. Importing again changes nothing.
+    Commas, semicolons, tabs or bars between columns are all found. Columns
+    it does not read are named once; a bad row (an unclosed quote, a huge
+    field, a bad address...) is reported as FILE:LINE: reason and the rest
+    are imported; the exit status is 1 if any row failed. Importing again
+    changes nothing.
 
     Example: publish subscribers import subscribers/sample.csv
     """
     from subscribers.csvio import import_csv
 
     with _store(ctx) as store:
-        report = import_csv(store, file, reactivate=reactivate)
+        report = import_csv(
+            store, file, reactivate=reactivate, encoding=encoding, delimiter=delimiter
+        )
+    if report.ignored_columns:
+        names = ", ".join(f'"{name}"' for name in report.ignored_columns)
+        echo(f"{file}: ignored columns: {names}", err=True)
     for problem in report.problems:
         echo(f"{file}:{problem.line}: {problem.reason}", err=True)
     for skipped in report.suppressed:
@@ -265,12 +288,11 @@ def upgrade(ctx: typer.Context) -> None:
 
     Example: publish db upgrade
     """
-    from subscribers.db import database_url, upgrade
+    from subscribers.db import database_url, redact_url, upgrade
 
     config = settings(ctx)
     revision = upgrade(config.database_url, config.root)
-    where = database_url(config.database_url, config.root).render_as_string(hide_password=True)
-    echo(f"{where} is at revision {revision}")
+    echo(f"{redact_url(database_url(config.database_url, config.root))} is at revision {revision}")
 
 
 @app.command()
@@ -294,13 +316,11 @@ def serve(
 
     Example: publish serve --host 127.0.0.1 --port 8000
     """
-    import os
-
     from subscribers.tokens import resolve_secret
 
     config = settings(ctx, web_host=host, web_port=port)
     secret = resolve_secret(
-        os.environ, config.root / ".secret", config.database_url, config.web_host
+        config.token_secret, config.root / ".secret", config.database_url, config.web_host
     )
     run_service(config, _web_config(config, secret))
 
