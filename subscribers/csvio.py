@@ -1,19 +1,30 @@
 """Subscribers in and out as CSV.
 
 Import reads columns by their header, so exports from other services work
-as they are:
+as they are (``csvreader`` reads the file: separator, encoding, quoting):
 
-    ours          email, name, status, created_at, consent_at, consent_ip, ...
-    Mailchimp     "Email Address", "First Name", "Last Name", OPTIN_TIME,
-                  OPTIN_IP, CONFIRM_TIME, CONFIRM_IP; an UNSUB_TIME or
-                  CLEAN_TIME column (its unsubscribed and cleaned exports)
-                  marks rows unsubscribed or bounced
-    listmonk      email, name, status (enabled, disabled, blocklisted), created_at
+    ours        email, name, status, source, created_at, consent_at,
+                consent_ip, consent_user_agent, consent_text, confirmed_ip, ...
+    Mailchimp   "Email Address", "First Name", "Last Name", OPTIN_TIME,
+                OPTIN_IP, CONFIRM_TIME, CONFIRM_IP; UNSUB_TIME (its
+                unsubscribed export) or CLEAN_TIME (cleaned) mark a row
+                unsubscribed or bounced
+    Substack    email, created_at; email_disabled=true is unsubscribed
+    Buttondown  email (or email_address), subscriber_type (or type):
+                regular, premium, unactivated, unsubscribed, undeliverable,
+                ...; creation_date, ip_address, source, referrer_url,
+                unsubscription_date
+    listmonk    email, name, status (enabled, disabled, blocklisted),
+                created_at (Go's time format)
+    Ghost       email, name, subscribed_to_emails (true/false), created_at,
+                deleted_at
 
-The whole file is read once before anything is imported, so a file in the
-wrong encoding, without an email column or with broken quoting is refused
-whole, with one line naming where. After that, a bad row is reported as
-``FILE:LINE: reason`` and the others go in.
+A status is read from the status column; a column that says someone left
+(email_disabled=true, subscribed_to_emails=false, a deleted_at) makes the
+row unsubscribed whatever the status says, and without a status column an
+unsubscribe or clean date does. Nobody who left is read as active. Other
+columns (notes, labels, tags, attributes...) are ignored and named in the
+report, once.
 """
 
 from __future__ import annotations
@@ -28,16 +39,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from subscribers.csvreader import Row, open_table
 from subscribers.errors import SubscriberError
 from subscribers.imports import import_subscribers
 from subscribers.models import (
     MAX_IP,
+    MAX_USER_AGENT,
     Candidate,
     ImportReport,
     Problem,
     Status,
     as_utc,
     clean_name,
+    clip,
     normalize_email,
 )
 from subscribers.store import Store
@@ -47,26 +61,51 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "name": ("name", "full_name", "fullname", "display_name"),
     "first_name": ("first_name", "firstname", "fname", "given_name"),
     "last_name": ("last_name", "lastname", "lname", "surname", "family_name"),
-    "status": ("status", "subscription_status"),
-    "created_at": ("created_at", "created", "date_added", "subscribed_at", "timestamp_opt"),
+    "status": ("status", "subscription_status", "subscriber_type", "type"),
+    "created_at": (
+        "created_at", "created", "creation_date", "date_added", "subscribed_at", "timestamp_opt",
+    ),
     "consent_at": ("consent_at", "optin_time"),
-    "consent_ip": ("consent_ip", "optin_ip"),
+    "consent_ip": ("consent_ip", "optin_ip", "ip_address"),
+    "consent_user_agent": ("consent_user_agent",),
+    "consent_text": ("consent_text",),
     "confirmed_at": ("confirmed_at", "confirm_time"),
     "confirmed_ip": ("confirmed_ip", "confirm_ip"),
-    "unsubscribed_at": ("unsubscribed_at", "unsub_time"),
-    "cleaned_at": ("clean_time",),
+    "unsubscribed_at": ("unsubscribed_at", "unsub_time", "unsubscription_date"),
+    "cleaned_at": ("clean_time", "undeliverability_date"),
+    "deleted_at": ("deleted_at",),
+    "email_disabled": ("email_disabled",),
+    "subscribed": ("subscribed_to_emails", "subscribed"),
+    "source": ("source",),
+    "referrer": ("referrer_url",),
 }
+_ALIASES = {alias: field for field, names in HEADERS.items() for alias in names}
 
 STATUSES: dict[str, Status] = {
-    **dict.fromkeys(("active", "subscribed", "confirmed", "enabled", "opted_in"), Status.ACTIVE),
-    **dict.fromkeys(("pending", "unconfirmed"), Status.PENDING),
     **dict.fromkeys(
-        ("unsubscribed", "disabled", "blocklisted", "blacklisted", "opted_out"),
+        (
+            "active", "subscribed", "confirmed", "enabled", "opted_in",
+            # Buttondown's readers who get the newsletter, paying or not
+            "regular", "premium", "trialed", "gifted", "churning", "paused", "past_due", "unpaid",
+        ),
+        Status.ACTIVE,
+    ),
+    **dict.fromkeys(("pending", "unconfirmed", "unactivated", "upcoming"), Status.PENDING),
+    **dict.fromkeys(
+        (
+            "unsubscribed", "disabled", "blocklisted", "blacklisted", "opted_out",
+            "transactional", "archived",  # Mailchimp: never opted in, archived
+            "removed", "blocked", "spammy", "churned",  # Buttondown
+        ),
         Status.UNSUBSCRIBED,
     ),
-    **dict.fromkeys(("bounced", "cleaned"), Status.BOUNCED),
+    **dict.fromkeys(("bounced", "cleaned", "undeliverable"), Status.BOUNCED),
     **dict.fromkeys(("complained", "spam", "abuse"), Status.COMPLAINED),
 }
+
+YES = frozenset(("true", "t", "yes", "y", "1"))
+NO = frozenset(("false", "f", "no", "n", "0"))
+MAX_CONSENT_TEXT = 2000
 
 EXPORT_FIELDS = (
     "email",
@@ -84,132 +123,168 @@ EXPORT_FIELDS = (
 )
 
 _SEPARATORS = re.compile(r"[\s\-]+")
+# Go's time.Time.String(), as listmonk exports it: 2023-01-02 03:04:05.123 +0000 UTC
+_GO_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) ([+-]\d\d)(\d\d)(?: \S+)?$")
 # Cells a spreadsheet would run as a formula; exported with a leading quote.
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
-def import_csv(store: Store, path: Path, *, reactivate: bool = False) -> ImportReport:
-    """Import ``path`` into ``store``; problems carry line numbers in ``path``."""
-    columns = check_file(path)
-    return import_subscribers(
-        store, read_rows(path, columns), reactivate=reactivate, label=path.name
-    )
+Cells = dict[str, str]
+"""A row's cells by field name, every field of ``HEADERS`` there ("" if
+the file has no such column)."""
+_BLANK: Cells = dict.fromkeys(HEADERS, "")
 
 
-def check_file(path: Path) -> dict[str, int]:
-    """Read the whole file once: UTF-8, parseable, with an email column.
-    Returns the columns found (field name → index). Raises SubscriberError."""
-    columns: dict[str, int] | None = None
-    with _open(path) as reader:
-        try:
-            for values in reader:
-                if columns is None and any(value.strip() for value in values):
-                    columns = _columns(path, values)
-        except UnicodeDecodeError:
-            raise SubscriberError(
-                f"{path}:{_undecodable_line(path)}: not UTF-8 text; "
-                "save the file as UTF-8 and import it again"
-            ) from None
-        except csv.Error as exc:
-            raise SubscriberError(f"{path}:{reader.line_num}: {exc}") from None
-    if columns is None:
-        raise SubscriberError(f"{path}: empty; expected a header row with an email column")
-    return columns
+def import_csv(
+    store: Store,
+    path: Path,
+    *,
+    reactivate: bool = False,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+) -> ImportReport:
+    """Import ``path`` into ``store``, reading it once; problems carry line
+    numbers in ``path``, and the report names the columns it ignored.
+    ``encoding`` and ``delimiter`` override what is detected."""
+    with open_table(path, encoding=encoding, delimiter=delimiter) as table:
+        columns, ignored = _columns(path, table.header)
+        titles = {field: table.header.values[index].strip() for field, index in columns.items()}
+        rows = _candidates(table.rows(columns["email"]), columns, titles)
+        report = import_subscribers(store, rows, reactivate=reactivate, label=path.name)
+    report.ignored_columns = ignored
+    return report
 
 
-def _undecodable_line(path: Path) -> int:
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return 0
-
-
-def read_rows(path: Path, columns: dict[str, int]) -> Iterator[Candidate | Problem]:
-    """The data rows of a checked file, as candidates or problems."""
-    with _open(path) as reader:
-        header_seen = False
-        read = 0
-        for values in reader:
-            start, read = read + 1, reader.line_num  # a quoted cell may span lines
-            if not any(value.strip() for value in values):
-                continue
-            if not header_seen:
-                header_seen = True
-                continue
-            yield _candidate(values, columns, start)
-
-
-def _columns(path: Path, header: list[str]) -> dict[str, int]:
-    aliases = {alias: field for field, names in HEADERS.items() for alias in names}
+def _columns(path: Path, header: Row) -> tuple[dict[str, int], list[str]]:
+    """The columns found (field name → index), and the names of the others."""
     columns: dict[str, int] = {}
-    for index, title in enumerate(header):
-        field = aliases.get(_SEPARATORS.sub("_", title.strip().lower()))
-        if field is not None:
-            columns.setdefault(field, index)
+    ignored: list[str] = []
+    for index, title in enumerate(header.values):
+        name = title.strip()
+        field = _ALIASES.get(_SEPARATORS.sub("_", name.lower()))
+        if field is not None and field not in columns:
+            columns[field] = index
+        elif name and name not in ignored:
+            ignored.append(name)
     if "email" not in columns:
-        found = ", ".join(repr(title) for title in header[:8] if title.strip()) or "nothing"
+        found = ", ".join(repr(title) for title in header.values[:8] if title.strip()) or "nothing"
         raise SubscriberError(
-            f"{path}:1: no email column in the header (found {found}); "
+            f"{path}:{header.line}: no email column in the header (found {found}); "
             "name one 'email' or 'Email Address'"
         )
-    return columns
+    return columns, ignored
 
 
-def _candidate(values: list[str], columns: dict[str, int], line: int) -> Candidate | Problem:
-    def cell(field: str) -> str:
-        index = columns.get(field)
-        if index is None or index >= len(values):
-            return ""
-        return _unquote(values[index].strip())
+def _candidates(
+    rows: Iterator[Row | Problem], columns: dict[str, int], titles: dict[str, str]
+) -> Iterator[Candidate | Problem]:
+    found = tuple(columns.items())
+    for row in rows:
+        if isinstance(row, Problem):
+            yield row
+            continue
+        values = row.values
+        width = len(values)
+        cells = _BLANK.copy()
+        for field, index in found:
+            if index < width:
+                cells[field] = _unquote(values[index].strip())
+        yield _candidate(cells, titles, row.line)
 
+
+def _candidate(cell: Cells, titles: dict[str, str], line: int) -> Candidate | Problem:
     try:
-        email = normalize_email(cell("email"))
-        name = cell("name") or " ".join(
-            part for part in (cell("first_name"), cell("last_name")) if part
+        email = normalize_email(cell["email"])
+        name = cell["name"] or " ".join(
+            part for part in (cell["first_name"], cell["last_name"]) if part
         )
         return Candidate(
             email=email,
             line=line,
             name=clean_name(name),
-            status=_status(cell("status"), cell("unsubscribed_at"), cell("cleaned_at")),
-            created_at=_when("created_at", cell("created_at")),
-            consent_at=_when("consent_at", cell("consent_at")),
-            consent_ip=cell("consent_ip")[:MAX_IP] or None,
-            confirmed_at=_when("confirmed_at", cell("confirmed_at")),
-            confirmed_ip=cell("confirmed_ip")[:MAX_IP] or None,
+            status=_status(cell, titles),
+            created_at=_when(titles, "created_at", cell["created_at"]),
+            consent_at=_when(titles, "consent_at", cell["consent_at"]),
+            consent_ip=cell["consent_ip"][:MAX_IP] or None,
+            consent_user_agent=_clipped(cell["consent_user_agent"], MAX_USER_AGENT),
+            consent_text=_clipped(cell["consent_text"], MAX_CONSENT_TEXT),
+            confirmed_at=_when(titles, "confirmed_at", cell["confirmed_at"]),
+            confirmed_ip=cell["confirmed_ip"][:MAX_IP] or None,
+            origin=_origin(cell),
         )
     except SubscriberError as exc:
         return Problem(line, str(exc))
 
 
-def _status(text: str, unsubscribed_at: str, cleaned_at: str) -> Status:
+def _status(cell: Cells, titles: dict[str, str]) -> Status:
+    """The row's status: see the module's docstring."""
+    text = cell["status"]
+    status = None
     if text:
         status = STATUSES.get(_SEPARATORS.sub("_", text.lower()))
         if status is None:
             raise SubscriberError(
-                f"status: {text!r} is not one of active, pending, unsubscribed, bounced, complained"
+                f"{titles['status']}: {text!r} is not one of active, pending, unsubscribed, "
+                "bounced, complained (or a status of a known export)"
             )
+    left = (cell["email_disabled"] or cell["subscribed"] or cell["deleted_at"]) and (
+        _yes_no(titles, "email_disabled", cell["email_disabled"]) is True
+        or _yes_no(titles, "subscribed", cell["subscribed"]) is False
+        or bool(cell["deleted_at"])
+    )
+    if left and (status is None or not status.has_left):
+        return Status.UNSUBSCRIBED
+    if status is not None:
         return status
-    if cleaned_at:
+    if cell["cleaned_at"]:
         return Status.BOUNCED
-    if unsubscribed_at:
+    if cell["unsubscribed_at"]:
         return Status.UNSUBSCRIBED
     return Status.ACTIVE
 
 
-def _when(field: str, text: str) -> dt.datetime | None:
+def _yes_no(titles: dict[str, str], field: str, text: str) -> bool | None:
+    if not text:
+        return None
+    word = text.lower()
+    if word in YES:
+        return True
+    if word in NO:
+        return False
+    raise SubscriberError(f"{titles[field]}: {text!r} is not true or false")
+
+
+def _when(titles: dict[str, str], field: str, text: str) -> dt.datetime | None:
     if not text:
         return None
     try:
-        value = dt.datetime.fromisoformat(text.replace(" UTC", "Z"))
+        value = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise SubscriberError(
-            f"{field}: {text!r} is not a date like 2026-01-31 or 2026-01-31T09:00:00Z"
-        ) from None
+        go = _GO_TIME.match(text)
+        stamp = f"{go[1]}{go[2]}:{go[3]}" if go else text.replace(" UTC", "Z")
+        try:
+            value = dt.datetime.fromisoformat(stamp)
+        except ValueError:
+            raise SubscriberError(
+                f"{titles[field]}: {text!r} is not a date like 2026-01-31 or 2026-01-31T09:00:00Z"
+            ) from None
     return as_utc(value)
+
+
+def _origin(cell: Cells) -> str:
+    """Where the reader signed up, as far as the file says."""
+    if not (cell["source"] or cell["referrer"]):
+        return ""
+    parts = []
+    if source := cell["source"]:
+        parts.append(f"source: {clip(source, 100)}")
+    if referrer := cell["referrer"]:
+        parts.append(f"referrer: {clip(referrer, 300)}")
+    return ", ".join(parts)
+
+
+def _clipped(text: str, limit: int) -> str | None:
+    return clip(text, limit) if text else None
 
 
 def _unquote(text: str) -> str:
@@ -217,16 +292,6 @@ def _unquote(text: str) -> str:
     if text.startswith("'") and text[1:2] in _FORMULA:
         return text[1:]
     return text
-
-
-@contextmanager
-def _open(path: Path) -> Iterator[csv.Reader]:  # type: ignore[name-defined]
-    try:
-        handle = path.open(encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise SubscriberError(f"{path}: {exc.strerror}") from None
-    with handle:
-        yield csv.reader(handle)
 
 
 # ---------------------------------------------------------------------------

@@ -170,7 +170,8 @@ def _import_batch(
             consent = Consent(
                 at=row.consent_at or row.created_at,
                 ip=row.consent_ip,
-                text=f"Imported from {label}" if label else "Imported",
+                user_agent=row.consent_user_agent,
+                text=row.consent_text or _imported(label, row.origin),
                 confirmed_at=row.confirmed_at,
                 confirmed_ip=row.confirmed_ip,
             )
@@ -208,6 +209,13 @@ def _import_batch(
         event(ids[key], EventKind.IMPORTED, row, status=str(row.status))
     tx.add_events(events)
     return counts
+
+
+def _imported(label: str, origin: str) -> str:
+    """The consent record of an imported reader: the file, and where they
+    signed up if it says."""
+    text = f"Imported from {label}" if label else "Imported"
+    return f"{text} ({origin})" if origin else text
 
 
 _STATUS_EVENTS = {

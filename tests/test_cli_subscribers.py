@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.cli.subscribers import health
+from subscribers import db
 from subscribers.models import Stats, Status
 from subscribers.store import Store
 from tests.support.aws import free_port
@@ -68,10 +69,66 @@ def test_a_file_in_the_wrong_encoding_imports_nothing(newsletter):
     result = run("subscribers", "import", str(path))
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        f"error: {path}:2: not UTF-8 text; save the file as UTF-8 and import it again"
+        f"error: {path}:2: not UTF-8 text; save the file as UTF-8, or name its encoding "
+        "with --encoding (cp1252 for most spreadsheets saved on Windows)"
     )
     with opened(newsletter) as store:
         assert store.count() == 0
+    named = run("subscribers", "import", str(path), "--encoding", "latin-1")
+    assert named.exit_code == 0, named.output
+    with opened(newsletter) as store:
+        assert store.find("ok@example.com").name == "Jos\xe9"
+
+
+def test_import_says_what_it_ignores_once_and_reads_other_separators(newsletter):
+    path = newsletter / "export.csv"
+    rows = "".join(f"r{n}@example.com|Reader {n}|blue|a,b\n" for n in range(30))
+    path.write_text("Email Address|Name|Favourite colour|Tags\n" + rows)
+    result = run("subscribers", "import", str(path))
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        f'{path}: ignored columns: "Favourite colour", "Tags"',
+        f"{path}: 30 rows: 30 added, 0 updated, 0 unchanged, 0 reactivated",
+    ]
+    forced = run("subscribers", "import", str(path), "--delimiter", ",")
+    assert forced.exit_code == 1
+    assert forced.stderr.startswith(f"error: {path}:1: no email column")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('email,name\na@example.com,"Ann\nb@example.com,Bob\n', ":2: unclosed quote: "),
+        ("email,name\na@example.com," + "x" * 1_000_000 + "\nb@example.com,Bob\n",
+         ":2: field too long"),
+        ("email,name\na@example.com,\"A\"nn\nb@example.com,Bob\n", ":2: bad quoting: "),
+    ],
+    ids=["unclosed-quote", "huge-field", "text-after-a-quote"],
+)
+def test_a_malformed_row_is_one_line_and_fails_the_import(newsletter, content, expected):
+    path = newsletter / "list.csv"
+    path.write_text(content)
+    result = run("subscribers", "import", str(path))
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{path}{expected}"), lines
+    assert lines[1] == f"{path}: 2 rows: 1 added, 0 updated, 0 unchanged, 0 reactivated, 1 failed"
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    with opened(newsletter) as store:
+        assert [s.email for s in store.iter()] == ["b@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--encoding", "klingon", "error: --encoding: 'klingon' is not an encoding Python knows"),
+        ("--delimiter", ";;", "error: --delimiter: ';;' is not one character"),
+    ],
+)
+def test_a_wrong_import_option_is_one_line(newsletter, option, value, message):
+    result = run("subscribers", "import", str(SAMPLE), option, value)
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith(message) and "\n" not in result.stderr.strip()
 
 
 def test_add_show_remove_erase(newsletter):
@@ -122,7 +179,8 @@ def test_export_to_a_file_and_to_standard_output(newsletter):
 def test_db_upgrade_names_the_revision(newsletter):
     result = run("db", "upgrade")
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == f"sqlite:///{newsletter}/subscribers.db is at revision 0002"
+    revision = db.head_revision()
+    assert result.stdout.strip() == f"sqlite:///{newsletter}/subscribers.db is at revision {revision}"
 
 
 def test_health_warnings_near_the_providers_limits():
