@@ -93,6 +93,9 @@ class Settings:
     transient_bounce_limit: int = 3
     web_host: str = "127.0.0.1"
     web_port: int = 8000
+    confirmation_lease: int = 300
+    """Seconds a confirmation mailer holds the messages it claimed: those a
+    mailer that died left unrecorded are taken up again after this long."""
 
     def __repr__(self) -> str:
         """Every field, but the secrets as ``'***'`` and the database URL
@@ -308,6 +311,12 @@ SPECS: tuple[_Spec, ...] = (
     ),
     _Spec("web_host", "web.host", "NEWSLETTER_WEB_HOST", _required_text),
     _Spec("web_port", "web.port", "NEWSLETTER_WEB_PORT", _number(int, 1)),
+    _Spec(
+        "confirmation_lease",
+        "web.confirmation_lease",
+        "NEWSLETTER_CONFIRMATION_LEASE",
+        _number(int, 1),
+    ),
 )
 
 _BY_ATTR = {spec.attr: spec for spec in SPECS}

@@ -54,6 +54,10 @@ class EventKind(StrEnum):
 
     SUBSCRIBED = "subscribed"
     CONFIRMATION_SENT = "confirmation_sent"
+    CONFIRMATION_FAILED = "confirmation_failed"
+    """A try at mailing the confirmation failed; another is scheduled."""
+    CONFIRMATION_GIVEN_UP = "confirmation_given_up"
+    """No more tries: the reader stays pending without a confirmation."""
     CONFIRMED = "confirmed"
     WELCOME_SENT = "welcome_sent"
     UNSUBSCRIBED = "unsubscribed"

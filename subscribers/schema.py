@@ -70,8 +70,14 @@ subscribers = Table(
     Column("confirmed_user_agent", String(512)),
     Column("confirmation_sent_at", UTC_DATETIME),
     # Set by a form signup, cleared when the confirmation message goes out:
-    # the queue the confirmation mailer works through.
+    # the queue the confirmation mailer works through. A mailer that claims
+    # the message moves it to the end of its lease, so that the message is
+    # due again if that mailer dies before recording the result.
     Column("confirmation_due_at", UTC_DATETIME, index=True),
+    # The mailer (host:pid:nonce) holding the message, while it holds it.
+    Column("confirmation_claimed_by", String(100)),
+    # Claims of the current signup's message: bounded, then given up.
+    Column("confirmation_attempts", Integer, nullable=False, server_default="0"),
 )
 
 subscriber_events = Table(
@@ -85,7 +91,8 @@ subscriber_events = Table(
         nullable=False,
         index=True,
     ),
-    # subscribed | confirmation_sent | confirmed | unsubscribed | bounced |
+    # subscribed | confirmation_sent | confirmation_failed |
+    # confirmation_given_up | confirmed | unsubscribed | bounced |
     # soft_bounced | bounce_undetermined | complained | delivered | imported |
     # reactivated | erased | welcome_sent
     Column("kind", String(32), nullable=False),

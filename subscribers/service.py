@@ -23,13 +23,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from subscribers.errors import TokenError
+from subscribers.errors import TokenError, first_line
+from subscribers.ledger import new_worker_id
 from subscribers.mail import confirmation_message, welcome_message
 from subscribers.models import (
     CONFIRMATIONS_PER_ADDRESS,
@@ -47,14 +49,27 @@ from subscribers.models import (
     normalize_email,
     utcnow,
 )
-from subscribers.store import Store, Transaction, consent_columns
+from subscribers.store import ClaimedConfirmation, Store, Transaction, consent_columns
 from subscribers.tokens import Signer
 
 log = logging.getLogger(__name__)
 
 SendMail = Callable[[EmailMessage], None]
+LEASE = dt.timedelta(minutes=5)
+"""How long a mailer holds the confirmations it claimed before another may
+take them up; renewed while it works (see :meth:`Subscriptions.send_due_confirmations`)."""
 RETRY_AFTER = dt.timedelta(minutes=1)
-RETRY_FOR = dt.timedelta(days=1)
+"""The wait after a first failed try; doubled after each one, up to RETRY_AT_MOST."""
+RETRY_AT_MOST = dt.timedelta(hours=1)
+MAX_ATTEMPTS = 10
+"""Tries at one signup's confirmation (about four hours of them) before giving up."""
+MAX_ERROR = 300
+
+
+def retry_delay(attempt: int) -> dt.timedelta:
+    """How long to wait after failed try number ``attempt`` (1, 2, ...)."""
+    delay: dt.timedelta = RETRY_AFTER * 2 ** max(attempt - 1, 0)
+    return min(delay, RETRY_AT_MOST)
 
 
 class StaleLink(TokenError):
@@ -145,34 +160,71 @@ class Subscriptions:
         self._confirm_by_mail(subscriber)
         return True
 
-    def send_due_confirmations(self, batch: int = 50, executor: Executor | None = None) -> int:
+    def send_due_confirmations(
+        self,
+        batch: int = 50,
+        executor: Executor | None = None,
+        *,
+        worker: str | None = None,
+        lease: dt.timedelta = LEASE,
+        stopped: Callable[[], bool] = lambda: False,
+    ) -> int:
         """Work through the confirmation queue: mail every pending subscriber
         whose signup asked for a confirmation, at most ``per_address`` times
         an hour each (more signups for an address get no more mail). Returns
-        how many were taken off the queue; a message that could not be sent
-        goes back on it for a later try. With ``executor``, several messages
-        are in flight at once (a provider's API answers in 50 to 100 ms)."""
+        how many were claimed. With ``executor``, several messages are in
+        flight at once (a provider's API answers in 50 to 100 ms).
+
+        The batch is claimed for ``worker`` with a ``lease``, renewed while
+        it works: should this process die, the messages it had not recorded
+        are due again when the lease runs out, for any mailer to take up
+        (the ones in flight at that moment may reach the reader twice). Each
+        result is recorded with its message: sent, or failed and due again
+        after a backoff, and given up after ``MAX_ATTEMPTS`` claims, in the
+        subscriber's history. Once ``stopped()``, the claims not yet tried
+        are given back, due at once."""
+        worker = worker or new_worker_id()
         now = utcnow()
         with self.store.transaction() as tx:
-            due = tx.claim_confirmations(batch, now)
-        if executor is None:
-            for subscriber in due:
-                self._confirm_queued(subscriber, now)
-        else:
-            list(executor.map(lambda subscriber: self._confirm_queued(subscriber, now), due))
+            due = tx.claim_confirmations(batch, now, worker=worker, lease=lease)
+        held = _Lease(self.store, worker, lease)
+
+        def work(claim: ClaimedConfirmation) -> None:
+            if stopped():
+                held.unsent.append(claim.subscriber.id)
+                return
+            self._confirm_queued(claim, now)
+            held.renew()
+
+        try:
+            if executor is None:
+                for claim in due:
+                    work(claim)
+            else:
+                list(executor.map(work, due))
+        finally:
+            if held.unsent:
+                with self.store.transaction() as tx:
+                    tx.release_confirmations(worker, held.unsent, utcnow())
         return len(due)
 
-    def _confirm_queued(self, subscriber: Subscriber, now: dt.datetime) -> None:
+    def _confirm_queued(self, claim: ClaimedConfirmation, now: dt.datetime) -> None:
+        subscriber = claim.subscriber
+        if claim.attempt > MAX_ATTEMPTS:  # the mailer died during the last try
+            self._give_up(subscriber, claim.attempt - 1, "the mailer stopped while sending it")
+            return
         window = now - dt.timedelta(seconds=self.per_address.seconds)
         recent = self.store.count_events(subscriber.id, EventKind.CONFIRMATION_SENT, window)
         if recent >= self.per_address.count:
             log.info("subscriber %d was sent %d confirmations lately", subscriber.id, recent)
+            with self.store.transaction() as tx:
+                tx.update(subscriber.id, confirmation_due_at=None, confirmation_claimed_by=None)
             return
         try:
             self._confirm_by_mail(subscriber)
-        except Exception:
+        except Exception as exc:
             log.exception("could not mail a confirmation to subscriber %d", subscriber.id)
-            self._retry_later(subscriber, now)
+            self._failed(subscriber, claim.attempt, first_line(exc, MAX_ERROR))
 
     def _confirm_by_mail(self, subscriber: Subscriber) -> None:
         now = utcnow()
@@ -182,18 +234,50 @@ class Subscriptions:
         self.send_mail(message)
         with self.store.transaction() as tx:
             if tx.get(subscriber.id) is not None:
-                tx.update(subscriber.id, confirmation_sent_at=now, confirmation_due_at=None)
+                tx.update(
+                    subscriber.id,
+                    confirmation_sent_at=now,
+                    confirmation_due_at=None,
+                    confirmation_claimed_by=None,
+                )
                 tx.add_event(subscriber.id, EventKind.CONFIRMATION_SENT, at=now)
 
-    def _retry_later(self, subscriber: Subscriber, now: dt.datetime) -> None:
-        consent_at = subscriber.consent.at or now
-        if now - consent_at > RETRY_FOR:
-            log.error("giving up mailing a confirmation to subscriber %d", subscriber.id)
+    def _failed(self, subscriber: Subscriber, attempt: int, error: str) -> None:
+        """Record a failed try: due again after a backoff, or given up."""
+        if attempt >= MAX_ATTEMPTS:
+            self._give_up(subscriber, attempt, error)
             return
+        now = utcnow()
+        retry_at = now + retry_delay(attempt)
         with self.store.transaction() as tx:
             current = tx.get(subscriber.id, lock=True)
-            if current is not None and current.status == Status.PENDING:
-                tx.update(subscriber.id, confirmation_due_at=now + RETRY_AFTER)
+            if current is None or current.status != Status.PENDING:
+                return
+            tx.update(subscriber.id, confirmation_due_at=retry_at, confirmation_claimed_by=None)
+            tx.add_event(
+                subscriber.id,
+                EventKind.CONFIRMATION_FAILED,
+                {"attempt": attempt, "error": error, "retry_at": retry_at.isoformat()},
+                at=now,
+            )
+
+    def _give_up(self, subscriber: Subscriber, attempts: int, error: str) -> None:
+        log.error(
+            "giving up mailing a confirmation to subscriber %d after %d attempts: %s",
+            subscriber.id,
+            attempts,
+            error,
+        )
+        with self.store.transaction() as tx:
+            current = tx.get(subscriber.id, lock=True)
+            if current is None or current.status != Status.PENDING:
+                return
+            tx.update(subscriber.id, confirmation_due_at=None, confirmation_claimed_by=None)
+            tx.add_event(
+                subscriber.id,
+                EventKind.CONFIRMATION_GIVEN_UP,
+                {"attempts": attempts, "error": error},
+            )
 
     # -- confirm -------------------------------------------------------------
 
@@ -261,16 +345,25 @@ class ConfirmationMailer:
     `publish serve` runs one in a process of its own, so that building and
     sending mail never competes with answering requests. Either way the
     queue is in the database: a signup is never lost to a crash, and
-    several mailers can share it.
+    several mailers can share it. Each mailer claims its batches under a
+    worker id of its own, with a ``lease`` (see
+    :meth:`Subscriptions.send_due_confirmations`).
     """
 
     def __init__(
-        self, service: Subscriptions, poll: float = 1.0, batch: int = 50, workers: int = 4
+        self,
+        service: Subscriptions,
+        poll: float = 1.0,
+        batch: int = 50,
+        workers: int = 4,
+        lease: dt.timedelta = LEASE,
     ) -> None:
         self.service = service
         self.poll = poll
         self.batch = batch
         self.workers = workers
+        self.lease = lease
+        self.worker = new_worker_id()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -280,12 +373,20 @@ class ConfirmationMailer:
         self._wake.set()
 
     def run(self, stopped: Callable[[], bool] = lambda: False) -> None:
-        """Send what is due, then wait for a notice or ``poll`` seconds; repeat."""
+        """Send what is due, then wait for a notice or ``poll`` seconds; repeat.
+        Once stopped (:meth:`stop`, ``stopped()``), the messages in hand are
+        finished and the rest of the batch is given back to the queue."""
+
+        def halted() -> bool:
+            return self._stop.is_set() or stopped()
+
         with ThreadPoolExecutor(self.workers, thread_name_prefix="confirm") as executor:
-            while not self._stop.is_set() and not stopped():
+            while not halted():
                 self._wake.clear()
                 try:
-                    taken = self.service.send_due_confirmations(self.batch, executor)
+                    taken = self.service.send_due_confirmations(
+                        self.batch, executor, worker=self.worker, lease=self.lease, stopped=halted
+                    )
                 except Exception:  # the database went away for a moment, say
                     log.exception("the confirmation mailer failed; trying again")
                     taken = 0
@@ -297,11 +398,35 @@ class ConfirmationMailer:
         self._thread.start()
 
     def stop(self, timeout: float = 30) -> None:
-        """Stop after the message in hand."""
+        """Stop after the messages in hand."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+class _Lease:
+    """The claims of one batch: renewed as messages are done, every quarter
+    of the lease, so that a slow batch keeps them; and those not tried."""
+
+    def __init__(self, store: Store, worker: str, length: dt.timedelta) -> None:
+        self.store = store
+        self.worker = worker
+        self.length = length
+        self.unsent: list[int] = []
+        self._renewed = time.monotonic()
+        self._lock = threading.Lock()
+
+    def renew(self) -> None:
+        with self._lock:
+            if time.monotonic() - self._renewed < self.length.total_seconds() / 4:
+                return
+            self._renewed = time.monotonic()
+        try:
+            with self.store.transaction() as tx:
+                tx.extend_confirmations(self.worker, utcnow() + self.length)
+        except Exception:  # the lease runs out, and another mailer may send them too
+            log.exception("could not renew the lease on the confirmations in hand")
 
 
 def _subscribe(
@@ -322,7 +447,9 @@ def _subscribe(
     if subscriber.status == Status.ACTIVE:
         return None
     changes = consent_columns(consent)
-    changes["confirmation_due_at"] = consent.at
+    changes.update(
+        confirmation_due_at=consent.at, confirmation_claimed_by=None, confirmation_attempts=0
+    )
     if name:
         changes["name"] = name
     if subscriber.status == Status.PENDING:

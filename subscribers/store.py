@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -78,6 +79,15 @@ T = TypeVar("T")
 
 class Conflict(StoreError):
     """Two writers raced for the same address; the transaction can be retried."""
+
+
+@dataclass(frozen=True)
+class ClaimedConfirmation:
+    """A confirmation message a mailer has claimed: send it, record the result."""
+
+    subscriber: Subscriber
+    attempt: int
+    """1 for the first claim since the signup, 2 for the next..."""
 
 
 class Store:
@@ -440,25 +450,65 @@ class Transaction:
         assert updated is not None
         return updated
 
-    def claim_confirmations(self, limit: int, now: dt.datetime) -> list[Subscriber]:
-        """Take up to ``limit`` pending subscribers whose confirmation message
-        is due, oldest first, off the queue."""
+    def claim_confirmations(
+        self, limit: int, now: dt.datetime, *, worker: str, lease: dt.timedelta
+    ) -> list[ClaimedConfirmation]:
+        """Claim up to ``limit`` pending subscribers whose confirmation message
+        is due, oldest first, for ``worker``, until ``now + lease``: their
+        message is due again then, unless the worker records a result (or
+        :meth:`extend_confirmations`) before. Each claim counts as an attempt.
+        On PostgreSQL, rows another mailer is claiming are skipped."""
         query = (
             select(subscribers)
             .where(subscribers.c.confirmation_due_at <= now)
             .where(subscribers.c.status == str(Status.PENDING))
             .order_by(subscribers.c.confirmation_due_at)
             .limit(limit)
-            .with_for_update()
+            .with_for_update(skip_locked=True)
         )
-        due = [_subscriber(row) for row in self.conn.execute(query)]
-        if due:
+        rows = self.conn.execute(query).all()
+        if rows:
             self.conn.execute(
                 update(subscribers)
-                .where(subscribers.c.id.in_([subscriber.id for subscriber in due]))
-                .values(confirmation_due_at=None)
+                .where(subscribers.c.id.in_([row.id for row in rows]))
+                .values(
+                    confirmation_due_at=now + lease,
+                    confirmation_claimed_by=worker,
+                    confirmation_attempts=subscribers.c.confirmation_attempts + 1,
+                )
             )
-        return due
+        return [
+            ClaimedConfirmation(_subscriber(row), int(row.confirmation_attempts) + 1)
+            for row in rows
+        ]
+
+    def extend_confirmations(self, worker: str, until: dt.datetime) -> int:
+        """Move the end of every lease ``worker`` still holds to ``until``."""
+        result = self.conn.execute(
+            update(subscribers)
+            .where(subscribers.c.confirmation_claimed_by == worker)
+            .where(subscribers.c.confirmation_due_at.is_not(None))
+            .where(subscribers.c.status == str(Status.PENDING))
+            .values(confirmation_due_at=until)
+        )
+        return int(result.rowcount or 0)
+
+    def release_confirmations(
+        self, worker: str, subscriber_ids: Sequence[int], due: dt.datetime
+    ) -> None:
+        """Give back claims ``worker`` holds and did not try: due at ``due``,
+        and the claim not counted as an attempt."""
+        if subscriber_ids:
+            self.conn.execute(
+                update(subscribers)
+                .where(subscribers.c.id.in_(list(subscriber_ids)))
+                .where(subscribers.c.confirmation_claimed_by == worker)
+                .values(
+                    confirmation_due_at=due,
+                    confirmation_claimed_by=None,
+                    confirmation_attempts=subscribers.c.confirmation_attempts - 1,
+                )
+            )
 
     def erase(self, subscriber_id: int) -> None:
         """Delete a subscriber and (by cascade) their history; scrub the ledger."""

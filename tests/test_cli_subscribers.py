@@ -272,3 +272,35 @@ def test_every_command_has_a_help_line_and_an_example(name):
     assert help_text.strip().splitlines()[0].endswith(".")
     examples = [line.strip() for line in help_text.splitlines() if "Example:" in line]
     assert len(examples) == 1 and examples[0].startswith(f"Example: {name}")
+
+
+def test_show_says_when_the_mailer_gave_up_on_a_confirmation(newsletter):
+    from sqlalchemy import update
+
+    from subscribers.models import Newsletter
+    from subscribers.schema import subscribers
+    from subscribers.service import MAX_ATTEMPTS, Origin, Subscriptions
+    from subscribers.tokens import Signer
+
+    def relay_down(message):
+        raise OSError("451 relay down")
+
+    with opened(newsletter) as store:
+        newsletter_ = Newsletter(
+            "N", "https://n.example.com", "a@n.example.com", "a@n.example.com", "Street 1"
+        )
+        service = Subscriptions(store, Signer("x" * 32), newsletter_, relay_down)
+        service.subscribe("late@example.com", "", consent_text="Yes", origin=Origin())
+        for _ in range(MAX_ATTEMPTS):
+            with store.engine.begin() as conn:  # each backoff over at once
+                conn.execute(
+                    update(subscribers)
+                    .where(subscribers.c.confirmation_due_at.is_not(None))
+                    .values(confirmation_due_at=subscribers.c.created_at)
+                )
+            assert service.send_due_confirmations() == 1
+    shown = run("subscribers", "show", "late@example.com")
+    assert shown.exit_code == 0
+    assert "never: gave up" in shown.stdout
+    assert f"after {MAX_ATTEMPTS} attempts (451 relay down)" in shown.stdout
+    assert "confirmation_given_up" in shown.stdout and "confirmation_failed" in shown.stdout

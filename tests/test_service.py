@@ -382,7 +382,7 @@ def test_a_failed_confirmation_is_retried_later_not_lost(store, mailbox):
     assert subscriber_id is not None
     assert failing.send_due_confirmations() == 1 and len(calls) == 1
     assert failing.send_due_confirmations() == 0  # not due again at once
-    assert kinds(store, subscriber_id) == ["subscribed"]
+    assert kinds(store, subscriber_id) == ["subscribed", "confirmation_failed"]
     # A minute later it is due again, and a working relay delivers it.
     working = Subscriptions(store, Signer("service-test-secret-0123456789"), NEWSLETTER, mailbox)
     with store.engine.begin() as conn:
@@ -411,3 +411,159 @@ def test_the_mailer_thread_sends_when_notified_and_stops(service, store, mailbox
     finally:
         mailer.stop()
     assert mailer._thread is not None and not mailer._thread.is_alive()
+
+
+# -- claims with a lease, retries, giving up ------------------------------------
+
+
+def queued(service: Subscriptions, *emails: str) -> list[int]:
+    ids = [service.subscribe(email, "", consent_text=WORDING, origin=BROWSER) for email in emails]
+    assert None not in ids
+    return ids  # type: ignore[return-value]
+
+
+def expire_leases(store: Store) -> None:
+    """As if every lease and backoff had run out: what is due is due now."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            subscribers.update()
+            .where(subscribers.c.confirmation_due_at.is_not(None))
+            .values(confirmation_due_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+        )
+
+
+def queue_row(store: Store, subscriber_id: int):
+    with store.engine.connect() as conn:
+        return conn.execute(
+            subscribers.select().where(subscribers.c.id == subscriber_id)
+        ).one()
+
+
+def test_claims_of_a_mailer_that_died_come_back_when_its_lease_runs_out(service, store, mailbox):
+    ids = queued(service, "a@example.com", "b@example.com", "c@example.com")
+    with store.transaction() as tx:  # a mailer claims them, then dies
+        claimed = tx.claim_confirmations(
+            50, dt.datetime.now(dt.UTC), worker="host:1:dead", lease=dt.timedelta(minutes=5)
+        )
+    assert [claim.subscriber.id for claim in claimed] == ids
+    assert {queue_row(store, i).confirmation_claimed_by for i in ids} == {"host:1:dead"}
+    assert service.send_due_confirmations() == 0  # held: nobody else takes them
+    assert mailbox.messages == []
+
+    expire_leases(store)
+    assert service.send_due_confirmations() == 3
+    assert sorted(m["To"].addresses[0].addr_spec for m in mailbox.messages) == [
+        "a@example.com", "b@example.com", "c@example.com",
+    ]
+    for subscriber_id in ids:
+        row = queue_row(store, subscriber_id)
+        assert (row.confirmation_due_at, row.confirmation_claimed_by) == (None, None)
+        assert row.confirmation_attempts == 2
+        assert kinds(store, subscriber_id) == ["subscribed", "confirmation_sent"]
+
+
+def test_a_failing_confirmation_backs_off_and_is_given_up_in_the_history(store):
+    from subscribers.service import MAX_ATTEMPTS, retry_delay
+
+    def broken(message: EmailMessage) -> None:
+        raise OSError("relay down")
+
+    failing = Subscriptions(store, Signer("service-test-secret-0123456789"), NEWSLETTER, broken)
+    (subscriber_id,) = queued(failing, "r@example.com")
+    for attempt in range(1, MAX_ATTEMPTS):
+        before = dt.datetime.now(dt.UTC)
+        assert failing.send_due_confirmations() == 1
+        after = dt.datetime.now(dt.UTC)
+        due = queue_row(store, subscriber_id).confirmation_due_at
+        due = due.replace(tzinfo=dt.UTC) if due.tzinfo is None else due
+        assert before + retry_delay(attempt) <= due <= after + retry_delay(attempt)
+        assert failing.send_due_confirmations() == 0  # not before then
+        expire_leases(store)
+    assert failing.send_due_confirmations() == 1
+    row = queue_row(store, subscriber_id)
+    assert row.confirmation_due_at is None and row.status == "pending"
+    history = store.history(subscriber_id)
+    assert [event.kind for event in history] == (
+        ["subscribed"] + ["confirmation_failed"] * (MAX_ATTEMPTS - 1) + ["confirmation_given_up"]
+    )
+    assert history[1].detail["error"] == "relay down" and history[1].detail["attempt"] == 1
+    assert history[-1].detail == {"attempts": MAX_ATTEMPTS, "error": "relay down"}
+    expire_leases(store)
+    assert failing.send_due_confirmations() == 0
+    assert [retry_delay(n).total_seconds() for n in (1, 2, 3, 7, 9)] == [60, 120, 240, 3600, 3600]
+
+
+def test_a_confirmation_whose_mailer_dies_every_time_is_given_up_too(service, store, mailbox):
+    from subscribers.service import MAX_ATTEMPTS
+
+    (subscriber_id,) = queued(service, "crash@example.com")
+    for number in range(MAX_ATTEMPTS):
+        with store.transaction() as tx:
+            (claim,) = tx.claim_confirmations(
+                50, dt.datetime.now(dt.UTC), worker=f"host:{number}:x", lease=dt.timedelta(0)
+            )
+        assert claim.attempt == number + 1
+        expire_leases(store)
+    assert service.send_due_confirmations() == 1 and mailbox.messages == []
+    assert queue_row(store, subscriber_id).confirmation_due_at is None
+    given_up = store.history(subscriber_id)[-1]
+    assert given_up.kind == "confirmation_given_up"
+    assert given_up.detail == {
+        "attempts": MAX_ATTEMPTS, "error": "the mailer stopped while sending it"
+    }
+    # Signing up again starts afresh.
+    queued(service, "crash@example.com")
+    assert service.send_due_confirmations() == 1 and len(mailbox.messages) == 1
+
+
+def test_a_stopped_mailer_gives_back_the_claims_it_has_not_tried(service, store, mailbox):
+    ids = queued(service, "a@example.com", "b@example.com", "c@example.com")
+    taken = service.send_due_confirmations(stopped=lambda: len(mailbox.messages) >= 1)
+    assert taken == 3 and len(mailbox.messages) == 1
+    for subscriber_id in ids[1:]:
+        row = queue_row(store, subscriber_id)
+        assert row.confirmation_claimed_by is None and row.confirmation_attempts == 0
+    assert service.send_due_confirmations() == 2  # due at once, for the next mailer
+    assert sorted(m["To"].addresses[0].addr_spec for m in mailbox.messages) == [
+        "a@example.com", "b@example.com", "c@example.com",
+    ]
+
+
+def test_a_slow_batch_renews_its_lease(store):
+    lease = dt.timedelta(seconds=0.4)
+    seen: list[dt.datetime] = []
+
+    def slow(message: EmailMessage) -> None:
+        seen.append(queue_row(store, second).confirmation_due_at)
+        if len(seen) == 1:  # longer than a quarter of the lease
+            started = time.monotonic()
+            while time.monotonic() - started < lease.total_seconds() / 2:
+                time.sleep(0.01)
+
+    service = Subscriptions(store, Signer("service-test-secret-0123456789"), NEWSLETTER, slow)
+    _first, second = queued(service, "a@example.com", "b@example.com")
+    assert service.send_due_confirmations(lease=lease) == 2
+    assert seen[1] - seen[0] >= lease / 2  # renewed after the first message
+
+
+def test_two_mailers_share_the_queue_without_sending_anything_twice(service, store, mailbox):
+    from subscribers.service import ConfirmationMailer
+
+    emails = [f"m{n}@example.com" for n in range(120)]
+    queued(service, *emails)
+    mailers = [ConfirmationMailer(service, poll=0.05, batch=10, workers=2) for _ in range(2)]
+    for mailer in mailers:
+        mailer.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(mailbox.messages) < len(emails):
+            assert time.monotonic() < deadline, f"{len(mailbox.messages)} sent"
+            time.sleep(0.01)
+    finally:
+        for mailer in mailers:
+            mailer.stop()
+    sent = [m["To"].addresses[0].addr_spec for m in mailbox.messages]
+    assert sorted(sent) == sorted(emails)
+    with store.engine.connect() as conn:
+        claimed_by = {row.confirmation_claimed_by for row in conn.execute(subscribers.select())}
+    assert claimed_by == {None}

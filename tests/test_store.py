@@ -11,8 +11,9 @@ from sqlalchemy import insert, select, text
 
 from subscribers import db
 from subscribers.errors import InvalidEmail, NotFound, StoreError, SubscriberError, Suppressed
-from subscribers.models import EventKind, Status, email_hash
+from subscribers.models import EventKind, Status, as_utc, email_hash
 from subscribers.schema import metadata, send_recipients, sends, subscriber_events, suppressions
+from subscribers.schema import subscribers as subscribers_table
 from subscribers.store import Conflict, Store
 
 
@@ -289,3 +290,39 @@ def test_writers_queue_instead_of_failing(store):
     assert store.count(Status.UNSUBSCRIBED) == 12
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM subscriber_events")).scalar() == 36
+
+
+def test_the_lease_migration_keeps_the_confirmation_queue(database_url, tmp_path):
+    """0002 to 0003 and back: queued confirmations stay due, with no claim."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = db.connect(database_url, tmp_path, migrate=False)
+
+    def migrate(revision: str, *, down: bool = False) -> None:
+        with engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(db.MIGRATIONS))
+            config.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(config, revision)
+
+    due = dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC)
+    try:
+        migrate("0002")
+        with engine.begin() as conn:
+            conn.execute(
+                insert(subscribers_table).values(
+                    email="q@example.com", email_key="q@example.com", status="pending",
+                    source="form", created_at=due, updated_at=due, confirmation_due_at=due,
+                )
+            )
+        migrate("0003")
+        with engine.connect() as conn:
+            row = conn.execute(select(subscribers_table)).one()
+        assert row.confirmation_attempts == 0 and row.confirmation_claimed_by is None
+        assert as_utc(row.confirmation_due_at) == due
+        migrate("0002", down=True)
+        with engine.connect() as conn:
+            assert conn.execute(select(subscribers_table.c.email)).scalar_one() == "q@example.com"
+    finally:
+        engine.dispose()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from subscribers.models import Status
 if TYPE_CHECKING:
     from collections.abc import Callable
     from email.message import EmailMessage
+    from types import FrameType
 
     from rich.console import Console
 
@@ -308,9 +310,10 @@ def serve(
     """Run the web service: subscribe, confirm and unsubscribe pages, and the built site.
 
     Confirmation messages go out from a second process, so that building and
-    sending mail never slows the answers. SES bounces and complaints can be
-    posted to /ses/events by an SNS subscription to a topic named in
-    events.sns_topic_arns (signatures checked). Needs NEWSLETTER_TOKEN_SECRET unless
+    sending mail never slows the answers; Ctrl-C or SIGTERM stops both, and
+    the mailer stops by itself should the server die. SES bounces and
+    complaints can be posted to /ses/events by an SNS subscription to a topic
+    named in events.sns_topic_arns (signatures checked). Needs NEWSLETTER_TOKEN_SECRET unless
     it runs the embedded demo (SQLite on a loopback address), which keeps a
     secret of its own in .secret.
 
@@ -326,9 +329,11 @@ def serve(
 
 
 def run_service(config: Settings, web: WebConfig) -> None:
-    """Serve the web service on the settings' host and port until Ctrl-C,
-    with a confirmation mailer in a process of its own."""
+    """Serve the web service on the settings' host and port until Ctrl-C or
+    SIGTERM, with a confirmation mailer in a process of its own; both are
+    stopped before this returns."""
     import multiprocessing
+    import signal
 
     import uvicorn
 
@@ -338,26 +343,44 @@ def run_service(config: Settings, web: WebConfig) -> None:
     engine = connect(config.database_url, config.root)
     transport, send_mail = _mail(config)
     service = create_app(engine, web, send_mail, static_dir=config.public_dir, mailer=False)
-    spawn = multiprocessing.get_context("spawn")
-    mailer = _Supervised(spawn, spawn.Event(), (config.root, web))
-    echo(
-        f"{config.name}: http://{config.web_host}:{config.web_port}/subscribe "
-        f"(mail by {transport.name}; Ctrl-C stops)",
-        err=True,
-    )
-    try:
-        mailer.start()
-        uvicorn.run(
+    mailer = _Supervised(multiprocessing.get_context("spawn"), (config.root, web))
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            """SIGINT or SIGTERM: the mailer is started no more from now on.
+            uvicorn calls this while it serves; it is our handler before and
+            after, so that a signal at any moment stops the service."""
+            mailer.stopping = True
+            super().handle_exit(sig, frame)
+
+    server = Server(
+        uvicorn.Config(
             service,
             host=config.web_host,
             port=config.web_port,
             server_header=False,
             log_level="info",
         )
+    )
+    echo(
+        f"{config.name}: http://{config.web_host}:{config.web_port}/subscribe "
+        f"(mail by {transport.name}; Ctrl-C stops)",
+        err=True,
+    )
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, server.handle_exit) for sig in stops}
+    try:
+        mailer.start()
+        server.run()
     finally:
         mailer.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         transport.close()
         engine.dispose()
+    if not server.started and not server.should_exit:
+        raise typer.Exit(3)  # uvicorn has said why, as uvicorn.run does
+    echo(f"{config.name}: stopped", err=True)
 
 
 def _web_config(config: Settings, secret: str) -> WebConfig:
@@ -388,69 +411,174 @@ def _mail(config: Settings) -> tuple[Transport, Callable[[EmailMessage], None]]:
     return transport, send_mail
 
 
-def _run_mailer(root: Path, web: WebConfig, stop: Any) -> None:
-    """The confirmation mailer's process: `publish serve` starts it."""
+def _run_mailer(root: Path, web: WebConfig, parent_alive: Any, parent: int) -> None:
+    """The confirmation mailer's process: `publish serve` starts it, and it
+    lives as long as its parent does. It stops, after the messages in hand,
+    when ``parent_alive`` (the reading end of a pipe only the parent can
+    write to) closes: the parent closed it to stop us, or died. On Linux it
+    is also sent SIGTERM when the parent dies."""
+    import contextlib
     import logging
     import signal
+    import threading
 
     from pipeline.config import load_settings
     from subscribers.db import connect
     from subscribers.service import ConfirmationMailer
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    log = logging.getLogger(__name__)
+    # Ctrl-C and a service manager's SIGTERM reach the parent too, which
+    # stops us: we stop on our own only once it is gone.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stopped = threading.Event()
+
+    def on_sigterm(_signum: int, _frame: Any) -> None:
+        if os.getppid() != parent:
+            stopped.set()
+        else:  # also sent when the thread that started us ends (PR_SET_PDEATHSIG)
+            log.info("SIGTERM: publish serve (pid %d) is running and will stop the mailer", parent)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    _signal_when_parent_dies(signal.SIGTERM)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     mailer: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    def watch_parent() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            parent_alive.recv_bytes()  # the parent never writes: this waits for the end
+        stopped.set()
+
+    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # it died before we could watch it
+        return
     config = load_settings(root)
     engine = connect(config.database_url, config.root)
     transport, send_mail = _mail(config)
     service = web.subscriptions(engine, send_mail)
+    mailer = ConfirmationMailer(
+        service, poll=0.2, lease=dt.timedelta(seconds=config.confirmation_lease)
+    )
     try:
-        ConfirmationMailer(service, poll=0.2).run(stopped=stop.is_set)
+        mailer.run(stopped=stopped.is_set)
     finally:
         transport.close()
         engine.dispose()
 
 
-class _Supervised:
-    """The mailer process, started again if it dies."""
+def _signal_when_parent_dies(signum: int) -> None:
+    """On Linux, have the kernel send ``signum`` to this process when its
+    parent dies (prctl PR_SET_PDEATHSIG); elsewhere nothing, and the pipe
+    from the parent is what tells."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
 
-    def __init__(self, spawn: Any, stop: Any, args: tuple[Any, ...]) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signum, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
+class _Supervised:
+    """The mailer process: started again if it dies, until the service
+    stops. Once ``stopping`` is set (by :meth:`stop`, or at once by the
+    signal handler) it is never started again."""
+
+    def __init__(self, spawn: Any, args: tuple[Any, ...]) -> None:
         import threading
 
         self.spawn = spawn
-        self.stop_event = stop
         self.args = args
         self.process: Any = None
+        self.stopping = False
+        """Plain data, so that a signal handler may set it."""
+        self._parent_alive: Any = None
+        self._launched = 0.0
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
         self.watcher = threading.Thread(target=self._watch, name="mailer-watch", daemon=True)
 
     def start(self) -> None:
-        self._launch()
+        with self._lock:
+            if self.stopping:
+                return
+            self._launch()
         self.watcher.start()
 
     def _launch(self) -> None:
-        self.process = self.spawn.Process(
-            target=_run_mailer, args=(*self.args, self.stop_event), name="publish-mailer"
-        )
-        self.process.start()
+        """Start a mailer, with a pipe that closes when we stop it or die.
+        Called with the lock held."""
+        import time
+
+        self._launched = time.monotonic()
+        reader, writer = self.spawn.Pipe(duplex=False)
+        try:
+            process = self.spawn.Process(
+                target=_run_mailer, args=(*self.args, reader, os.getpid()), name="publish-mailer"
+            )
+            process.start()
+        except BaseException:
+            writer.close()
+            raise
+        finally:
+            reader.close()  # the mailer has its own copy
+        if self._parent_alive is not None:
+            self._parent_alive.close()
+        self.process, self._parent_alive = process, writer
 
     def _watch(self) -> None:
         import logging
+        import time
 
-        while not self.stop_event.wait(2):
-            if not self.process.is_alive():
+        while not self._stopped.is_set():
+            process = self.process
+            process.join(0.5)
+            if process.is_alive():
+                continue
+            if self._stopped.is_set():  # stop() asked it to, and waits for it
+                return
+            # At most one start a second, should it die at once every time.
+            self._stopped.wait(max(0.0, self._launched + 1 - time.monotonic()))
+            with self._lock:
+                if self.stopping:
+                    logging.getLogger(__name__).warning(
+                        "the confirmation mailer stopped (exit %s) while publish serve "
+                        "stops; not starting it again",
+                        process.exitcode,
+                    )
+                    return
                 logging.getLogger(__name__).error(
                     "the confirmation mailer stopped (exit %s); starting it again",
-                    self.process.exitcode,
+                    process.exitcode,
                 )
-                self._launch()
+                try:
+                    self._launch()
+                except Exception:  # no memory for a process, say: try again in a second
+                    logging.getLogger(__name__).exception("could not start the mailer")
 
-    def stop(self) -> None:
-        self.stop_event.set()
-        if self.process is not None:
-            self.process.join(30)
-            if self.process.is_alive():
-                self.process.terminate()
-                self.process.join()
+    def stop(self, timeout: float = 30) -> None:
+        """Have the mailer finish the messages in hand and exit; kill it
+        after ``timeout`` seconds (its claims come back when their lease runs
+        out). Starts nothing again."""
+        self.stopping = True
+        self._stopped.set()
+        with self._lock:  # a start under way is finished
+            process, parent_alive = self.process, self._parent_alive
+        if parent_alive is not None:
+            parent_alive.close()
+        if self.watcher.is_alive():
+            self.watcher.join()
+        if process is not None:
+            process.join(timeout)
+            if process.is_alive():
+                import logging
+
+                logging.getLogger(__name__).error(
+                    "the confirmation mailer did not stop within %d s; killed", timeout
+                )
+                process.kill()
+                process.join()
 
 
 # ---------------------------------------------------------------------------
@@ -480,7 +608,7 @@ def _print_subscriber(subscriber: Subscriber, events: list[Event]) -> None:
     facts.add_row("status", str(subscriber.status))
     facts.add_row("source", str(subscriber.source))
     facts.add_row("joined", when(subscriber.created_at))
-    facts.add_row("confirmation sent", when(subscriber.confirmation_sent_at))
+    facts.add_row("confirmation sent", _confirmation_sent(subscriber, events))
     facts.add_row("unsubscribed", when(subscriber.unsubscribed_at))
     facts.add_row("consent given", _where(consent.at, consent.ip, consent.user_agent))
     facts.add_row("consent wording", consent.text or "-")
@@ -498,6 +626,23 @@ def _print_subscriber(subscriber: Subscriber, events: list[Event]) -> None:
         history.add_row(when(event.at), event.kind, detail)
     console.print()
     console.print(history)
+
+
+def _confirmation_sent(subscriber: Subscriber, events: list[Event]) -> str:
+    """When the confirmation went out, or that the mailer gave up on it."""
+    from subscribers.models import EventKind
+
+    mailing = [
+        e for e in events if e.kind == EventKind.SUBSCRIBED or e.kind.startswith("confirmation_")
+    ]
+    if subscriber.status == Status.PENDING and mailing:
+        last = mailing[-1]
+        if last.kind == EventKind.CONFIRMATION_GIVEN_UP:
+            return (
+                f"never: gave up {when(last.at)} after {last.detail.get('attempts')} "
+                f"attempts ({last.detail.get('error')})"
+            )
+    return when(subscriber.confirmation_sent_at)
 
 
 def _where(at: dt.datetime | None, ip: str | None, user_agent: str | None) -> str:

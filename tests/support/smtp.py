@@ -8,6 +8,10 @@
 A test can make it refuse: ``refuse_recipient(address, "550 5.1.1 ...")``
 answers RCPT with that reply; ``reply_to_data("454 Throttling failure: ...")``
 queues a reply for the next DATA commands instead of accepting them.
+``hold()`` makes it keep each message it receives (recorded at once, as a
+server that has queued it would) without answering until ``release()``;
+``held`` counts the messages held so far, so that a test can act while they
+are in flight.
 """
 
 from __future__ import annotations
@@ -45,10 +49,23 @@ class SmtpServer:
     refusals: dict[str, str] = field(default_factory=dict)
     data_replies: deque[str] = field(default_factory=deque)
     connections: int = 0
+    held: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._gate: threading.Event | None = None
+
+    def hold(self) -> None:
+        """Answer no DATA until :meth:`release` (the messages are recorded)."""
+        with self._lock:
+            self._gate = threading.Event()
+
+    def release(self) -> None:
+        with self._lock:
+            gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.set()
 
     def refuse_recipient(self, address: str, reply: str) -> None:
         self.refusals[address.lower()] = reply
@@ -81,6 +98,13 @@ class SmtpServer:
             self.messages.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content, login)
             )
+            gate = self._gate
+            if gate is not None:
+                self.held += 1
+        if gate is not None:
+            import asyncio
+
+            await asyncio.to_thread(gate.wait)
         return f"250 Ok 0100smtp{number:08d}-000000"
 
 
@@ -155,4 +179,5 @@ def smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer
     try:
         yield server
     finally:
+        server.release()  # no handler is left waiting: stopping waits for them
         controller.stop()
