@@ -4,13 +4,18 @@
 report in one transaction (:func:`subscribers.events.apply_feedback`), and
 only then deletes them from the queue. A process that dies between the two
 loses nothing: the messages come back after the queue's visibility timeout
-and, recorded already, change nothing the second time.
+and, recorded already, change nothing the second time. While a batch is in
+hand, a :class:`~subscribers.heartbeat.Heartbeat` keeps extending its
+visibility, so that a slow database write or delete does not let it show
+again mid-work, be received again and again, and end in the dead-letter
+queue. The timeout is read from the queue once a run; when the credentials
+may not read it, each receive asks for :data:`ASKED_VISIBILITY` instead.
 
 Messages may be SNS envelopes or raw SES notifications (an SNS subscription
 with raw message delivery), in either SES shape. Other event types (opens,
 clicks, sends) are logged and deleted. A message that cannot be read at all
-is left on the queue for its redrive policy to move to a dead-letter queue,
-where it can be inspected; the run goes on with the rest.
+is left on the queue (and not extended) for its redrive policy to move to a
+dead-letter queue, where it can be inspected; the run goes on with the rest.
 
 A round trip to SQS takes tens of milliseconds and brings at most ten
 messages, so several receivers work at once, each receive → apply → delete
@@ -32,6 +37,7 @@ from typing import Any
 
 from subscribers.errors import QueueError, first_line
 from subscribers.events import Applied, Policy, apply_feedback
+from subscribers.heartbeat import Heartbeat
 from subscribers.notifications import Feedback, MalformedNotification, parse
 from subscribers.store import Store
 
@@ -40,6 +46,9 @@ log = logging.getLogger(__name__)
 RECEIVE_BATCH = 10
 """SQS's most per ReceiveMessage."""
 RECEIVERS = 8
+ASKED_VISIBILITY = 60
+"""Seconds of visibility each receive asks for when the queue's own
+VisibilityTimeout may not be read (no sqs:GetQueueAttributes)."""
 
 
 @dataclass
@@ -78,8 +87,15 @@ def sync_queue(
     hand are finished first). Raises :class:`QueueError` when the queue
     cannot be read; what was applied by then stays applied.
     """
-    run = _Run(store, sqs, queue_url, policy, max_messages, wait_seconds, stopped)
     started = time.monotonic()
+    try:
+        visibility = _queue_visibility(sqs, queue_url)
+    except Exception as exc:
+        error = _queue_error(exc, queue_url)
+        if error is exc:
+            raise
+        raise error from None
+    run = _Run(store, sqs, queue_url, policy, max_messages, wait_seconds, stopped, visibility)
     threads = [
         threading.Thread(target=run.work, name=f"sqs-receiver-{n}", daemon=True)
         for n in range(max(1, receivers))
@@ -106,6 +122,7 @@ class _Run:
         max_messages: int | None,
         wait_seconds: int,
         stopped: Callable[[], bool] | None,
+        visibility: int | None,
     ) -> None:
         self.store = store
         self.sqs = sqs
@@ -114,6 +131,9 @@ class _Run:
         self.max_messages = max_messages
         self.wait_seconds = max(0, min(20, wait_seconds))
         self.stopped = stopped or (lambda: False)
+        self.asked_visibility = ASKED_VISIBILITY if visibility is None else None
+        """What each receive asks for: None, the queue's own timeout."""
+        self.visibility = ASKED_VISIBILITY if visibility is None else visibility
         self.report = SyncReport()
         self.error: BaseException | None = None
         self._lock = threading.Lock()
@@ -122,16 +142,25 @@ class _Run:
         self._kept_ids: set[str] = set()
 
     def work(self) -> None:
+        name = f"{threading.current_thread().name}-heartbeat"
+        heartbeat = Heartbeat(self.sqs, self.queue_url, self.visibility, name=name)
         try:
             while wanted := self._take():
+                since = time.monotonic()
                 messages = self._receive(wanted)
                 self._give_back(wanted - len(messages))
-                if not messages or not self._process(messages):
+                if not messages:
                     self._finish()
+                    continue
+                with heartbeat.keep(messages, since):
+                    if not self._process(messages, heartbeat):
+                        self._finish()
         except BaseException as exc:
             with self._lock:
                 self.error = self.error or _queue_error(exc, self.queue_url)
                 self._done = True
+        finally:
+            heartbeat.close()
 
     # -- sharing the work ----------------------------------------------------
 
@@ -158,17 +187,21 @@ class _Run:
     # -- one batch -----------------------------------------------------------
 
     def _receive(self, wanted: int) -> list[dict[str, Any]]:
+        asked = {} if self.asked_visibility is None else {
+            "VisibilityTimeout": self.asked_visibility}
         response = self.sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=wanted,
             WaitTimeSeconds=self.wait_seconds,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            **asked,
         )
         return list(response.get("Messages", []))
 
-    def _process(self, messages: list[dict[str, Any]]) -> bool:
+    def _process(self, messages: list[dict[str, Any]], heartbeat: Heartbeat) -> bool:
         """Apply a batch and delete what was applied; False when the batch
-        held nothing new (only unreadable messages seen before in this run)."""
+        held nothing new (only unreadable messages seen before in this run).
+        The heartbeat keeps extending only the messages still to be deleted."""
         with self._lock:
             fresh = any(str(m.get("MessageId", "?")) not in self._kept_ids for m in messages)
         readable: list[tuple[dict[str, Any], tuple[Feedback, ...]]] = []
@@ -184,7 +217,9 @@ class _Run:
                 ignored += 1
                 log.info("deleting a %s notification (not about list hygiene)", parsed.ignored)
             readable.append((message, parsed.feedback))
+        heartbeat.only(message for message, _ in readable)
         applied, done = self._apply(readable)
+        heartbeat.only(done)
         kept += len(readable) - len(done)
         undeleted = self._delete(done) if done else 0
         with self._lock:
@@ -252,6 +287,30 @@ class _Run:
             # The message comes back later and is recognised as a duplicate.
             log.warning("could not delete a processed message: %s", failure.get("Message", "?"))
         return len(failed)
+
+
+def _queue_visibility(sqs: Any, queue_url: str) -> int | None:
+    """The queue's VisibilityTimeout in seconds; None when the credentials
+    may use the queue but not read its attributes."""
+    try:
+        response = sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"]
+        )
+    except Exception as exc:
+        error = getattr(exc, "response", None)
+        code = error.get("Error", {}).get("Code") if isinstance(error, dict) else None
+        if code not in ("AccessDenied", "AccessDeniedException"):
+            raise
+        log.warning(
+            "%s: may not read the queue's VisibilityTimeout (%s); asking for %d s on "
+            "each receive instead (allow sqs:GetQueueAttributes to use the queue's)",
+            queue_url, code, ASKED_VISIBILITY,
+        )
+        return None
+    try:
+        return int(response["Attributes"]["VisibilityTimeout"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _queue_error(exc: BaseException, queue_url: str) -> BaseException:

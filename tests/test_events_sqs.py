@@ -10,13 +10,19 @@ run leaves behind come back quickly.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -505,3 +511,290 @@ def test_the_benchmark_queue_stand_in_behaves_like_sqs(store, settings, monkeypa
         assert event_counts(settings)["delivered"] == 25
     finally:
         standin.stop()
+
+
+# ---------------------------------------------------------------------------
+# Batches that outlive the visibility timeout
+# ---------------------------------------------------------------------------
+
+VISIBILITY = 2
+"""The queue's visibility timeout in these tests, in seconds."""
+SLOW = 5
+"""How long the slow part of a batch takes: well past the timeout, and not a
+multiple of the heartbeat's interval (a third of it)."""
+EXTEND = "AmazonSQS.ChangeMessageVisibilityBatch"
+DELETE = "AmazonSQS.DeleteMessageBatch"
+GARBAGE = "this is not JSON"
+
+
+@pytest.fixture
+def proxy(aws):
+    proxy = FaultyProxy(upstream=aws.url).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+def through(proxy: FaultyProxy) -> Any:
+    """An SQS client whose calls go through the proxy to moto."""
+    import boto3
+
+    return boto3.client("sqs", endpoint_url=proxy.url, region_name="us-east-1")
+
+
+def in_background(work) -> Future:
+    """``work()`` in a thread; ``.result(timeout=...)`` bounds the wait for it."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True).start()
+    return future
+
+
+class Onlooker:
+    """Another consumer of the queue (an overlapping cron run, say), polling
+    moto directly while the sync works: what it receives had shown again
+    mid-work. It takes nothing away (VisibilityTimeout 0: what it receives
+    shows again at once), but each receive counts towards the redrive
+    policy's maxReceiveCount, as it would in SQS."""
+
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+        self.seen: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Onlooker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            got = self.feed.sqs.receive_message(
+                QueueUrl=self.feed.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                WaitTimeSeconds=0)
+            self.seen.extend(m["Body"] for m in got.get("Messages", []))
+            self._stop.wait(0.1)
+
+
+def received(proxy: FaultyProxy) -> bool:
+    """Whether the sync's first receive through the proxy has been answered."""
+    receives = proxy.calls("AmazonSQS.ReceiveMessage")
+    return bool(receives) and receives[0].answered is not None
+
+
+def heartbeats_alive() -> bool:
+    return any(t.name.endswith("-heartbeat") and t.is_alive() for t in threading.enumerate())
+
+
+@contextmanager
+def database_busy(store, seconds: float) -> Iterator[None]:
+    """Another process's write transaction holds the SQLite database for
+    ``seconds``: the sync's write waits for it in SQLite's busy handler."""
+    blocker = sqlite3.connect(store.engine.url.database, isolation_level=None,
+                              check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(seconds, blocker.rollback)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        if blocker.in_transaction:
+            blocker.rollback()
+        blocker.close()
+
+
+@pytest.mark.parametrize("slow", ["delete", "database write"])
+def test_a_batch_that_outlives_the_visibility_timeout_stays_hidden(
+    slow, feed, store, settings, proxy, caplog
+):
+    """The batch's slow part takes 2.5 times the visibility timeout. Its
+    messages must not show again meanwhile (nobody else receives them, none
+    goes to the dead-letter queue), except the unreadable one, which is left
+    for the redrive policy as before. Extension stops once the batch is
+    deleted: the run goes on long-polling the empty queue, extending nothing."""
+    feed.sqs.set_queue_attributes(QueueUrl=feed.queue_url,
+                                  Attributes={"VisibilityTimeout": str(VISIBILITY)})
+    emails = add(store, 9)
+    for email in emails[:5]:
+        feed.send_raw(notification("bounce-permanent", [email]))
+    for email in emails[5:]:
+        feed.publish(notification("delivery", [email]))
+    feed.send_raw(GARBAGE)
+    if slow == "delete":
+        proxy.slow(DELETE, SLOW)
+    caplog.set_level(logging.WARNING, logger="subscribers.heartbeat")
+
+    busy = database_busy(store, SLOW) if slow == "database write" else nullcontext()
+    with busy:
+        run = in_background(lambda: sync_queue(
+            store, through(proxy), feed.queue_url, Policy(), receivers=1, wait_seconds=VISIBILITY))
+        wait_until(lambda: received(proxy), 20)
+        with Onlooker(feed) as onlooker:
+            report = run.result(timeout=60)
+            # The unreadable message was not extended: it showed, and the
+            # redrive policy moved it on (the onlooker's receives count).
+            wait_until(lambda: feed.counts(feed.dead_letters_url)[0] >= 1, 20)
+
+    assert onlooker.seen and set(onlooker.seen) == {GARBAGE}
+    assert feed.counts(feed.dead_letters_url) == (1, 0)
+    assert (report.deleted, report.undeleted, report.applied.duplicates) == (9, 0, 0)
+    assert (report.applied.bounced, report.applied.delivered) == (5, 4)
+    assert [store.find(e).status for e in emails] == [Status.BOUNCED] * 5 + [Status.ACTIVE] * 4
+    assert feed.counts() == (0, 0)
+    dead = feed.sqs.receive_message(QueueUrl=feed.dead_letters_url, MaxNumberOfMessages=10)
+    assert [m["Body"] for m in dead["Messages"]] == [GARBAGE]
+
+    extensions = proxy.calls(EXTEND)
+    assert len(extensions) >= SLOW // VISIBILITY
+    # The queue's own timeout, for the nine readable messages only.
+    assert all(len(c.payload["Entries"]) == 9 for c in extensions)
+    assert {e["VisibilityTimeout"] for c in extensions for e in c.payload["Entries"]} == {
+        VISIBILITY}
+    # None after the delete, while the run long-polls the empty queue for
+    # another timeout (one may have been under way as the delete answered).
+    wait_until(lambda: not heartbeats_alive(), 10)
+    (delete,) = proxy.calls(DELETE)
+    assert delete.answered is not None
+    assert len([c for c in proxy.calls(EXTEND) if c.arrived > delete.answered]) <= 1
+    assert not [r for r in caplog.records if r.name == "subscribers.heartbeat"]
+
+
+def test_an_extension_refused_is_logged_and_the_batch_applied_once(
+    feed, store, settings, proxy, caplog
+):
+    """Without sqs:ChangeMessageVisibility the batch shows again during a
+    slow delete: an overlapping run receives it, finds it applied already,
+    and deletes it. Nothing is lost or applied twice; the refusal is logged."""
+    feed.sqs.set_queue_attributes(QueueUrl=feed.queue_url,
+                                  Attributes={"VisibilityTimeout": str(VISIBILITY)})
+    emails = add(store, 5)
+    for email in emails:
+        feed.send_raw(notification("bounce-permanent", [email]))
+    proxy.refuse(EXTEND, 403, "AccessDenied", "not authorized to perform: "
+                 "sqs:changemessagevisibility")
+    proxy.slow(DELETE, SLOW)
+    caplog.set_level(logging.WARNING, logger="subscribers.heartbeat")
+
+    first = in_background(lambda: sync_queue(
+        store, through(proxy), feed.queue_url, Policy(), receivers=1))
+    wait_until(lambda: received(proxy), 20)
+    wait_until(lambda: feed.counts() == (5, 0), 20)  # shown again mid-delete
+    overlapping = sync_one(feed, store)
+    report = first.result(timeout=60)
+
+    assert (overlapping.received, overlapping.applied.duplicates) == (5, 5)
+    assert overlapping.deleted == 5
+    assert report.applied.bounced == 5 and report.deleted + report.undeleted == 5
+    assert event_counts(settings)["bounced"] == 5
+    assert all(store.find(e).status == Status.BOUNCED for e in emails)
+    assert feed.counts() == (0, 0) and feed.counts(feed.dead_letters_url) == (0, 0)
+    assert proxy.calls(EXTEND)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings and all("could not extend the visibility of 5 messages" in w
+                            and "AccessDenied" in w for w in warnings)
+
+
+def test_without_leave_to_read_the_queue_the_receive_asks_for_its_timeout(
+    feed, store, proxy, caplog
+):
+    """Credentials without sqs:GetQueueAttributes: each receive asks for a
+    visibility timeout of its own, which the heartbeat then keeps up."""
+    from subscribers.sqs import ASKED_VISIBILITY
+
+    emails = add(store, 3)
+    for email in emails:
+        feed.send_raw(notification("delivery", [email]))
+    proxy.refuse("AmazonSQS.GetQueueAttributes", 403, "AccessDenied", "not authorized")
+    caplog.set_level(logging.WARNING, logger="subscribers.sqs")
+
+    report = in_background(lambda: sync_queue(
+        store, through(proxy), feed.queue_url, Policy(), receivers=1)).result(timeout=60)
+
+    assert (report.received, report.deleted, report.applied.delivered) == (3, 3, 3)
+    receives = proxy.calls("AmazonSQS.ReceiveMessage")
+    assert receives and all(c.payload["VisibilityTimeout"] == ASKED_VISIBILITY
+                            for c in receives)
+    assert "allow sqs:GetQueueAttributes" in caplog.text
+
+
+def test_the_stand_in_extends_visibility_as_sqs_does(store, settings, monkeypatch):
+    """bench/bench_events.py's stand-in honours ChangeMessageVisibilityBatch:
+    a batch outliving its timeout during a slow delete stays hidden, and is
+    deleted."""
+    from tests.support.sqs_standin import SqsStandIn
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    standin = SqsStandIn(visibility_timeout=VISIBILITY).start()
+    proxy = FaultyProxy(upstream=standin.url).start()
+    try:
+        emails = add(store, 4)
+        standin.put([json.dumps(notification("delivery", [e])) for e in emails])
+        proxy.slow(DELETE, 2 * VISIBILITY)
+        run = in_background(lambda: sync_queue(
+            store, through(proxy), standin.queue_url, Policy(), receivers=1))
+        # Four extensions, a third of the timeout apart: past the timeout.
+        wait_until(lambda: len(proxy.calls(EXTEND)) >= 4, 20)
+        assert standin.counts() == (0, 4)
+        report = run.result(timeout=60)
+        assert (report.received, report.deleted, report.undeleted) == (4, 4, 0)
+        assert standin.counts() == (0, 0)
+    finally:
+        proxy.stop()
+        standin.stop()
+
+
+def test_an_extension_too_late_is_logged_and_the_batch_comes_back(
+    store, settings, monkeypatch, caplog
+):
+    """An extension that reaches the queue after the batch showed again is
+    refused message by message (MessageNotInflight); the run logs it, stops
+    asking, and the batch comes back to be applied again, changing nothing.
+    Against the stand-in: moto changes the visibility of a message that is
+    no longer in flight without complaint, where SQS refuses."""
+    from tests.support.sqs_standin import SqsStandIn
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    caplog.set_level(logging.WARNING, logger="subscribers.heartbeat")
+    standin = SqsStandIn(visibility_timeout=VISIBILITY).start()
+    proxy = FaultyProxy(upstream=standin.url).start()
+    try:
+        emails = add(store, 4)
+        standin.put([json.dumps(notification("bounce-permanent", [e])) for e in emails])
+        proxy.slow(EXTEND, 1.5 * VISIBILITY)
+        proxy.slow(DELETE, 2 * VISIBILITY)
+        # One batch: received again in this run, it would meet the same fate.
+        first = in_background(lambda: sync_queue(
+            store, through(proxy), standin.queue_url, Policy(), receivers=1, max_messages=4)
+        ).result(timeout=60)
+        assert first.applied.bounced == 4 and first.deleted + first.undeleted == 4
+        assert len(proxy.calls(EXTEND)) == 1  # not asked again once refused
+        assert standin.counts() == (first.undeleted, 0)  # shown again
+
+        import boto3
+
+        direct = boto3.client("sqs", endpoint_url=standin.url, region_name="us-east-1")
+        again = in_background(lambda: sync_queue(
+            store, direct, standin.queue_url, Policy(), receivers=1)).result(timeout=60)
+        assert again.applied.bounced == 0
+        assert again.deleted == again.applied.duplicates == first.undeleted
+        assert standin.counts() == (0, 0)
+        assert event_counts(settings)["bounced"] == 4
+    finally:
+        proxy.stop()
+        standin.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "subscribers.heartbeat"]
+    assert len(warnings) == 4 and all("MessageNotInflight" in w for w in warnings)

@@ -50,7 +50,10 @@ def sync(
     transient bounces do after events.transient_bounce_limit of them in 30
     days. Each message is deleted only after its effects are saved, and a
     message delivered twice changes nothing; unreadable ones stay on the
-    queue for its dead-letter queue. Safe to run from cron every few minutes.
+    queue for its dead-letter queue. A batch is kept hidden on the queue
+    (its visibility extended) while it is worked on: give the queue a
+    VisibilityTimeout of 60 s or more and a maxReceiveCount of 5 or more.
+    Safe to run from cron every few minutes.
 
     Example: publish events sync --max 5000 --wait 5
     """

@@ -22,13 +22,18 @@ except the ones a test has chosen to fail:
                                      X-Amz-Target) wait unanswered until
                                      held.release(); held.arrived is set by the
                                      first, so a test can kill the caller there
+    proxy.slow("AmazonSQS.DeleteMessageBatch", 5)
+                                     calls of that action are forwarded 5 s late
+    proxy.refuse("AmazonSQS.ChangeMessageVisibilityBatch", 403, "AccessDenied", "...")
+                                     calls of that action answer this error
 
 With ``upstream=None`` it is an SES stand-in on its own: SendEmail answers a
 fresh MessageId without moto (the send benchmark uses this).
 
 ``proxy.accepted`` records each SendEmail that got a message id, as
 ``(time.monotonic(), recipient, message_id)``; ``proxy.attempts`` every
-SendEmail received.
+SendEmail received; ``proxy.calls(target)`` every call of a JSON-protocol
+action, with its payload and when it arrived and was answered.
 """
 
 from __future__ import annotations
@@ -81,6 +86,18 @@ class Hold:
 
 
 @dataclass
+class Call:
+    """One call of a JSON-protocol action (see :meth:`FaultyProxy.calls`)."""
+
+    target: str
+    payload: dict
+    arrived: float
+    """time.monotonic() when the request came in."""
+    answered: float | None = None
+    """When the answer went out (None: not yet, or never)."""
+
+
+@dataclass
 class FaultyProxy:
     upstream: str | None
     quota: Quota = field(default_factory=Quota)
@@ -93,6 +110,9 @@ class FaultyProxy:
     bodies: list[dict] = field(default_factory=list)
     keep_bodies: bool = True
     holds: list[Hold] = field(default_factory=list)
+    slowed: dict[str, float] = field(default_factory=dict)
+    refused: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    actions: list[Call] = field(default_factory=list)
     url: str = ""
 
     def __post_init__(self) -> None:
@@ -145,8 +165,23 @@ class FaultyProxy:
         self.holds.append(held)
         return held
 
+    def slow(self, target: str, seconds: float) -> None:
+        """Forward calls whose X-Amz-Target is ``target`` ``seconds`` late."""
+        self.slowed[target] = seconds
+
+    def refuse(self, target: str, status: int, code: str, message: str) -> None:
+        """Answer calls whose X-Amz-Target is ``target`` with this error."""
+        self.refused[target] = (status, code, message)
+
+    def calls(self, target: str) -> list[Call]:
+        """The calls of one JSON-protocol action so far, in order of arrival."""
+        with self._lock:
+            return [call for call in self.actions if call.target == target]
+
     def clear(self) -> None:
         self.faults.clear()
+        self.slowed.clear()
+        self.refused.clear()
         for held in self.holds:
             held.release()
         self.holds.clear()
@@ -203,13 +238,16 @@ class FaultyProxy:
         with self._lock:
             self.requests.append((request.command, path))
         target = request.headers.get("X-Amz-Target", "")
-        held = next((h for h in self.holds if target and h.target == target), None)
-        if held is not None:
+        if target:
+            try:
+                payload = json.loads(body or b"{}")
+            except ValueError:
+                payload = {}
+            call = Call(target, payload, time.monotonic())
             with self._lock:
-                held.count += 1
-            held.arrived.set()
-            held.released.wait(120)
-            request.close_connection = True  # dropped: the caller never hears back
+                self.actions.append(call)
+            if self._handle_action(request, body, target):
+                call.answered = time.monotonic()
             return
         if request.command == "GET" and path == ACCOUNT_PATH:
             self._json(request, 200, self._account())
@@ -218,6 +256,25 @@ class FaultyProxy:
             self._send_email(request, body)
             return
         self._forward(request, body)
+
+    def _handle_action(self, request: BaseHTTPRequestHandler, body: bytes, target: str) -> bool:
+        """Answer a JSON-protocol call; False when it was dropped unanswered."""
+        held = next((h for h in self.holds if h.target == target), None)
+        if held is not None:
+            with self._lock:
+                held.count += 1
+            held.arrived.set()
+            held.released.wait(120)
+            request.close_connection = True  # dropped: the caller never hears back
+            return False
+        if target in self.refused:
+            status, code, message = self.refused[target]
+            self._json(request, status, {"__type": code, "message": message}, error_type=code)
+            return True
+        if target in self.slowed:
+            time.sleep(self.slowed[target])
+        self._forward(request, body)
+        return True
 
     def _account(self) -> dict:
         with self._lock:

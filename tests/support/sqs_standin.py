@@ -7,7 +7,8 @@ speaks the same wire protocol (AWS JSON 1.0, ``X-Amz-Target: AmazonSQS.*``)
 for the calls the sync uses, with constant-time operations:
 
     SendMessage, SendMessageBatch, ReceiveMessage (visibility timeout,
-    ApproximateReceiveCount), DeleteMessageBatch, GetQueueAttributes
+    ApproximateReceiveCount), DeleteMessageBatch, ChangeMessageVisibilityBatch,
+    GetQueueAttributes (VisibilityTimeout and the counts)
 
 boto3 reaches it by endpoint URL, like moto. ``latency`` adds a delay to
 every call, to stand in for the round trip to a real region. The tests
@@ -68,8 +69,9 @@ class SqsStandIn:
     def _expire(self, now: float) -> None:
         while self._expiry and self._expiry[0][0] <= now:
             _, handle = heapq.heappop(self._expiry)
-            entry = self._in_flight.pop(handle, None)
-            if entry is not None:
+            entry = self._in_flight.get(handle)
+            if entry is not None and entry[1] <= now:  # not extended since
+                del self._in_flight[handle]
                 self._visible.append(entry[0])
 
     def _receive(self, request: dict) -> dict:
@@ -105,6 +107,23 @@ class SqsStandIn:
                     done.append({"Id": entry["Id"]})
         return {"Successful": done, "Failed": failed}
 
+    def _change_visibility_batch(self, request: dict) -> dict:
+        now = time.monotonic()
+        done, failed = [], []
+        with self._lock:
+            self._expire(now)
+            for entry in request.get("Entries", []):
+                found = self._in_flight.get(entry["ReceiptHandle"])
+                if found is None:
+                    failed.append({"Id": entry["Id"], "SenderFault": True,
+                                   "Code": "MessageNotInflight", "Message": "not in flight"})
+                    continue
+                until = now + float(entry.get("VisibilityTimeout", 0))
+                self._in_flight[entry["ReceiptHandle"]] = (found[0], until)
+                heapq.heappush(self._expiry, (until, entry["ReceiptHandle"]))
+                done.append({"Id": entry["Id"]})
+        return {"Successful": done, "Failed": failed}
+
     def _send(self, entries: list[dict]) -> list[dict]:
         messages = [_Message(str(uuid.uuid4()), e["MessageBody"]) for e in entries]
         with self._lock:
@@ -120,6 +139,8 @@ class SqsStandIn:
             return 200, self._receive(request)
         if action == "DeleteMessageBatch":
             return 200, self._delete_batch(request)
+        if action == "ChangeMessageVisibilityBatch":
+            return 200, self._change_visibility_batch(request)
         if action == "SendMessage":
             sent = self._send([request])[0]
             return 200, {"MessageId": sent["MessageId"], "MD5OfMessageBody": sent["MD5OfMessageBody"]}
@@ -128,7 +149,8 @@ class SqsStandIn:
         if action == "GetQueueAttributes":
             visible, in_flight = self.counts()
             return 200, {"Attributes": {"ApproximateNumberOfMessages": str(visible),
-                                        "ApproximateNumberOfMessagesNotVisible": str(in_flight)}}
+                                        "ApproximateNumberOfMessagesNotVisible": str(in_flight),
+                                        "VisibilityTimeout": str(int(self.visibility_timeout))}}
         return 400, {"__type": "com.amazonaws.sqs#InvalidAction",
                      "message": f"{action} is not served by the stand-in"}
 
