@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from pipeline.authoring import NewIssue, signature, write_new_issue
@@ -37,6 +38,9 @@ from pipeline.feeds import (
     read_blog_feed,
 )
 from pipeline.feeds import user_agent as feed_user_agent
+
+if TYPE_CHECKING:
+    from pipeline.fetch import Network
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +67,22 @@ def draft_from_feed(
     since: date | None = None,
     limit: int = DEFAULT_LIMIT,
     timeout: float = FETCH_TIMEOUT,
+    network: Network | None = None,
 ) -> Draft:
     """Write issues/<today>-<slug>.md introducing the feed's newest posts.
 
-    Raises :class:`FeedError` for a feed that cannot be fetched, read or has
-    no posts (since ``since``), and :class:`PublishError` if the file exists.
+    A feed URL is fetched from the public web only, in ``timeout`` seconds
+    at most (see :mod:`pipeline.fetch`; ``network`` is how hosts are looked
+    up and connected to, the system's by default). Raises :class:`FeedError`
+    for a feed that cannot be fetched, read or has no posts (since
+    ``since``), and :class:`PublishError` if the file exists; nothing is
+    written then.
     """
     if limit < 1:
         raise PublishError("--limit must be at least 1")
-    feed = read_blog_feed(source, timeout=timeout, agent=feed_user_agent(settings.site_url))
+    feed = read_blog_feed(
+        source, timeout=timeout, agent=feed_user_agent(settings.site_url), network=network
+    )
     posts = choose_posts(feed.posts, since=since, limit=limit)
     if not posts:
         when = f" since {since.isoformat()}" if since else ""

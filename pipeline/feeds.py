@@ -12,8 +12,9 @@ Item ids: a ``urn:uuid`` derived from the issue's date and slug. It does not
 contain the site's address, so it survives re-rendering, a switch from http to
 https and a move to another host; feed readers never show an issue twice.
 
-In: :func:`read_blog_feed` fetches (with a timeout and a descriptive user
-agent) or opens a blog's RSS or Atom feed, parses it with feedparser and
+In: :func:`read_blog_feed` fetches (from the public web only, see
+:mod:`pipeline.fetch`, with a timeout and a descriptive user agent) or opens
+a blog's RSS or Atom feed, parses it with feedparser and
 returns plain :class:`BlogPost` data with every URL made absolute. A malformed
 feed (feedparser's *bozo*) gives a warning and whatever could be read; an
 unreachable or empty one raises :class:`FeedError`.
@@ -31,7 +32,7 @@ from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 import jinja2
@@ -39,6 +40,9 @@ from markupsafe import Markup
 
 from pipeline.body import SAFE_SCHEMES, Body, Figure
 from pipeline.errors import FeedError
+
+if TYPE_CHECKING:
+    from pipeline.fetch import Network
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +280,8 @@ def feed_item_html(body: Body, base_url: str) -> str:
 # ---------------------------------------------------------------------------
 
 FETCH_TIMEOUT = 15.0
-MAX_FEED_BYTES = 10 * 1024 * 1024
+"""Seconds a feed's fetch may take in all, redirects included."""
+MAX_FEED_BYTES = 5 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -316,41 +321,34 @@ def user_agent(site_url: str = "") -> str:
     return f"painfree-publish/{ours} (newsletter draft from a blog feed{contact})"
 
 
-def fetch_feed(url: str, *, timeout: float = FETCH_TIMEOUT, agent: str = "") -> bytes:
-    """The body of ``url``, fetched with a timeout; FeedError on any failure."""
-    import urllib.error
-    import urllib.request
+def fetch_feed(
+    url: str,
+    *,
+    timeout: float = FETCH_TIMEOUT,
+    agent: str = "",
+    network: Network | None = None,
+) -> bytes:
+    """The body of ``url``, fetched from the public web only (see
+    :mod:`pipeline.fetch`: no redirects off it, at most
+    :data:`MAX_FEED_BYTES`, ``timeout`` seconds in all); FeedError naming
+    ``url`` and why on any failure."""
+    from pipeline.fetch import FetchError, fetch_public
 
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked by the caller
-        url,
-        headers={
-            "User-Agent": agent or user_agent(),
-            "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, "
-            "text/xml;q=0.9, */*;q=0.1",
-        },
-    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            data: bytes = response.read(MAX_FEED_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        raise FeedError(f"{url}: the server answered {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise FeedError(f"{url}: cannot fetch: {_reason(exc.reason)}") from None
-    except TimeoutError:
-        raise FeedError(f"{url}: no answer within {timeout:g} seconds") from None
-    except OSError as exc:
-        raise FeedError(f"{url}: cannot fetch: {_reason(exc)}") from None
-    if len(data) > MAX_FEED_BYTES:
-        raise FeedError(f"{url}: larger than {MAX_FEED_BYTES // (1024 * 1024)} MB; not a feed?")
-    return data
-
-
-def _reason(reason: object) -> str:
-    if isinstance(reason, TimeoutError):
-        return "timed out"
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror
-    return str(reason) or type(reason).__name__
+        fetched = fetch_public(
+            url,
+            timeout=timeout,
+            max_bytes=MAX_FEED_BYTES,
+            headers={
+                "User-Agent": agent or user_agent(),
+                "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, "
+                "text/xml;q=0.9, */*;q=0.1",
+            },
+            network=network,
+        )
+    except FetchError as exc:
+        raise FeedError(f"{url}: {exc}") from None
+    return fetched.body
 
 
 def is_url(source: str) -> bool:
@@ -363,11 +361,16 @@ def _is_http(parts: SplitResult) -> bool:
 
 
 def read_blog_feed(
-    source: str, *, timeout: float = FETCH_TIMEOUT, agent: str = ""
+    source: str,
+    *,
+    timeout: float = FETCH_TIMEOUT,
+    agent: str = "",
+    network: Network | None = None,
 ) -> BlogFeed:
-    """Fetch or open ``source`` (an http(s) URL or a file) and parse it."""
+    """Fetch or open ``source`` (an http(s) URL or a file) and parse it;
+    ``network``: see :func:`fetch_feed`."""
     if is_url(source):
-        data = fetch_feed(source, timeout=timeout, agent=agent)
+        data = fetch_feed(source, timeout=timeout, agent=agent, network=network)
         source_url = source
     else:
         path = Path(source)

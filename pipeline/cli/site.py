@@ -54,7 +54,10 @@ def draft(
         int, typer.Option("--limit", min=1, help="At most this many posts, newest first.")
     ] = 5,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1, help="Seconds to wait for the feed.")
+        float,
+        typer.Option(
+            "--timeout", min=1, help="Seconds the whole fetch may take, redirects included."
+        ),
     ] = 15.0,
 ) -> None:
     """Draft an issue in issues/ that introduces the newest posts of the blog's feed.

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import http.server
+import threading
+import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.support.certs import self_signed
+
+HOLD_LIMIT = 20.0
+"""Seconds a held certificate answer waits at most for its release."""
 
 CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
@@ -96,3 +104,74 @@ def _sns_key():
 def fake_sns(_sns_key) -> FakeSns:
     key, pem = _sns_key
     return FakeSns(key=key, pem=pem)
+
+
+class CertServer(http.server.ThreadingHTTPServer):
+    """SNS's certificate host, played on loopback over plain HTTP.
+
+    :meth:`fetch` is the verifier's fetch: it sends an SNS URL's path here.
+    Every request is recorded; with :attr:`hold` set, answers wait until
+    :meth:`release` (or :data:`HOLD_LIMIT`), as a slow host's would.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, pem: bytes) -> None:
+        self.pem = pem
+        self.paths: list[str] = []
+        self.hold = False
+        self.released = threading.Event()
+        self.arrived = threading.Condition()
+        super().__init__(("127.0.0.1", 0), _CertHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def fetch(self, url: str) -> bytes:
+        parts = urlsplit(url)
+        local = f"{self.url}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+        with urllib.request.urlopen(local, timeout=HOLD_LIMIT + 10) as response:
+            data: bytes = response.read()
+            return data
+
+    def release(self) -> None:
+        self.released.set()
+
+    def wait_for_requests(self, count: int, timeout: float) -> bool:
+        """True once ``count`` requests have arrived, False after ``timeout``."""
+        with self.arrived:
+            return self.arrived.wait_for(lambda: len(self.paths) >= count, timeout)
+
+
+class _CertHandler(http.server.BaseHTTPRequestHandler):
+    server: CertServer
+
+    def do_GET(self) -> None:
+        with self.server.arrived:
+            self.server.paths.append(self.path)
+            self.server.arrived.notify_all()
+        if self.server.hold:
+            self.server.released.wait(HOLD_LIMIT)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-pem-file")
+        self.send_header("Content-Length", str(len(self.server.pem)))
+        self.end_headers()
+        self.wfile.write(self.server.pem)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def cert_server(_sns_key) -> Iterator[CertServer]:
+    server = CertServer(_sns_key[1])
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.release()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
