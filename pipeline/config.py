@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from pipeline.errors import ConfigError
 from subscribers.addresses import ascii_domain
 from subscribers.errors import InvalidDomain
+from subscribers.models import CONFIRMATIONS_PER_DOMAIN, TRUSTED_PROXIES
 
 CONFIG_FILE = "newsletter.toml"
 TRANSPORTS = ("outbox", "ses", "smtp")
@@ -80,7 +81,16 @@ class Settings:
     smtp_password: str = ""
     smtp_starttls: bool = True
     database_url: str = "sqlite:///subscribers.db"
+    database_retry: float = 60.0
+    """Seconds a send keeps trying a database that fails in a way that may
+    pass (locked, restarting) before it stops, its results kept."""
+    send_lease: float = 120.0
+    """Seconds a sender's claim on recipients outlives its last heartbeat:
+    a sender silent this long is taken for dead and its recipients taken back."""
     token_secret: str = ""
+    token_secret_previous: str = ""
+    """During a rotation, the secret links were signed with before
+    ``token_secret``: still read, never used to sign."""
     issues_dir: Path = Path("issues")
     templates_dir: Path = Path("templates")
     outbox_dir: Path = Path("outbox")
@@ -96,6 +106,10 @@ class Settings:
     confirmation_lease: int = 300
     """Seconds a confirmation mailer holds the messages it claimed: those a
     mailer that died left unrecorded are taken up again after this long."""
+    trusted_proxies: tuple[str, ...] = TRUSTED_PROXIES
+    """Networks whose ``X-Forwarded-For`` `publish serve` believes."""
+    confirmations_per_domain: int = CONFIRMATIONS_PER_DOMAIN.count
+    """Confirmation messages to one domain a minute; more wait their turn."""
 
     def __repr__(self) -> str:
         """Every field, but the secrets as ``'***'`` and the database URL
@@ -234,6 +248,19 @@ def _list(key: str, value: Any) -> tuple[str, ...]:
     return tuple(item for item in items if item)
 
 
+def _networks(key: str, value: Any) -> tuple[str, ...]:
+    """IP addresses and networks (CIDR), as a list or comma-separated text."""
+    import ipaddress
+
+    found = []
+    for item in _list(key, value):
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{key}: {item!r} is not an IP address or network") from None
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class _Spec:
     attr: str
@@ -293,7 +320,12 @@ SPECS: tuple[_Spec, ...] = (
     _Spec("smtp_password", "", "NEWSLETTER_SMTP_PASSWORD", _text, secret=True),
     _Spec("smtp_starttls", "delivery.smtp_starttls", "NEWSLETTER_SMTP_STARTTLS", _bool),
     _Spec("database_url", "database.url", "NEWSLETTER_DATABASE_URL", _required_text),
+    _Spec("database_retry", "database.retry", "NEWSLETTER_DATABASE_RETRY", _number(float, 0)),
+    _Spec("send_lease", "delivery.lease", "NEWSLETTER_SEND_LEASE", _number(float, 1)),
     _Spec("token_secret", "", "NEWSLETTER_TOKEN_SECRET", _text, secret=True),
+    _Spec(
+        "token_secret_previous", "", "NEWSLETTER_TOKEN_SECRET_PREVIOUS", _text, secret=True
+    ),
     _Spec("issues_dir", "paths.issues", "NEWSLETTER_ISSUES_DIR", _path),
     _Spec("templates_dir", "paths.templates", "NEWSLETTER_TEMPLATES_DIR", _path),
     _Spec("outbox_dir", "paths.outbox", "NEWSLETTER_OUTBOX_DIR", _path),
@@ -315,6 +347,13 @@ SPECS: tuple[_Spec, ...] = (
         "confirmation_lease",
         "web.confirmation_lease",
         "NEWSLETTER_CONFIRMATION_LEASE",
+        _number(int, 1),
+    ),
+    _Spec("trusted_proxies", "web.trusted_proxies", "NEWSLETTER_TRUSTED_PROXIES", _networks),
+    _Spec(
+        "confirmations_per_domain",
+        "web.confirmations_per_domain",
+        "NEWSLETTER_CONFIRMATIONS_PER_DOMAIN",
         _number(int, 1),
     ),
 )

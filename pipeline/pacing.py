@@ -41,6 +41,8 @@ RECOVERY = 2.0
 """Seconds the pace takes to climb back from nothing to the full rate."""
 FLOOR = 0.05
 """The slowest pace throttling brings, as a share of the rate."""
+READY_LEAD = 0.02
+"""Seconds before its turn that a call's ``ready`` step runs (see :meth:`Pacer.acquire`)."""
 
 
 class Pacer:
@@ -88,17 +90,34 @@ class Pacer:
             self._next = moment + self.window / self._pace
             return moment
 
-    def acquire(self, stop: threading.Event) -> bool:
+    def acquire(
+        self,
+        stop: threading.Event,
+        ready: Callable[[], bool] | None = None,
+        *,
+        lead: float = READY_LEAD,
+    ) -> bool:
         """Wait for this thread's turn; False if ``stop`` was set meanwhile.
 
         The window is checked again against the moments calls were really
         let go, so a thread that wakes late cannot crowd the one after it.
+        ``ready`` is called once, ``lead`` seconds before the turn (at once
+        without a rate): what must be done just before the call (the send
+        loop commits that the message is handed over); False from it gives
+        the turn up.
         """
         if self.rate is None:
-            return not stop.is_set()
+            if stop.is_set():
+                return False
+            return ready() if ready is not None else True
         moment = self.reserve()
         while True:
             delay = moment - self._clock()
+            if ready is not None and delay <= lead:
+                if not ready():
+                    return False
+                ready = None
+                continue
             if delay > 0:
                 if stop.wait(delay):
                     return False

@@ -49,7 +49,7 @@ from pipeline.transports.base import (
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from subscribers.ledger import Ledger, Resumed, SendRecord, SendStatus, Totals
+    from subscribers.ledger import Ledger, Resumed, SendRecord, SendStatus, Settle, Totals
 
 log = logging.getLogger(__name__)
 
@@ -187,16 +187,28 @@ def transport_name(settings: Settings, options: SendOptions) -> str:
     return options.transport or settings.transport
 
 
-def prepare_send(settings: Settings, path: Path, options: SendOptions) -> PreparedSend:
-    """Check and render the issue and see where its send stands; nothing is
-    written. Close the result (it holds the database) or use it in ``with``."""
+def sending_ledger(settings: Settings) -> Ledger:
+    """The ledger a send runs on: the settings' lease, and database errors
+    that may pass tried again for ``database.retry`` seconds (at most half
+    the lease, so that a sender waiting on its database never outlives its
+    claims)."""
     from subscribers.db import connect
     from subscribers.ledger import Ledger
 
+    retry = min(settings.database_retry, settings.send_lease / 2)
+    engine = connect(
+        settings.database_url, settings.root, busy_timeout=max(1.0, min(30.0, retry))
+    )
+    return Ledger(engine, lease=dt.timedelta(seconds=settings.send_lease), retry_seconds=retry)
+
+
+def prepare_send(settings: Settings, path: Path, options: SendOptions) -> PreparedSend:
+    """Check and render the issue and see where its send stands; nothing is
+    written. Close the result (it holds the database) or use it in ``with``."""
     rendered = checked_issue(settings, path)
-    engine = connect(settings.database_url, settings.root)
+    ledger = sending_ledger(settings)
+    engine = ledger.engine
     try:
-        ledger = Ledger(engine)
         existing = ledger.find(rendered.issue.slug)
         totals = ledger.totals(existing.id) if existing else None
         recipients = totals.unsent if totals else ledger.active_count()
@@ -252,6 +264,7 @@ class PreparedSend:
         self.plan = plan
         self.engine = engine
         self.ledger = ledger
+        self._personalizer_cache: tuple[int, Personalizer] | None = None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -300,7 +313,7 @@ class PreparedSend:
         try:
             quota = self._quota(transport)
             send, created = ledger.start(plan.slug, str(plan.path), plan.subject, plan.transport)
-            resumed = None if created else ledger.resume(send.id, self.options.on_ambiguous)
+            resumed = None if created else self._resume(send, transport)
             if resumed and resumed.ambiguous:
                 log.warning(
                     "%d recipients were left in flight by an interrupted run: %s",
@@ -316,6 +329,35 @@ class PreparedSend:
         finally:
             if owned:
                 transport.close()
+
+    def _personalizer_for(self, send: SendRecord) -> Personalizer:
+        """The personalizer of this send's messages (built once)."""
+        cached = self._personalizer_cache
+        if cached is None or cached[0] != send.id:
+            personalizer = _personalizer(
+                self.settings, self.rendered, message_id_seed=f"{send.issue_slug}.{send.id}"
+            )
+            cached = self._personalizer_cache = (send.id, personalizer)
+        return cached[1]
+
+    def _settle(self, send: SendRecord, transport: Transport) -> Settle:
+        """Results that stopped runs kept (recovery files) recorded first;
+        then the transport's records, to settle what dead workers left."""
+        from pipeline import recovery
+
+        recovery.apply(self.settings.root, self.ledger, send.id)
+        return recovery.settler(self._personalizer_for(send), transport)
+
+    def _resume(self, send: SendRecord, transport: Transport) -> Resumed:
+        """Before a run: what stopped runs left (:meth:`Ledger.resume`)."""
+        settle = self._settle(send, transport)
+        return self.ledger.resume(send.id, self.options.on_ambiguous, settle)
+
+    def _take_back(self, send: SendRecord, transport: Transport) -> Resumed:
+        """During a run, once all it claimed is decided: the same for workers
+        that died meanwhile, and this worker's own strays."""
+        settle = self._settle(send, transport)
+        return self.ledger.take_back(send.id, self.options.on_ambiguous, settle, own=True)
 
     def _nothing_left(self, send: SendRecord) -> SendResult:
         self._build_site()
@@ -345,8 +387,10 @@ class PreparedSend:
 
     def _build_site(self) -> None:
         from pipeline.site import build_site_from_ledger
+        from subscribers.db import unavailable
 
-        build_site_from_ledger(self.settings, self.engine)
+        with unavailable(self.engine, writing=False):
+            build_site_from_ledger(self.settings, self.engine)
 
     def _run(
         self,
@@ -383,9 +427,7 @@ class PreparedSend:
             )
 
         ledger.set_status(send.id, "sending", note="")
-        personalizer = _personalizer(
-            self.settings, self.rendered, message_id_seed=f"{send.issue_slug}.{send.id}"
-        )
+        personalizer = self._personalizer_for(send)
         loop = SendLoop(
             ledger,
             send.id,
@@ -397,6 +439,7 @@ class PreparedSend:
             window=window,
             stop=stop,
             on_progress=on_progress,
+            take_back=lambda: self._take_back(send, transport),
         )
         log.info(
             "sending %s through %s: %s/s, %d threads, %s left in today's quota",
@@ -418,6 +461,10 @@ class PreparedSend:
         rate: float | None,
     ) -> SendResult:
         ledger = self.ledger
+        if loop.db_failure is not None:
+            raise SendError(self._kept(send, loop))
+        if loop.taken_back:
+            resumed = loop.taken_back if resumed is None else resumed + loop.taken_back
         totals = ledger.totals(send.id)
         paused_until = None
         outcome: RunOutcome
@@ -452,6 +499,28 @@ class PreparedSend:
             seconds=time.monotonic() - started,
             window=loop.window,
             rate_limit=rate,
+        )
+
+    def _kept(self, send: SendRecord, loop: SendLoop) -> str:
+        """The database failed mid-send: keep the results it would not take
+        in a recovery file for the next run; the one line that says so."""
+        from pipeline import recovery
+
+        error = loop.db_failure
+        unwritten = loop.unwritten
+        advice = "run publish issue again when it is fixed"
+        if not unwritten:
+            return f"{error}: sending stopped, every result is recorded; {advice}"
+        path = recovery.keep(self.settings.root, send.id, self.ledger.worker, unwritten)
+        if path is None:
+            return (
+                f"{error}: sending stopped; {len(unwritten)} results could not be kept "
+                f"anywhere, and the next run will count those recipients as undecided "
+                f"(--on-ambiguous); {advice}"
+            )
+        return (
+            f"{error}: sending stopped; {len(unwritten)} results are kept in "
+            f"{_relative(path, self.settings.root)}, which the next run records first; {advice}"
         )
 
     def _pause(self, send: SendRecord, error: QuotaExhausted | None) -> tuple[str, dt.datetime]:

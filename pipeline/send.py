@@ -1,12 +1,22 @@
-"""The send loop: claim, build, deliver, record, until nothing is left.
+"""The send loop: claim, build, hand, deliver, record, until nothing is left.
 
-:class:`SendLoop` claims a small batch of recipients from the ledger, builds
-each message (:mod:`pipeline.personalize`) and hands it to a pool of threads
-that deliver through the transport, each first waiting its turn at the
-shared :class:`~pipeline.pacing.Pacer`. Results go back to the ledger in
-batches, in the transaction that claims the next batch. So at any moment at
-most one batch (the *window*, about half a second of sending) is in
-``sending``: that is the most a crash can leave undecided.
+:class:`SendLoop` claims a small batch of recipients from the ledger (the
+*window*, about half a second of sending), builds each message
+(:mod:`pipeline.personalize`) and queues it for a pool of sending threads.
+Each thread takes a few messages from the queue, has them stamped as handed
+to the transport (:meth:`pipeline.recorder.Recorder.hand`: committed before
+any of them goes), then delivers them one by one, each first waiting its
+turn at the shared :class:`~pipeline.pacing.Pacer`, and hands each result to
+the recorder, which commits it within a few tens of milliseconds.
+
+Paced (SES, or any ``--rate``), a message is handed over in its turn at the
+pacer, a few milliseconds before its call, so a crash (SIGKILL, power) leaves
+undecided only the messages in flight: at most one per thread. Unpaced (the
+outbox, an SMTP relay without a rate), a thread hands over as many messages
+at a time as it delivers while a stamp commits: one whenever a call takes
+longer than a commit, more only for a transport that answers at once (whose
+records, like the outbox's files, then settle them). Rows claimed and never
+handed are simply pending again for the next run.
 
 What a transport error does (see :mod:`pipeline.transports.base`):
 
@@ -15,6 +25,18 @@ What a transport error does (see :mod:`pipeline.transports.base`):
     Rejected           mark this recipient failed; go on
     QuotaExhausted     release the rest; the send pauses until the quota allows
     SendingStopped     release the rest; the send stops
+
+When the claims run dry the loop is not done until every recipient is
+decided: it takes back what dead workers left (``take_back``: a lease run
+out, or a process gone from this host; see :meth:`Ledger.take_back`) and
+sends it, and waits, polling, while live workers elsewhere still hold rows;
+their lease bounds the wait should they die.
+
+When the database fails, nothing more is handed to the transport; the
+recorder retries for its bound and the send goes on if it comes back.
+Otherwise the loop stops, the calls in flight finish, and the results that
+could not be written are left in :attr:`SendLoop.unwritten` (the caller
+keeps them in a recovery file) with the cause in :attr:`SendLoop.db_failure`.
 
 When ``stop`` is set (Ctrl-C or SIGTERM, see :func:`stop_on_signals`),
 messages not yet handed to the transport are released back to pending, the
@@ -29,14 +51,15 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.pacing import Budget, Pacer, backoff
 from pipeline.personalize import Recipient, UndeliverableAddress
+from pipeline.recorder import Recorder
 from pipeline.transports.base import (
     OutgoingMessage,
     QuotaExhausted,
@@ -47,7 +70,8 @@ from pipeline.transports.base import (
     Transport,
     TransportError,
 )
-from subscribers.ledger import Outcome
+from subscribers.errors import DatabaseUnavailable
+from subscribers.ledger import Outcome, Resumed
 
 if TYPE_CHECKING:
     from subscribers.ledger import Claimed, Ledger
@@ -63,12 +87,15 @@ MAX_TEMPORARY = 4
 MAX_FAILURES_IN_A_ROW = 50
 """So many failures without one success stop the send: something is wrong
 with the account or the message, not with the recipients."""
-FLUSH_SECONDS = 0.5
 PROGRESS_SECONDS = 0.2
 WINDOW_SECONDS = 0.5
 MAX_WORKERS = 64
 ROUND_TRIP = 0.1
 """Seconds an API call is assumed to take when sizing the thread pool."""
+MAX_HANDED = 64
+"""The most messages one thread has handed at a time (a transport that answers at once)."""
+POLL_SECONDS = 1.0
+"""How often a sender waiting for other workers' rows looks again."""
 
 
 @dataclass(frozen=True)
@@ -111,13 +138,23 @@ def claim_size(rate: float | None, workers: int) -> int:
     return max(2 * workers, min(500, math.ceil(rate * WINDOW_SECONDS)))
 
 
+def batch_size(current: int, stamp_seconds: float, per_message: float, most: int) -> int:
+    """Messages a thread hands at a time next: as many as it delivers while
+    one stamp commits (so that the commits cost it at most half its time),
+    at least one, at most twice ``current`` (one slow commit is no reason to
+    hand over many more) and at most ``most``."""
+    wanted = most if per_message <= 0 else math.ceil(stamp_seconds / per_message)
+    return max(1, min(most, 2 * current, wanted))
+
+
 # ---------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------
 
 
 class SendLoop:
-    """Claims, builds, delivers and records until nothing is left or it must stop."""
+    """Claims, builds, delivers and records until every recipient is decided
+    or it must stop."""
 
     def __init__(
         self,
@@ -132,6 +169,7 @@ class SendLoop:
         window: int,
         stop: threading.Event,
         on_progress: ProgressCallback | None = None,
+        take_back: Callable[[], Resumed] | None = None,
     ) -> None:
         self.ledger = ledger
         self.send_id = send_id
@@ -143,39 +181,136 @@ class SendLoop:
         self.window = window
         self.stop = stop
         self.on_progress = on_progress
+        self.take_back = take_back or (lambda: ledger.take_back(send_id, own=True))
+        """Takes back dead workers' rows and this worker's own strays (see
+        :meth:`Ledger.take_back`), once all it knows of is decided."""
         self.halt = threading.Event()
-        """Set when the loop must wind down (stop, quota, provider refusal)."""
+        """Set when the loop must wind down (stop, quota, provider refusal, database)."""
         self.quota_error: QuotaExhausted | None = None
         self.stop_reason = ""
+        self.db_failure: DatabaseUnavailable | None = None
+        self.unwritten: list[Outcome] = []
+        """Results the database would not take (after a ``db_failure``)."""
+        self.taken_back = Resumed()
+        """What this run took back from dead workers while it ran."""
         self.sent = self.failed = self.skipped = 0
+        self.recorder = Recorder(ledger, send_id, on_failure=self._db_failed)
         self._in_a_row = 0
+        self._counting = threading.Lock()
+        self._queue: deque[tuple[Claimed, OutgoingMessage]] = deque()
+        self._changed = threading.Condition()
+        self._busy = 0
+        self._closing = False
+        self._most = max(1, min(MAX_HANDED, window // max(1, workers)))
         self._samples: list[tuple[float, int]] = []
         self._last_progress = 0.0
+        self._waiting = False
         self._base = ledger.totals(send_id)
 
-    # -- in the worker threads ----------------------------------------------
+    # -- in the sending threads ----------------------------------------------
 
-    def _deliver(self, row: Claimed, message: OutgoingMessage) -> Outcome:
+    def _work(self) -> None:
+        size = 1
+        while True:
+            with self._changed:
+                while not self._queue and not self._closing:
+                    self._changed.wait()
+                if not self._queue:
+                    return
+                batch = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
+                self._busy += 1
+            try:
+                size = self._send_batch(batch, size)
+            except BaseException:  # a bug: stop the send rather than go on a thread short
+                log.exception("a sending thread failed")
+                self._halt("a sending thread failed unexpectedly")
+                raise
+            finally:
+                with self._changed:
+                    self._busy -= 1
+                    self._changed.notify_all()
+
+    def _send_batch(self, batch: list[tuple[Claimed, OutgoingMessage]], size: int) -> int:
+        """Hand ``batch`` over (committed first), deliver it, record each
+        result; the batch size to take next.
+
+        Paced, each message is handed over in its turn at the pacer, just
+        before its call (:meth:`Pacer.acquire`'s ``ready``), so that those
+        waiting for their turn are not undecided after a crash; unpaced, the
+        batch is handed over at once."""
+        if self.pacer.rate is not None:
+            for row, message in batch:
+                self._record(row, self._deliver(row, message, hand=True))
+            return 1
+        started = time.monotonic()
+        handed = None
+        if not self.halt.is_set() and self.recorder.wait_writable(self.halt):
+            handed = self.recorder.hand([row.row_id for row, _ in batch])
+        if handed is None:  # stopping, or the database failed: none of it goes
+            for row, _ in batch:
+                self.recorder.record(Outcome(row.row_id, "pending"))
+            return size
+        stamped = time.monotonic()
+        for row, message in batch:
+            if row.row_id not in handed:
+                self._record(row, None)
+                continue
+            self._record(row, self._deliver(row, message))
+        per_message = (time.monotonic() - stamped) / len(batch)
+        return batch_size(size, stamped - started, per_message, self._most)
+
+    def _record(self, row: Claimed, outcome: Outcome | None) -> None:
+        if outcome is None:
+            log.warning("%s was taken back by another sender; leaving it to it", row.email)
+            return
+        self.recorder.record(self._count(outcome))
+
+    def _hand_one(self, row: Claimed) -> bool | None:
+        """Hand ``row`` over, committed: True; None when it is another
+        sender's now; False when the database failed."""
+        handed = self.recorder.hand([row.row_id])
+        if handed is None:
+            return False
+        return True if row.row_id in handed else None
+
+    def _deliver(
+        self, row: Claimed, message: OutgoingMessage, *, hand: bool = False
+    ) -> Outcome | None:
         """Deliver one message, retrying what may be retried; never raises.
 
         A row given back unsent is ``pending``; with an ``error`` when an
-        attempt was made (a timeout may still have delivered it).
+        attempt was made (a timeout may still have delivered it). With
+        ``hand``, the row is handed over just before the first call; None
+        when it turns out to be another sender's.
         """
         throttled = temporary = 0
+        attempted: str | None = None
+        lost = False
+
+        def ready() -> bool:
+            nonlocal hand, lost
+            if not hand:
+                return True
+            handed = self._hand_one(row)
+            hand = False
+            lost = handed is None
+            return bool(handed)
+
         while True:
-            if self.halt.is_set():
-                return Outcome(row.row_id, "pending")
-            if not self.pacer.acquire(self.halt):
-                return Outcome(row.row_id, "pending")
+            if self.halt.is_set() or not self.recorder.wait_writable(self.halt):
+                return Outcome(row.row_id, "pending", error=attempted)
+            if not self.pacer.acquire(self.halt, ready if hand else None):
+                return None if lost else Outcome(row.row_id, "pending", error=attempted)
             if not self.budget.take():
                 self._quota_used_up(QuotaExhausted("the daily quota is used up"))
-                return Outcome(row.row_id, "pending")
+                return Outcome(row.row_id, "pending", error=attempted)
             try:
                 message_id = self.transport.send(message)
             except Throttled as exc:
                 self.budget.give_back()
                 self.pacer.throttled()
                 throttled += 1
+                attempted = str(exc)
                 if throttled >= MAX_THROTTLED:
                     return self._failed(row, f"throttled {throttled} times: {exc}")
                 # The pacer has already slowed every thread; this thread's own
@@ -185,6 +320,7 @@ class SendLoop:
             except TemporaryFailure as exc:
                 self.budget.give_back()
                 temporary += 1
+                attempted = str(exc)
                 if temporary >= MAX_TEMPORARY:
                     return self._failed(row, f"{exc} (after {temporary} attempts)")
                 if self.halt.wait(backoff(temporary)):
@@ -192,11 +328,11 @@ class SendLoop:
             except QuotaExhausted as exc:
                 self.budget.give_back()
                 self._quota_used_up(exc)
-                return Outcome(row.row_id, "pending")
+                return Outcome(row.row_id, "pending", error=attempted)
             except SendingStopped as exc:
                 self.budget.give_back()
                 self._halt(str(exc))
-                return Outcome(row.row_id, "pending")
+                return Outcome(row.row_id, "pending", error=attempted)
             except (Rejected, TransportError) as exc:
                 return self._failed(row, str(exc))
             except Exception as exc:
@@ -220,86 +356,132 @@ class SendLoop:
             self.stop_reason = reason
         self.halt.set()
 
+    def _db_failed(self, error: DatabaseUnavailable) -> None:
+        if self.db_failure is None:
+            self.db_failure = error
+        self.ledger.give_up.set()
+        self.halt.set()
+        with self._changed:
+            self._changed.notify_all()
+
     # -- in the main thread --------------------------------------------------
 
     def run(self) -> None:
-        inflight: dict[Future[Outcome], Claimed] = {}
-        done: list[Outcome] = []
-        """Outcomes not yet written to the ledger."""
-        exhausted = False
-        last_flush = time.monotonic()
-        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="send")
+        self.recorder.start()
+        threads = [
+            threading.Thread(target=self._work, name=f"send-{i}", daemon=True)
+            for i in range(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
         self._report(force=True)
+        exhausted = False
         try:
             while True:
                 if self.stop.is_set():
                     self.halt.set()
-                if not self.halt.is_set() and not exhausted and len(inflight) <= self.window // 2:
-                    claimed, skipped = self.ledger.claim(
-                        self.send_id, self.window - len(inflight), done
-                    )
-                    done = []
-                    last_flush = time.monotonic()
-                    self.skipped += len(skipped)
-                    exhausted = not claimed and not skipped
-                    for row in claimed:
-                        try:
-                            message = self.personalize(
-                                Recipient(row.subscriber_id, row.email, row.name)
-                            )
-                        except UndeliverableAddress as exc:
-                            done.append(self._count(self._failed(row, str(exc))))
-                            continue
-                        inflight[pool.submit(self._deliver, row, message)] = row
-                if not inflight:
-                    if exhausted or self.halt.is_set():
-                        break
-                    continue
-                finished, _ = wait(inflight, timeout=0.25, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    del inflight[future]
-                    done.append(self._count(future.result()))
                 if self.halt.is_set():
-                    done.extend(self._release_queued(inflight))
-                if done and (
-                    len(done) >= self.window or time.monotonic() - last_flush >= FLUSH_SECONDS
-                ):
-                    self.ledger.record(done)
-                    done = []
-                    last_flush = time.monotonic()
-                self.ledger.heartbeat(self.send_id)
+                    break
+                with self._changed:
+                    queued, idle = len(self._queue), self._busy == 0
+                if not exhausted and queued <= self.window // 2:
+                    exhausted = self._claim(self.window - queued) == 0
+                    continue
+                if exhausted and queued == 0 and idle:
+                    if not self._more_to_do():
+                        break
+                    exhausted = False
+                    continue
+                with self._changed:
+                    self._changed.wait(0.25)
                 self._report()
+        except DatabaseUnavailable as exc:
+            self._db_failed(exc)
         finally:
-            # Whatever happened, wait for the calls in flight and record them.
-            self.halt.set()
-            done.extend(self._release_queued(inflight))
-            pool.shutdown(wait=True)
-            done.extend(self._count(future.result()) for future in inflight)
-            self.ledger.record(done)
-            self._report(force=True)
+            self._wind_down(threads)
 
-    @staticmethod
-    def _release_queued(inflight: dict[Future[Outcome], Claimed]) -> list[Outcome]:
-        """Cancel the deliveries no thread has started and take them out of
-        ``inflight``: their rows go back to pending, never attempted."""
-        cancelled = [future for future in inflight if future.cancel()]
-        return [Outcome(inflight.pop(future).row_id, "pending") for future in cancelled]
+    def _claim(self, limit: int) -> int:
+        """Claim up to ``limit`` rows, build their messages and queue them;
+        the number of rows claimed (0: none left pending)."""
+        claimed, skipped = self.ledger.claim(self.send_id, limit)
+        with self._counting:
+            self.skipped += len(skipped)
+        ready: list[tuple[Claimed, OutgoingMessage]] = []
+        for row in claimed:
+            try:
+                message = self.personalize(Recipient(row.subscriber_id, row.email, row.name))
+            except UndeliverableAddress as exc:
+                self.recorder.record(self._count(self._failed(row, str(exc))))
+                continue
+            ready.append((row, message))
+        if ready:
+            with self._changed:
+                self._queue.extend(ready)
+                self._changed.notify_all()
+        return len(claimed) + len(skipped)
+
+    def _more_to_do(self) -> bool:
+        """Everything this worker claimed is decided: take back what dead
+        workers left, and wait while live ones hold rows. False when every
+        recipient is decided (or the loop must stop)."""
+        if not self.recorder.flush():
+            return False
+        self.taken_back += self.take_back()
+        totals = self.ledger.totals(self.send_id)
+        if totals.pending:
+            return True
+        if not totals.sending:
+            return False
+        if not self._waiting:
+            self._waiting = True
+            workers = ", ".join(self.ledger.live_workers(self.send_id)) or "another sender"
+            log.warning(
+                "waiting for %d recipients that %s is sending (taken back if it stops "
+                "renewing its lease for %.0f s)",
+                totals.sending,
+                workers,
+                self.ledger.lease.total_seconds(),
+            )
+        deadline = time.monotonic() + min(POLL_SECONDS, self.ledger.lease.total_seconds() / 4)
+        while time.monotonic() < deadline and not (self.stop.is_set() or self.halt.is_set()):
+            self.halt.wait(0.05)
+            self._report()
+        return True
+
+    def _wind_down(self, threads: list[threading.Thread]) -> None:
+        """Release what no thread has taken, let the calls in flight finish,
+        and commit every result (or keep those the database would not take)."""
+        self.halt.set()
+        with self._changed:
+            queued = [row for row, _ in self._queue]
+            self._queue.clear()
+            self._closing = True
+            self._changed.notify_all()
+        for row in queued:
+            self.recorder.record(Outcome(row.row_id, "pending"))
+        for thread in threads:
+            thread.join()
+        self.unwritten = self.recorder.close()
+        if self.recorder.failure is not None and self.db_failure is None:
+            self.db_failure = self.recorder.failure
+        self._report(force=True)
 
     def _count(self, outcome: Outcome) -> Outcome:
         """Tally ``outcome``; stop the send after too many failures in a row."""
-        if outcome.status == "sent":
-            self.sent += 1
-            self._in_a_row = 0
-        elif outcome.status == "failed":
-            self.failed += 1
-            self._in_a_row += 1
-            if self._in_a_row >= MAX_FAILURES_IN_A_ROW:
-                self._halt(
-                    f"{self._in_a_row} messages in a row failed; stopped "
-                    f"(the last: {outcome.error or ''})"
-                )
-        elif outcome.status == "skipped":
-            self.skipped += 1
+        with self._counting:
+            if outcome.status == "sent":
+                self.sent += 1
+                self._in_a_row = 0
+            elif outcome.status == "failed":
+                self.failed += 1
+                self._in_a_row += 1
+                if self._in_a_row >= MAX_FAILURES_IN_A_ROW:
+                    self._halt(
+                        f"{self._in_a_row} messages in a row failed; stopped "
+                        f"(the last: {outcome.error or ''})"
+                    )
+            elif outcome.status == "skipped":
+                self.skipped += 1
         return outcome
 
     def progress(self) -> Progress:

@@ -4,6 +4,12 @@ PostgreSQL (psycopg 3) by URL, migrated to the current schema on first use.
     connect(url, root)    an Engine, migrated; the one way in
     upgrade(url, root)    migrate now and say to which revision
     writing(engine)       a transaction that will write
+    retrying(engine, work, seconds=...)
+                          a unit of work tried again, with backoff, while the
+                          database fails in a way that passes (locked, server
+                          restarting, disk full for a moment); then
+                          DatabaseUnavailable, one line naming the cause
+    unavailable(engine)   database errors as DatabaseUnavailable, for commands
 
 SQLite connections get WAL (readers never block the writer), foreign keys
 (so erasing a subscriber cascades to their history), a busy timeout, and
@@ -24,13 +30,13 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from subscribers.errors import StoreError, first_line
+from subscribers.errors import DatabaseUnavailable, StoreError, first_line
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -43,23 +49,30 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCK_ID = 0x7075626C  # "publ": the advisory lock PostgreSQL migrations take
 _BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
 _write_locks: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 _write_locks_guard = threading.Lock()
 
 
-def connect(url: str, root: Path, *, migrate: bool = True) -> Engine:
+def connect(
+    url: str, root: Path, *, migrate: bool = True, busy_timeout: float | None = None
+) -> Engine:
     """An Engine for ``url``; relative SQLite paths are taken from ``root``.
 
     Migrations run first unless the database is already at the newest
     revision (one query). Raises :class:`StoreError` with a one-line message
-    when the database cannot be opened.
+    when the database cannot be opened. ``busy_timeout``: the seconds an
+    SQLite statement waits for another process's lock (default 30).
     """
+    from functools import partial
+
     from sqlalchemy import create_engine, event
 
     target = database_url(url, root)
     if target.get_backend_name() == "sqlite":
         engine = create_engine(target)
-        event.listen(engine, "connect", _sqlite_on_connect)
+        busy_ms = _BUSY_TIMEOUT_MS if busy_timeout is None else int(busy_timeout * 1000)
+        event.listen(engine, "connect", partial(_sqlite_on_connect, busy_ms=busy_ms))
         event.listen(engine, "begin", _sqlite_on_begin)
     else:
         engine = create_engine(target, pool_pre_ping=True)
@@ -161,6 +174,134 @@ def writing(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+# ---------------------------------------------------------------------------
+# Faults: what passes, what to tell the operator
+# ---------------------------------------------------------------------------
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for a database error that may pass if the same unit of work is
+    tried again: a lock, a dropped or refused connection, a server shutting
+    down or restarting, an I/O error, a full disk. Not for errors in the
+    statements themselves (integrity, syntax), which are bugs."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def failure_cause(engine: Engine, exc: BaseException) -> str:
+    """A few words naming why the database failed, with its file or server:
+    ``disk full: /srv/newsletter/subscribers.db``."""
+    orig = getattr(exc, "orig", None) or exc
+    reason = first_line(exc, 200)
+    if engine.url.password:
+        reason = reason.replace(str(engine.url.password), "***")
+    if not is_sqlite(engine):
+        where = f"PostgreSQL {engine.url.host or 'localhost'}:{engine.url.port or 5432}"
+        lowered = reason.lower()
+        if "refused" in lowered or "no such file" in lowered:
+            return f"{where} refuses connections, is it running? {describe(engine)}"
+        if "terminating connection" in lowered or "shutting down" in lowered:
+            return f"{where} is shutting down: {describe(engine)}"
+        if "closed the connection" in lowered or "connection lost" in lowered:
+            return f"{where} dropped the connection: {describe(engine)}"
+        return f"{where}: {reason}: {describe(engine)}"
+    path = engine.url.database or ""
+    name = str(getattr(orig, "sqlite_errorname", "") or "")
+    lowered = reason.lower()
+    if "FULL" in name or "disk is full" in lowered:
+        return f"disk full: {path}"
+    if "READONLY" in name or "readonly" in lowered or not _writable(path):
+        return f"read-only: {path}"
+    if "BUSY" in name or "LOCKED" in name or "locked" in lowered:
+        return f"locked by another process: {path}"
+    if "CANTOPEN" in name or "unable to open" in lowered:
+        return f"cannot be opened: {path}"
+    return f"{reason}: {path}"
+
+
+def _writable(path: str) -> bool:
+    """False when the SQLite file (or its write-ahead log) cannot be opened
+    for writing: read-only permissions, an immutable file, a read-only mount."""
+    for name in (path, f"{path}-wal"):
+        try:
+            with open(name, "r+b"):
+                pass
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return True
+
+
+def retrying(
+    engine: Engine,
+    work: Callable[[], T],
+    *,
+    seconds: float,
+    give_up: threading.Event | None = None,
+    writing: bool = True,
+    on_failure: Callable[[BaseException], None] | None = None,
+) -> T:
+    """``work()``, tried again with backoff while it fails with a transient
+    error (:func:`is_transient`), for up to ``seconds`` from the first
+    attempt; then :class:`DatabaseUnavailable`. ``work`` must be one unit
+    of work (its own transaction), so that trying it again is safe; on
+    PostgreSQL each attempt takes a connection that the pool has checked
+    (``pool_pre_ping``), so a restarted server is reconnected to.
+    ``give_up`` set: no more attempts. ``on_failure`` is told of each
+    failure that will be tried again."""
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            return work()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            attempt += 1
+            left = started + seconds - time.monotonic()
+            if left <= 0 or (give_up is not None and give_up.is_set()):
+                raise DatabaseUnavailable(failure_cause(engine, exc), writing=writing) from None
+            if on_failure is not None:
+                on_failure(exc)
+            if attempt == 1:
+                log.warning(
+                    "the subscriber database could not be %s (%s); trying again for up to %.0f s",
+                    "written" if writing else "read",
+                    failure_cause(engine, exc),
+                    left,
+                )
+            if give_up is not None:
+                give_up.wait(min(left, retry_pause(attempt)))
+            else:
+                time.sleep(min(left, retry_pause(attempt)))
+
+
+def retry_pause(attempt: int) -> float:
+    """Seconds before retry ``attempt`` (from 1): 50 ms doubling up to 2 s, with jitter."""
+    import random
+
+    return float(min(2.0, 0.05 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))  # noqa: S311
+
+
+@contextmanager
+def unavailable(engine: Engine, *, writing: bool = True) -> Iterator[None]:
+    """Database errors that may pass (:func:`is_transient`) raised as
+    :class:`DatabaseUnavailable`, one line naming the cause, instead of a
+    driver's traceback."""
+    try:
+        yield
+    except DatabaseUnavailable:
+        raise
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        raise DatabaseUnavailable(failure_cause(engine, exc), writing=writing) from None
+
+
 def _write_lock(engine: Engine) -> threading.RLock:
     with _write_locks_guard:
         lock = _write_locks.get(engine)
@@ -176,13 +317,15 @@ def _write_lock(engine: Engine) -> threading.RLock:
 # ---------------------------------------------------------------------------
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_on_connect(
+    dbapi_connection: Any, _record: Any, *, busy_ms: int = _BUSY_TIMEOUT_MS
+) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (see below) instead of
     # the driver's implicit, late BEGIN.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {max(0, busy_ms)}")
         cursor.execute("PRAGMA foreign_keys = ON")
         _use_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")

@@ -7,6 +7,7 @@
      ├── Suppressed            an erased or complained address
      ├── TokenError            a forged, altered or expired link
      ├── StoreError            the database cannot be used as configured
+     │    └── DatabaseUnavailable  it cannot be read or written now, even after retrying
      └── QueueError            the SQS queue of SES notifications cannot be read
 """
 
@@ -39,6 +40,18 @@ class TokenError(SubscriberError):
 
 class StoreError(SubscriberError):
     pass
+
+
+class DatabaseUnavailable(StoreError):
+    """The database cannot be read or written, even after retrying for the
+    bound: full disk, read-only file, lock held too long, server down.
+    ``cause`` names it in a few words, with the file or server."""
+
+    def __init__(self, cause: str, *, writing: bool = True) -> None:
+        self.cause = cause
+        self.writing = writing
+        verb = "written" if writing else "read"
+        super().__init__(f"the subscriber database could not be {verb} ({cause})")
 
 
 class QueueError(SubscriberError):

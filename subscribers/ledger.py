@@ -1,8 +1,8 @@
 """The send ledger: one row per send, one per recipient, and where each stands.
 
-    pending ──claim──▶ sending ──▶ sent      (with the provider's message id)
-       ▲                  │    ──▶ failed    (with the error; retried next run)
-       └──── release ─────┘    ──▶ skipped   (left the list since the snapshot)
+    pending ──claim──▶ sending ──hand──▶ sending, handed ──▶ sent    (provider's id)
+       ▲                  │                    │         ──▶ failed  (retried next run)
+       └──── release ─────┴────── release ─────┘         ──▶ skipped (left the list)
 
 :meth:`Ledger.start` creates a send and snapshots its recipients (the active
 subscribers at that moment) in the same transaction, with one
@@ -13,12 +13,22 @@ inside a ``BEGIN IMMEDIATE`` transaction, which makes claims one at a time.
 A recipient who unsubscribed, bounced, complained or was erased since the
 snapshot is skipped at claim time.
 
-Each claim is stamped with its worker (``host:pid:nonce``). A row a crash
-left in ``sending`` is *ambiguous*: the message may or may not have gone.
-It is recognised by its worker being gone (same host, process no longer
-running) or silent for longer than :data:`LEASE` (a live worker refreshes
-its claims with :meth:`~Ledger.heartbeat`), and :meth:`~Ledger.resume`
-decides it: resend (a duplicate is better than a miss) or skip.
+Each claim is stamped with its worker (``host:pid:nonce``) and is a lease:
+the worker refreshes ``updated_at`` on every row it holds (its heartbeat,
+:meth:`~Ledger.write`), and a worker silent for longer than the lease
+(:data:`LEASE` by default), or gone from this host (no such process, or a
+zombie), is taken for dead. Before each message goes to the transport its
+row is stamped ``handed_at``, committed first (:meth:`~Ledger.write`, in
+group commits). So of a dead worker's rows, :meth:`~Ledger.take_back`
+simply puts back to pending those it never handed; only the handed rows
+without a result are *ambiguous*, the message may or may not have gone.
+Those are settled from the transport's own records where it keeps them
+(the ``settle`` callable: the outbox's files, the SMTP log), and the rest
+decided: resend (a duplicate is better than a miss) or skip.
+
+Every method is one unit of work, tried again while the database fails in
+a way that may pass (``retry_seconds``, see :func:`subscribers.db.retrying`);
+then :class:`~subscribers.errors.DatabaseUnavailable`.
 
 All the SQL for ``sends`` and ``send_recipients`` is here.
 """
@@ -26,13 +36,15 @@ All the SQL for ``sends`` and ``send_recipients`` is here.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from typing import TYPE_CHECKING, Any, Literal
+from functools import cache, partial
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from subscribers import db
 from subscribers.errors import StoreError
@@ -42,10 +54,16 @@ from subscribers.schema import send_recipients, sends, subscriber_events, subscr
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Row
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 LEASE = dt.timedelta(minutes=2)
 """A claim not refreshed for this long belongs to a worker presumed dead."""
 HEARTBEAT = dt.timedelta(seconds=20)
-"""How often a live worker should call :meth:`Ledger.heartbeat`."""
+"""How often a live worker refreshes its claims with the default lease (a
+sixth of the lease: a late heartbeat or two never loses it)."""
+AMBIGUOUS_RESENT = "may have been sent before an interrupted run (sent again)"
+AMBIGUOUS_SKIPPED = "may have been sent before an interrupted run (skipped)"
 
 SendState = Literal["sending", "paused", "stopped", "done"]
 RowState = Literal["pending", "sending", "sent", "failed", "skipped"]
@@ -105,13 +123,38 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Resumed:
-    """What :meth:`Ledger.resume` found and decided before a run."""
+    """What :meth:`Ledger.resume` (before a run) or :meth:`Ledger.take_back`
+    (during one) found of a dead worker's rows, and decided."""
 
     ambiguous: int = 0
-    """Rows a crashed run left in ``sending``."""
+    """Rows handed to the transport by a worker that died before their
+    result was recorded, and that the transport's records could not settle."""
     ambiguous_action: str = "resend"
     retried: int = 0
     """Failed rows put back to pending."""
+    released: int = 0
+    """Rows a dead worker claimed but never handed: simply pending again."""
+    settled: int = 0
+    """Handed rows that the transport's own records show as sent: recorded sent."""
+
+    def __add__(self, other: Resumed) -> Resumed:
+        return Resumed(
+            ambiguous=self.ambiguous + other.ambiguous,
+            ambiguous_action=other.ambiguous_action,
+            retried=self.retried + other.retried,
+            released=self.released + other.released,
+            settled=self.settled + other.settled,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.ambiguous or self.retried or self.released or self.settled)
+
+
+Settle = Callable[[Sequence["Claimed"]], dict[int, "str | None"]]
+"""Given handed rows without a result, what the transport's own records
+show of them: row id → the provider's message id for a message it accepted,
+or None for one its records prove it never accepted. Rows left out stay
+undecided."""
 
 
 @dataclass(frozen=True)
@@ -225,8 +268,9 @@ def new_worker_id() -> str:
 
 
 def _worker_is_gone(worker: str | None, here: str) -> bool:
-    """True when ``worker`` ran on this host and its process is no more.
-    Workers on other hosts are judged by their lease instead."""
+    """True when ``worker`` ran on this host and its process is no more (or
+    is a zombie that nobody has reaped). Workers on other hosts are judged
+    by their lease instead."""
     if not worker:
         return True
     host, _, rest = worker.partition(":")
@@ -239,7 +283,17 @@ def _worker_is_gone(worker: str | None, here: str) -> bool:
         return True
     except (PermissionError, OverflowError):
         return False
-    return False
+    return _is_zombie(int(pid_text))
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may hold spaces and parentheses.
+    return stat.rpartition(b")")[2].split()[:1] == [b"Z"]
 
 
 def _is_stale(
@@ -269,10 +323,39 @@ def _record(row: Row[Any]) -> SendRecord:
 class Ledger:
     """The sends and their recipients in one database, for one worker."""
 
-    def __init__(self, engine: Engine, worker: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        worker: str | None = None,
+        *,
+        lease: dt.timedelta = LEASE,
+        retry_seconds: float = 0.0,
+    ) -> None:
         self.engine = engine
         self.worker = worker or new_worker_id()
+        self.lease = lease
+        self.heartbeat_every = lease / 6
+        self.retry_seconds = retry_seconds
+        self.give_up = threading.Event()
+        """Set: no more retries (the run is stopping on a database failure)."""
+        self.health: Callable[[bool], None] | None = None
+        """Told False when a unit of work fails and will be tried again,
+        True when a write succeeds (see :class:`pipeline.recorder.Recorder`)."""
         self._last_heartbeat = utcnow()
+
+    def _retrying(self, work: Callable[[], T], *, writing: bool = True) -> T:
+        health = self.health
+        result = db.retrying(
+            self.engine,
+            work,
+            seconds=self.retry_seconds,
+            give_up=self.give_up,
+            writing=writing,
+            on_failure=None if health is None else lambda _exc: health(False),
+        )
+        if writing and health is not None:
+            health(True)
+        return result
 
     # -- sends ----------------------------------------------------------------
 
@@ -280,15 +363,21 @@ class Ledger:
         """The send of the issue with this slug, if it was ever started."""
         from sqlalchemy import select
 
-        with self.engine.connect() as conn:
-            row = conn.execute(select(sends).where(sends.c.issue_slug == slug)).first()
+        def read() -> Row[Any] | None:
+            with self.engine.connect() as conn:
+                return conn.execute(select(sends).where(sends.c.issue_slug == slug)).first()
+
+        row = self._retrying(read, writing=False)
         return _record(row) if row else None
 
     def get(self, send_id: int) -> SendRecord:
         from sqlalchemy import select
 
-        with self.engine.connect() as conn:
-            row = conn.execute(select(sends).where(sends.c.id == send_id)).first()
+        def read() -> Row[Any] | None:
+            with self.engine.connect() as conn:
+                return conn.execute(select(sends).where(sends.c.id == send_id)).first()
+
+        row = self._retrying(read, writing=False)
         if row is None:
             raise StoreError(f"send {send_id}: not found")
         return _record(row)
@@ -297,24 +386,30 @@ class Ledger:
         """Every send, newest first."""
         from sqlalchemy import select
 
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(sends).order_by(sends.c.created_at.desc(), sends.c.id.desc())
-            )
-            return [_record(row) for row in rows]
+        def read() -> list[SendRecord]:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(sends).order_by(sends.c.created_at.desc(), sends.c.id.desc())
+                )
+                return [_record(row) for row in rows]
+
+        return self._retrying(read, writing=False)
 
     def active_count(self) -> int:
         """Subscribers a send started now would go to."""
         from sqlalchemy import func, select
 
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(subscribers)
-                    .where(subscribers.c.status == "active")
-                ).scalar_one()
-            )
+        def read() -> int:
+            with self.engine.connect() as conn:
+                return int(
+                    conn.execute(
+                        select(func.count())
+                        .select_from(subscribers)
+                        .where(subscribers.c.status == "active")
+                    ).scalar_one()
+                )
+
+        return self._retrying(read, writing=False)
 
     def start(self, slug: str, path: str, subject: str, transport: str) -> tuple[SendRecord, bool]:
         """The issue's send, created with its recipient snapshot if it has none.
@@ -323,57 +418,62 @@ class Ledger:
         once get the same send: the slug is unique, and the loser of the race
         reads the winner's row.
         """
-        from sqlalchemy import insert, literal, select
         from sqlalchemy.exc import IntegrityError
 
         existing = self.find(slug)
         if existing is not None:
             return existing, False
-        now = utcnow()
         try:
-            with db.writing(self.engine) as conn:
-                send_id = conn.execute(
-                    insert(sends)
-                    .values(
-                        issue_slug=slug,
-                        issue_path=path[:1000],
-                        subject=subject[:998],
-                        transport=transport,
-                        status="sending",
-                        created_at=now,
-                        note="",
-                    )
-                    .returning(sends.c.id)
-                ).scalar_one()
-                snapshot = select(
-                    literal(send_id, sr.c.send_id.type),
-                    subscribers.c.id,
-                    subscribers.c.email,
-                    subscribers.c.name,
-                    literal("pending", sr.c.status.type),
-                    literal(0, sr.c.attempts.type),
-                    literal(now, sr.c.updated_at.type),
-                ).where(subscribers.c.status == "active")
-                conn.execute(
-                    insert(sr).from_select(
-                        [
-                            "send_id",
-                            "subscriber_id",
-                            "email",
-                            "name",
-                            "status",
-                            "attempts",
-                            "updated_at",
-                        ],
-                        snapshot,
-                    )
-                )
+            send_id = self._retrying(lambda: self._start(slug, path, subject, transport))
         except IntegrityError:
             existing = self.find(slug)
             if existing is None:
                 raise
             return existing, False
         return self.get(int(send_id)), True
+
+    def _start(self, slug: str, path: str, subject: str, transport: str) -> int:
+        from sqlalchemy import insert, literal, select
+
+        now = utcnow()
+        with db.writing(self.engine) as conn:
+            send_id = conn.execute(
+                insert(sends)
+                .values(
+                    issue_slug=slug,
+                    issue_path=path[:1000],
+                    subject=subject[:998],
+                    transport=transport,
+                    status="sending",
+                    created_at=now,
+                    note="",
+                )
+                .returning(sends.c.id)
+            ).scalar_one()
+            snapshot = select(
+                literal(send_id, sr.c.send_id.type),
+                subscribers.c.id,
+                subscribers.c.email,
+                subscribers.c.name,
+                literal("pending", sr.c.status.type),
+                literal(0, sr.c.attempts.type),
+                literal(now, sr.c.updated_at.type),
+            ).where(subscribers.c.status == "active")
+            conn.execute(
+                insert(sr).from_select(
+                    [
+                        "send_id",
+                        "subscriber_id",
+                        "email",
+                        "name",
+                        "status",
+                        "attempts",
+                        "updated_at",
+                    ],
+                    snapshot,
+                )
+            )
+        return int(send_id)
 
     def set_status(
         self,
@@ -393,85 +493,231 @@ class Ledger:
         }
         if note is not None:
             values["note"] = note
-        with db.writing(self.engine) as conn:
-            conn.execute(update(sends).where(sends.c.id == send_id).values(**values))
 
-    # -- before a run ---------------------------------------------------------
+        def write() -> None:
+            with db.writing(self.engine) as conn:
+                conn.execute(update(sends).where(sends.c.id == send_id).values(**values))
 
-    def stale_claims(self, send_id: int) -> list[tuple[int, str | None]]:
-        """``(row id, worker)`` of rows in ``sending`` whose worker is gone."""
-        from sqlalchemy import select
+        self._retrying(write)
 
-        cutoff = utcnow() - LEASE
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(sr.c.id, sr.c.claimed_by, sr.c.updated_at).where(
-                    sr.c.send_id == send_id, sr.c.status == "sending"
-                )
-            ).all()
-        return [
-            (int(row.id), row.claimed_by)
-            for row in rows
-            if _is_stale(row.updated_at, row.claimed_by, self.worker, cutoff)
-        ]
+    # -- taking back a dead worker's rows -------------------------------------
 
     def live_workers(self, send_id: int) -> tuple[str, ...]:
         """Other workers holding claims on this send that look alive."""
-        from sqlalchemy import select
-
-        cutoff = utcnow() - LEASE
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(sr.c.claimed_by, sr.c.updated_at)
-                .where(sr.c.send_id == send_id, sr.c.status == "sending")
-                .distinct()
-            ).all()
+        held = self._retrying(lambda: self._holders(send_id), writing=False)
+        cutoff = utcnow() - self.lease
         return tuple(
             sorted(
-                {
-                    row.claimed_by
-                    for row in rows
-                    if row.claimed_by != self.worker
-                    and not _is_stale(row.updated_at, row.claimed_by, self.worker, cutoff)
-                }
+                worker
+                for worker, last in held.items()
+                if worker != self.worker
+                and worker is not None
+                and not _is_stale(last, worker, self.worker, cutoff)
             )
         )
 
-    def resume(self, send_id: int, on_ambiguous: Ambiguous = "resend") -> Resumed:
-        """Make a send ready for another run: decide the rows a crash left in
-        ``sending`` (resend: back to pending; skip: skipped) and put failed
-        rows back to pending so they are tried again."""
+    def _holders(self, send_id: int) -> dict[str | None, dt.datetime | None]:
+        """Each worker holding rows of the send in ``sending``, with its
+        latest refresh (its heartbeat refreshes all its rows at once)."""
+        from sqlalchemy import func, select
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(sr.c.claimed_by, func.max(sr.c.updated_at))
+                .where(sr.c.send_id == send_id, sr.c.status == "sending")
+                .group_by(sr.c.claimed_by)
+            ).all()
+        return {row[0]: as_utc(row[1]) for row in rows}
+
+    def take_back(
+        self,
+        send_id: int,
+        on_ambiguous: Ambiguous = "resend",
+        settle: Settle | None = None,
+        *,
+        own: bool = False,
+    ) -> Resumed:
+        """Take back the rows of workers presumed dead (lease run out, or
+        gone from this host), and with ``own`` this worker's own rows left in
+        ``sending`` (a claim whose answer was lost to a dropped connection:
+        call it only when every row this worker knows of is decided).
+
+        Rows never handed to the transport go back to pending. Handed rows
+        without a result become this worker's; those ``settle`` finds in the
+        transport's records show as sent are recorded sent, those they show
+        as never accepted go back to pending, and the rest are decided by
+        ``on_ambiguous``: back to pending (resend) or skipped."""
+        holders = self._retrying(lambda: self._holders(send_id), writing=False)
+        cutoff = utcnow() - self.lease
+        taken: list[tuple[str | None, dt.datetime | None]] = []
+        for worker, last in holders.items():
+            if worker == self.worker:
+                if own:
+                    taken.append((worker, None))
+            elif _worker_is_gone(worker, self.worker):
+                taken.append((worker, None))
+            elif (last or cutoff) <= cutoff:
+                # Only rows still unrefreshed: a heartbeat committed first wins.
+                taken.append((worker, cutoff))
+        released = 0
+        handed: list[tuple[Claimed, dt.datetime | None]] = []
+        for worker, before in taken:
+            count, rows = self._retrying(partial(self._take, send_id, worker, before))
+            released += count
+            handed.extend(rows)
+            if count or rows:
+                log.warning(
+                    "took back %d recipients from %s, which stopped (%d never handed over)",
+                    count + len(rows),
+                    worker or "no worker",
+                    count,
+                )
+        if not handed:
+            return Resumed(released=released, ambiguous_action=on_ambiguous)
+        found: dict[int, str | None] = {}
+        if settle is not None:
+            try:
+                found = settle([row for row, _ in handed])
+            except Exception as exc:  # the records are a help, never a reason to stop
+                log.warning("could not read the transport's records of what it sent: %s", exc)
+        outcomes = []
+        for row, handed_at in handed:
+            if row.row_id in found:
+                message_id = found[row.row_id]
+                if message_id is None:  # never accepted: no attempt, simply pending
+                    outcomes.append(Outcome(row.row_id, "pending"))
+                else:
+                    outcomes.append(
+                        Outcome(row.row_id, "sent", message_id=message_id,
+                                at=handed_at or utcnow())
+                    )
+            elif on_ambiguous == "resend":
+                outcomes.append(Outcome(row.row_id, "pending", error=AMBIGUOUS_RESENT))
+            else:
+                outcomes.append(Outcome(row.row_id, "skipped", error=AMBIGUOUS_SKIPPED))
+        self.record(outcomes)
+        settled = sum(1 for o in outcomes if o.status == "sent")
+        unsent = sum(1 for o in outcomes if o.status == "pending" and not o.error)
+        return Resumed(
+            ambiguous=len(outcomes) - settled - unsent,
+            ambiguous_action=on_ambiguous,
+            released=released + unsent,
+            settled=settled,
+        )
+
+    def _take(
+        self, send_id: int, worker: str | None, before: dt.datetime | None
+    ) -> tuple[int, list[tuple[Claimed, dt.datetime | None]]]:
+        from sqlalchemy import update
+
+        now = utcnow()
+        where = [sr.c.send_id == send_id, sr.c.status == "sending", _claimed_by_eq(worker)]
+        if before is not None:
+            where.append(sr.c.updated_at <= before)
+        with db.writing(self.engine) as conn:
+            released = conn.execute(
+                update(sr)
+                .where(*where, sr.c.handed_at.is_(None))
+                .values(
+                    status="pending",
+                    claimed_by=None,
+                    attempts=sr.c.attempts - 1,
+                    updated_at=now,
+                )
+            ).rowcount
+            rows = conn.execute(
+                update(sr)
+                .where(*where, sr.c.handed_at.is_not(None))
+                .values(claimed_by=self.worker, updated_at=now)
+                .returning(
+                    sr.c.id, sr.c.subscriber_id, sr.c.email, sr.c.name, sr.c.attempts,
+                    sr.c.handed_at,
+                )
+            ).all()
+        handed = [
+            (
+                Claimed(
+                    row_id=int(row.id),
+                    subscriber_id=int(row.subscriber_id or 0),
+                    email=row.email or "",
+                    name=row.name or "",
+                    attempts=int(row.attempts),
+                ),
+                as_utc(row.handed_at),
+            )
+            for row in sorted(rows, key=lambda r: int(r.id))
+        ]
+        return int(released or 0), handed
+
+    def resume(
+        self, send_id: int, on_ambiguous: Ambiguous = "resend", settle: Settle | None = None
+    ) -> Resumed:
+        """Make a send ready for another run: take back what dead workers
+        left in ``sending`` (:meth:`take_back`) and put failed rows back to
+        pending so they are tried again."""
+        from sqlalchemy import update
+
+        resumed = self.take_back(send_id, on_ambiguous, settle)
+
+        def retry_failed() -> int:
+            with db.writing(self.engine) as conn:
+                return int(
+                    conn.execute(
+                        update(sr)
+                        .where(sr.c.send_id == send_id, sr.c.status == "failed")
+                        .values(
+                            status="pending", claimed_by=None, handed_at=None, updated_at=utcnow()
+                        )
+                    ).rowcount
+                    or 0
+                )
+
+        return resumed + Resumed(retried=self._retrying(retry_failed),
+                                 ambiguous_action=on_ambiguous)
+
+    def apply_recovered(self, send_id: int, worker: str, outcomes: Sequence[Outcome]) -> int:
+        """Write results that ``worker`` could not record before it stopped
+        (kept in a recovery file): a sent message always, other results only
+        where the row is still that worker's. Returns the rows changed."""
         from sqlalchemy import bindparam, update
 
-        stale = self.stale_claims(send_id)
-        now = utcnow()
-        with db.writing(self.engine) as conn:
-            if stale:
-                if on_ambiguous == "resend":
-                    values: dict[str, Any] = {"status": "pending", "claimed_by": None}
-                else:
-                    values = {
-                        "status": "skipped",
-                        "error": "may have been sent before an interrupted run (skipped)",
-                    }
-                conn.execute(
-                    update(sr)
-                    .where(
-                        sr.c.id == bindparam("row_id"),
-                        sr.c.status == "sending",
-                        _claimed_by_is(bindparam("worker")),
+        sent = [o for o in outcomes if o.status == "sent"]
+        others = [o for o in outcomes if o.status != "sent"]
+
+        def write() -> int:
+            now = utcnow()
+            changed = 0
+            with db.writing(self.engine) as conn:
+                if sent:
+                    changed += int(
+                        conn.execute(
+                            update(sr)
+                            .where(
+                                sr.c.id == bindparam("row_id"),
+                                sr.c.send_id == send_id,
+                                sr.c.status != "sent",
+                            )
+                            .values(
+                                status="sent",
+                                message_id=bindparam("message_id"),
+                                sent_at=bindparam("at"),
+                                updated_at=now,
+                                error=None,
+                            ),
+                            [
+                                {"row_id": o.row_id, "message_id": _stored_id(o.message_id),
+                                 "at": o.at}
+                                for o in sent
+                            ],
+                        ).rowcount
+                        or 0
                     )
-                    .values(updated_at=now, **values),
-                    [{"row_id": row_id, "worker": worker} for row_id, worker in stale],
-                )
-            retried = conn.execute(
-                update(sr)
-                .where(sr.c.send_id == send_id, sr.c.status == "failed")
-                .values(status="pending", claimed_by=None, updated_at=now)
-            ).rowcount
-        return Resumed(
-            ambiguous=len(stale), ambiguous_action=on_ambiguous, retried=int(retried or 0)
-        )
+                if others:
+                    held = Ledger(self.engine, worker)
+                    held._record(conn, others, now)
+            return changed + len(others)
+
+        return self._retrying(write)
 
     # -- the run --------------------------------------------------------------
 
@@ -481,6 +727,11 @@ class Ledger:
         """Record ``done``, then claim up to ``limit`` pending rows, in one
         transaction. Returns the rows to send and those skipped because the
         subscriber has left the list since the snapshot."""
+        return self._retrying(lambda: self._claim(send_id, limit, done))
+
+    def _claim(
+        self, send_id: int, limit: int, done: Sequence[Outcome]
+    ) -> tuple[list[Claimed], list[Outcome]]:
         from sqlalchemy import select, update
 
         now = utcnow()
@@ -502,6 +753,7 @@ class Ledger:
                     status="sending",
                     claimed_by=self.worker,
                     attempts=sr.c.attempts + 1,
+                    handed_at=None,
                     updated_at=now,
                 )
                 .returning(sr.c.id, sr.c.subscriber_id, sr.c.email, sr.c.name, sr.c.attempts)
@@ -542,8 +794,51 @@ class Ledger:
     def record(self, outcomes: Sequence[Outcome]) -> None:
         """Write what became of claimed rows."""
         if outcomes:
-            with db.writing(self.engine) as conn:
-                self._record(conn, outcomes, utcnow())
+            self.write(outcomes)
+
+    def write(
+        self,
+        outcomes: Sequence[Outcome] = (),
+        *,
+        hand: Sequence[int] = (),
+        heartbeat: int | None = None,
+    ) -> set[int]:
+        """One group commit, in this order: the results in ``outcomes``; the
+        rows in ``hand`` stamped as handed to the transport, of those still
+        this worker's (the ids returned: only those may be sent); and with
+        ``heartbeat`` (a send id) every claim this worker holds on that send
+        refreshed. A single unit of work, tried again as a whole."""
+        if not (outcomes or hand or heartbeat is not None):
+            return set()
+        return self._retrying(lambda: self._write(outcomes, hand, heartbeat))
+
+    def _write(
+        self, outcomes: Sequence[Outcome], hand: Sequence[int], heartbeat: int | None
+    ) -> set[int]:
+        from sqlalchemy import update
+
+        now = utcnow()
+        handed: set[int] = set()
+        with db.writing(self.engine) as conn:
+            if outcomes:
+                self._record(conn, outcomes, now)
+            if hand:
+                rows = conn.execute(
+                    update(sr)
+                    .where(sr.c.id.in_(list(hand)), *self._held())
+                    .values(handed_at=now, updated_at=now)
+                    .returning(sr.c.id)
+                ).all()
+                handed = {int(row.id) for row in rows}
+            if heartbeat is not None:
+                conn.execute(
+                    update(sr)
+                    .where(sr.c.send_id == heartbeat, *self._held())
+                    .values(updated_at=now)
+                )
+        if heartbeat is not None:
+            self._last_heartbeat = now
+        return handed
 
     def _record(self, conn: Connection, outcomes: Sequence[Outcome], now: dt.datetime) -> None:
         from sqlalchemy import bindparam, update
@@ -587,6 +882,7 @@ class Ledger:
                     claimed_by=None,
                     attempts=sr.c.attempts - bindparam("undo"),
                     error=bindparam("error"),
+                    handed_at=None,
                     updated_at=now,
                 ),
                 [
@@ -601,38 +897,40 @@ class Ledger:
 
     def heartbeat(self, send_id: int, *, force: bool = False) -> None:
         """Refresh this worker's claims so that no other run takes them for
-        a crashed one's; cheap to call often (it acts every HEARTBEAT)."""
-        from sqlalchemy import update
-
-        now = utcnow()
-        if not force and now - self._last_heartbeat < HEARTBEAT:
+        a crashed one's; cheap to call often (it acts every
+        :attr:`heartbeat_every`)."""
+        if not force and utcnow() - self._last_heartbeat < self.heartbeat_every:
             return
-        self._last_heartbeat = now
-        with db.writing(self.engine) as conn:
-            conn.execute(
-                update(sr).where(sr.c.send_id == send_id, *self._held()).values(updated_at=now)
-            )
+        self.write(heartbeat=send_id)
 
     # -- reading --------------------------------------------------------------
 
     def totals(self, send_id: int) -> Totals:
-        with self.engine.connect() as conn:
-            return _totals(conn, send_id)
+        def read() -> Totals:
+            with self.engine.connect() as conn:
+                return _totals(conn, send_id)
+
+        return self._retrying(read, writing=False)
 
     def first_sent_since(self, send_id: int, since: dt.datetime) -> dt.datetime | None:
         """When the first of this send's messages sent since ``since`` went out."""
         from sqlalchemy import func, select
 
-        with self.engine.connect() as conn:
-            first = conn.execute(
-                select(func.min(sr.c.sent_at)).where(
-                    sr.c.send_id == send_id, sr.c.status == "sent", sr.c.sent_at >= since
-                )
-            ).scalar_one()
-        return as_utc(first)
+        def read() -> Any:
+            with self.engine.connect() as conn:
+                return conn.execute(
+                    select(func.min(sr.c.sent_at)).where(
+                        sr.c.send_id == send_id, sr.c.status == "sent", sr.c.sent_at >= since
+                    )
+                ).scalar_one()
+
+        return as_utc(self._retrying(read, writing=False))
 
     def status(self, send_id: int, *, examples: int = 3, reasons: int = 10) -> SendStatus:
         """Totals, failures grouped by reason, rates and who is sending."""
+        return self._retrying(lambda: self._status(send_id, examples, reasons), writing=False)
+
+    def _status(self, send_id: int, examples: int, reasons: int) -> SendStatus:
         from sqlalchemy import func, select
 
         send = self.get(send_id)
@@ -738,10 +1036,9 @@ class Ledger:
             last = int(rows[-1].row_id)
 
 
-def _claimed_by_is(worker: Any) -> Any:
-    from sqlalchemy import or_
-
-    return or_(sr.c.claimed_by == worker, sr.c.claimed_by.is_(None))
+def _claimed_by_eq(worker: str | None) -> Any:
+    """``claimed_by`` is ``worker`` (or, for None, is NULL)."""
+    return sr.c.claimed_by.is_(None) if worker is None else sr.c.claimed_by == worker
 
 
 def _totals(conn: Connection, send_id: int) -> Totals:

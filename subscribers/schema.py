@@ -8,10 +8,17 @@ tables; nothing else issues DDL. The same tables serve SQLite and PostgreSQL.
     suppressions        hashed addresses that must never be mailed again
                         without a new confirmed subscription (erasure,
                         complaints)
+    signups             form signups waiting for their confirmation: the
+                        nonce in each one's link, and the name and consent
+                        that confirming it makes the subscriber's
+    rate_limits         hits per key (a hashed client network, mailbox or
+                        domain) per fixed window, shared by every process;
+                        rows expire after two windows
     sends               one row per issue sent to the list
     send_recipients     the ledger: the recipients snapshotted for a send and
                         where each one stands (pending → sending → sent |
-                        failed | skipped)
+                        failed | skipped), and whether it was handed to the
+                        transport
 """
 
 from __future__ import annotations
@@ -78,6 +85,9 @@ subscribers = Table(
     Column("confirmation_claimed_by", String(100)),
     # Claims of the current signup's message: bounded, then given up.
     Column("confirmation_attempts", Integer, nullable=False, server_default="0"),
+    # The inbox the address delivers to (models.mailbox_key): what the limits
+    # on confirmation messages count by. Set on every row since 0006.
+    Column("mailbox_key", String(320), index=True),
 )
 
 subscriber_events = Table(
@@ -115,6 +125,43 @@ suppressions = Table(
     Column("created_at", UTC_DATETIME, nullable=False),
 )
 
+signups = Table(
+    "signups",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "subscriber_id",
+        Id,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    # In the signup's confirmation link; empty for signups from before 0006,
+    # whose links carry none.
+    Column("nonce", String(32), nullable=False),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("consent_at", UTC_DATETIME, nullable=False),
+    Column("consent_ip", String(64)),
+    Column("consent_user_agent", String(512)),
+    Column("consent_text", Text),
+    Column("created_at", UTC_DATETIME, nullable=False),
+    # When its link was mailed; never-mailed signups are dropped by the next one.
+    Column("mailed_at", UTC_DATETIME),
+    UniqueConstraint("subscriber_id", "nonce", name="uq_signups_subscriber_nonce"),
+)
+
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    # SHA-256 of "kind:value" (an IP network, a mailbox, a domain): no
+    # address is kept.
+    Column("key", String(64), primary_key=True),
+    # The window's start, in seconds since the epoch.
+    Column("window_start", BigInteger, primary_key=True),
+    Column("hits", Integer, nullable=False),
+    Column("expires_at", UTC_DATETIME, nullable=False, index=True),
+)
+
 sends = Table(
     "sends",
     metadata,
@@ -148,8 +195,13 @@ send_recipients = Table(
     Column("message_id", String(300), index=True),
     Column("error", Text),
     Column("claimed_by", String(100)),
+    # Refreshed by the claiming worker's heartbeat: its lease runs from here.
     Column("updated_at", UTC_DATETIME, nullable=False),
     Column("sent_at", UTC_DATETIME),
+    # Committed before the message is handed to the transport, cleared when
+    # the row goes back to pending: a crash leaves undecided only the rows
+    # that have it and no result.
+    Column("handed_at", UTC_DATETIME),
     UniqueConstraint("send_id", "subscriber_id", name="uq_send_recipients_send_subscriber"),
 )
 Index("ix_send_recipients_send_status", send_recipients.c.send_id, send_recipients.c.status)

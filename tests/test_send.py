@@ -7,6 +7,7 @@ import datetime as dt
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from email import policy
 from email.parser import BytesParser
 
@@ -267,65 +268,178 @@ def test_a_subscriber_who_leaves_during_the_send_is_skipped(settings, store):
     assert addresses[-1] not in outbox_recipients(settings)
 
 
-def _crash_leftovers(settings, count: int, worker: str) -> list[int]:
-    """Rows claimed by a worker that is gone, as a killed run leaves them."""
+def _crash_leftovers(settings, count: int, worker: str, *, handed: bool = True) -> list[int]:
+    """Rows claimed (and handed to the transport, unless not ``handed``) by a
+    worker that is gone, as a killed run leaves them."""
     engine = connect(settings.database_url, settings.root)
     try:
         ledger = Ledger(engine, worker=worker)
         send, _ = ledger.start("calf-stretch", "issues/" + ISSUE, "subject", "outbox")
         claimed, _ = ledger.claim(send.id, count)
-        return [c.row_id for c in claimed]
+        ids = [c.row_id for c in claimed]
+        if handed:
+            assert ledger.write(hand=ids) == set(ids)
+        return ids
     finally:
         engine.dispose()
 
 
-def test_ambiguous_rows_are_sent_again_by_default(settings, store):
-    addresses = add_subscribers(store, 12)
+def _dead_worker() -> str:
+    """A worker id on this host whose process does not exist."""
     import socket
 
-    dead = f"{socket.gethostname()[:60]}:{2**22 + 12345}:deadbeef"
-    leftovers = _crash_leftovers(settings, 4, dead)
-    result = run(settings)
+    return f"{socket.gethostname()[:60]}:{2**22 + 12345}:deadbeef"
+
+
+class Unrecorded(Transport):
+    """The outbox, as a transport that keeps no record of what it accepted
+    (as SES): a handed message without a result stays undecided."""
+
+    name = "outbox"
+
+    def __init__(self, settings) -> None:
+        from pipeline.transports.outbox import OutboxTransport
+
+        self.inner = OutboxTransport(settings.outbox_dir)
+
+    def send(self, message: OutgoingMessage) -> str:
+        return self.inner.send(message)
+
+
+def test_ambiguous_rows_are_sent_again_by_default(settings, store):
+    addresses = add_subscribers(store, 12)
+    leftovers = _crash_leftovers(settings, 4, _dead_worker())
+    result = run(settings, transport=Unrecorded(settings))
     assert result.resumed.ambiguous == 4 and result.resumed.ambiguous_action == "resend"
     assert result.sent == 12
     assert outbox_recipients(settings) == Counter(addresses)
     assert len(leftovers) == 4
 
 
+def test_handed_rows_the_outbox_never_wrote_are_simply_pending_again(settings, store):
+    addresses = add_subscribers(store, 12)
+    _crash_leftovers(settings, 4, _dead_worker())
+    result = run(settings, on_ambiguous="skip")
+    assert (result.resumed.ambiguous, result.resumed.released) == (0, 4)
+    assert result.sent == 12 and result.skipped == 0
+    assert outbox_recipients(settings) == Counter(addresses)
+
+
 def test_ambiguous_rows_can_be_skipped(settings, store):
     add_subscribers(store, 12)
-    import socket
-
-    dead = f"{socket.gethostname()[:60]}:{2**22 + 12345}:deadbeef"
-    leftovers = set(_crash_leftovers(settings, 4, dead))
-    result = run(settings, on_ambiguous="skip")
+    leftovers = set(_crash_leftovers(settings, 4, _dead_worker()))
+    result = run(settings, on_ambiguous="skip", transport=Unrecorded(settings))
     assert result.resumed.ambiguous == 4 and result.sent == 8
     skipped = [r for r in rows(settings) if r.status == "skipped"]
     assert {r.id for r in skipped} == leftovers
     assert all("interrupted" in r.error for r in skipped)
 
 
-def test_claims_of_a_live_worker_elsewhere_are_left_alone(settings, store):
-    add_subscribers(store, 10)
-    leftovers = _crash_leftovers(settings, 3, "another-host:4242:cafe")
+def test_rows_claimed_but_never_handed_are_pending_again_not_ambiguous(settings, store):
+    addresses = add_subscribers(store, 12)
+    _crash_leftovers(settings, 5, _dead_worker(), handed=False)
+    result = run(settings, on_ambiguous="skip")
+    assert result.resumed.ambiguous == 0 and result.resumed.released == 5
+    assert result.sent == 12 and result.outcome == "done"
+    assert outbox_recipients(settings) == Counter(addresses)
+    assert {r.attempts for r in rows(settings)} == {1}, "a claim never handed is no attempt"
+
+
+def test_handed_rows_found_in_the_outbox_are_recorded_sent_not_sent_again(settings, store):
+    from pipeline.personalize import Recipient
+    from pipeline.publish import _personalizer, checked_issue
+    from pipeline.transports.outbox import OutboxTransport
+
+    addresses = add_subscribers(store, 10)
+    leftovers = _crash_leftovers(settings, 4, _dead_worker())
+    # The dead worker had written two of its four messages to the outbox.
+    personalizer = _personalizer(
+        settings, checked_issue(settings, settings.issues_dir / ISSUE),
+        message_id_seed="calf-stretch.1",
+    )
+    outbox = OutboxTransport(settings.outbox_dir)
+    written = {}
+    for row in rows(settings):
+        if row.id in leftovers[:2]:
+            written[row.id] = outbox.send(personalizer(Recipient(row.subscriber_id, row.email)))
+
     result = run(settings)
-    assert result.outcome == "shared"
-    assert result.sent == 7 and result.totals.sending == 3
-    assert not result.resumed.ambiguous
+    assert (result.resumed.settled, result.resumed.released, result.resumed.ambiguous) == (2, 2, 0)
+    assert result.outcome == "done" and result.sent == 8
+    assert outbox_recipients(settings) == Counter(addresses), "each exactly once"
+    by_id = {r.id: r for r in rows(settings)}
+    assert {by_id[i].message_id for i in written} == set(written.values())
 
-    # Once its lease runs out, the same rows count as a dead worker's.
-    from sqlalchemy import update
 
+def test_claims_of_a_live_worker_are_waited_for_then_taken_back_when_its_lease_runs_out(
+    settings, store, monkeypatch
+):
+    """A sender elsewhere holds three rows and renews its lease for a while,
+    then falls silent: the run waits for it instead of leaving them, takes
+    them back once the lease has run out, and finishes."""
+    addresses = add_subscribers(store, 10)
+    elsewhere = "another-host:4242:cafe"
+    leftovers = _crash_leftovers(settings, 3, elsewhere, handed=False)
     engine = connect(settings.database_url, settings.root)
-    with engine.begin() as conn:
-        conn.execute(
-            update(send_recipients)
-            .where(send_recipients.c.id.in_(leftovers))
-            .values(updated_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10))
-        )
-    engine.dispose()
-    again = run(settings)
-    assert again.resumed.ambiguous == 3 and again.outcome == "done"
+    beating = threading.Event()
+    silent = threading.Event()
+
+    def heartbeat() -> None:
+        ledger = Ledger(engine, worker=elsewhere)
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            ledger.heartbeat(1, force=True)
+            beating.set()
+            time.sleep(0.2)
+        silent.set()
+
+    thread = threading.Thread(target=heartbeat)
+    thread.start()
+    try:
+        beating.wait(10)
+        settings = replace(settings, send_lease=1.0)
+        started = time.monotonic()
+        result = run(settings)
+    finally:
+        thread.join()
+        engine.dispose()
+    assert silent.is_set(), "the run waited while the other sender was alive"
+    assert time.monotonic() - started >= 2.0
+    assert result.outcome == "done" and result.totals.left == 0
+    assert result.resumed.released == 3 and not result.resumed.ambiguous
+    assert outbox_recipients(settings) == Counter(addresses)
+    assert {r.id for r in rows(settings) if r.status == "sent"} >= set(leftovers)
+
+
+def test_rows_a_live_worker_finishes_are_waited_for_and_never_sent_twice(settings, store):
+    from subscribers.ledger import Outcome
+
+    addresses = add_subscribers(store, 10)
+    elsewhere = "another-host:4242:cafe"
+    leftovers = _crash_leftovers(settings, 3, elsewhere)
+    engine = connect(settings.database_url, settings.root)
+
+    def finish_them() -> None:
+        ledger = Ledger(engine, worker=elsewhere)
+        for _ in range(10):
+            ledger.heartbeat(1, force=True)
+            time.sleep(0.1)
+        ledger.record([Outcome(row, "sent", message_id=f"elsewhere-{row}") for row in leftovers])
+
+    thread = threading.Thread(target=finish_them)
+    thread.start()
+    try:
+        result = run(replace(settings, send_lease=30.0))
+    finally:
+        thread.join()
+        engine.dispose()
+    assert result.outcome == "done" and result.sent == 7 and result.totals.sent == 10
+    assert not result.resumed.ambiguous
+    sent_here = outbox_recipients(settings)
+    assert sum(sent_here.values()) == 7 and max(sent_here.values()) == 1
+    assert set(sent_here) | {r.email for r in rows(settings) if r.id in leftovers} == set(
+        addresses
+    )
 
 
 def test_an_address_that_cannot_be_mailed_fails_alone(settings, store):

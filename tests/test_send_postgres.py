@@ -80,6 +80,7 @@ def test_resume_decides_a_dead_workers_rows(store):
     send, _ = dead.start("calf", "issues/calf.md", "Subject", "ses")
     claimed, _ = dead.claim(send.id, 3)
     dead.record([Outcome(claimed[0].row_id, "failed", error="boom")])
+    assert dead.write(hand=[claimed[1].row_id]) == {claimed[1].row_id}
 
     ledger = Ledger(store.engine)
     assert ledger.live_workers(send.id) == ("elsewhere:1:dead",)
@@ -96,9 +97,61 @@ def test_resume_decides_a_dead_workers_rows(store):
             )
         )
     resumed = ledger.resume(send.id, "skip")
-    assert (resumed.ambiguous, resumed.retried) == (2, 0)
+    assert (resumed.ambiguous, resumed.released, resumed.retried) == (1, 1, 0), (
+        "only the row handed to the transport is undecided; the other is pending again"
+    )
     totals = ledger.totals(send.id)
-    assert (totals.skipped, totals.pending, totals.sending) == (2, 3, 0)
+    assert (totals.skipped, totals.pending, totals.sending) == (1, 4, 0)
+
+
+def test_a_silent_workers_rows_taken_back_are_never_handed_by_it(store):
+    """A worker whose lease ran out (stopped, partitioned) and comes back may
+    not send what was taken back from it: its hand stamps find nothing."""
+    from sqlalchemy import update
+
+    add(store, 4)
+    lease = dt.timedelta(seconds=30)
+    silent = Ledger(store.engine, worker="elsewhere:1:silent", lease=lease)
+    send, _ = silent.start("calf", "issues/calf.md", "Subject", "ses")
+    claimed, _ = silent.claim(send.id, 4)
+    ids = [c.row_id for c in claimed]
+    assert silent.write(hand=ids[:1]) == {ids[0]}
+    survivor = Ledger(store.engine, lease=lease)
+    assert not survivor.take_back(send.id), "a live lease is left alone"
+
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(send_recipients).values(
+                updated_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+            )
+        )
+    taken = survivor.take_back(send.id)
+    assert (taken.released, taken.ambiguous) == (3, 1)
+    assert silent.write(hand=ids) == set(), "none of them may go out now"
+    silent.heartbeat(send.id, force=True)
+    # What it did send before is still a fact, recorded whoever holds the row.
+    silent.record([Outcome(ids[0], "sent", message_id="ses-late")])
+    totals = survivor.totals(send.id)
+    assert (totals.sent, totals.pending, totals.sending) == (1, 3, 0)
+
+
+def test_a_heartbeat_keeps_a_workers_rows_from_being_taken(store):
+    from sqlalchemy import update
+
+    add(store, 2)
+    lease = dt.timedelta(seconds=30)
+    worker = Ledger(store.engine, worker="elsewhere:1:alive", lease=lease)
+    send, _ = worker.start("calf", "issues/calf.md", "Subject", "ses")
+    worker.claim(send.id, 2)
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(send_recipients).values(
+                updated_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+            )
+        )
+    worker.heartbeat(send.id, force=True)
+    assert not Ledger(store.engine, lease=lease).take_back(send.id)
+    assert Ledger(store.engine, lease=lease).live_workers(send.id) == ("elsewhere:1:alive",)
 
 
 @pytest.mark.postgres

@@ -380,3 +380,44 @@ def test_outbox_writes_one_file_per_message(settings, messages):
     }
     assert recipients == {f"r{i}@example.com" for i in range(10)}
     assert not list(settings.outbox_dir.glob(".*"))  # no temporary files left
+
+
+def _message_id(message: OutgoingMessage) -> str:
+    parsed = BytesParser(policy=policy.default).parsebytes(message.raw)
+    return str(parsed["Message-ID"])
+
+
+def test_the_outbox_knows_which_messages_it_wrote(settings, messages):
+    transport = open_transport(settings, "outbox")
+    written = messages("alex@example.com")
+    name = transport.send(written)
+    never = messages("sam@example.com")
+    # A write that never finished leaves only a temporary file behind.
+    (settings.outbox_dir / f".{name}.abc.tmp").write_bytes(never.raw)
+    wanted = {_message_id(written): "alex@example.com", _message_id(never): "sam@example.com"}
+    assert transport.records_all_accepted
+    assert transport.accepted(wanted) == {_message_id(written): name}
+    assert open_transport(settings, "outbox").accepted({"<nope@x>": "nobody@example.com"}) == {}
+
+
+def test_smtp_notes_each_accepted_message_and_reads_them_back(smtp_server, messages, tmp_path):
+    journal = tmp_path / "smtp-accepted.log"
+    transport = SmtpTransport(
+        smtp_server.host, smtp_server.port, username=SMTP_USER, password=SMTP_PASSWORD,
+        ssl_context=smtp_server.client_context(), journal=journal,
+    )
+    accepted = messages("alex@example.com")
+    refused = messages("bad@example.com")
+    smtp_server.refuse_recipient("bad@example.com", "550 5.1.1 no such user")
+    try:
+        relay_id = transport.send(accepted)
+        with pytest.raises(Rejected):
+            transport.send(refused)
+    finally:
+        transport.close()
+    [line] = journal.read_text().splitlines()
+    assert line.split("\t") == [_message_id(accepted), relay_id, "alex@example.com"]
+    again = SmtpTransport(smtp_server.host, smtp_server.port, journal=journal)
+    wanted = {_message_id(accepted): "alex@example.com", _message_id(refused): "bad@example.com"}
+    assert not again.records_all_accepted, "a kill between the relay's 250 and the note"
+    assert again.accepted(wanted) == {_message_id(accepted): relay_id}

@@ -151,7 +151,7 @@ def _run(prepared: PreparedSend, stop: Any = None) -> SendResult:
 def _exit_for(result: SendResult) -> None:
     if result.outcome == "interrupted":
         raise typer.Exit(130)
-    if result.outcome == "stopped" or result.failed:
+    if result.outcome in ("stopped", "shared") or result.failed:
         raise typer.Exit(1)
 
 
@@ -232,6 +232,11 @@ class _progress_bar:
 def _summary(result: SendResult) -> None:
     totals = result.totals
     slug = result.send.issue_slug
+    if result.resumed and result.resumed.settled:
+        echo(
+            f"{result.resumed.settled} recipients a stopped run had sent were found in "
+            f"the {result.send.transport}'s records and recorded as sent"
+        )
     if result.resumed and result.resumed.ambiguous:
         action = "sent again" if result.resumed.ambiguous_action == "resend" else "skipped"
         echo(
@@ -310,7 +315,7 @@ def due(
             failed = True
         else:
             _summary(item.result)
-            failed = failed or item.result.outcome in ("stopped", "interrupted")
+            failed = failed or item.result.outcome in ("stopped", "interrupted", "shared")
     if failed:
         raise typer.Exit(1)
 

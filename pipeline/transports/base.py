@@ -15,6 +15,7 @@ can decide what to do without knowing which provider it talks to:
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -93,6 +94,9 @@ class Transport(abc.ABC):
     threads at once (the send loop keeps a few calls in flight)."""
 
     name: str = "transport"
+    records_all_accepted: bool = False
+    """True when :meth:`accepted` is a complete record: a message it does not
+    list was never accepted (the outbox: no file, no message)."""
 
     @abc.abstractmethod
     def send(self, message: OutgoingMessage) -> str:
@@ -101,6 +105,15 @@ class Transport(abc.ABC):
     def quota(self) -> Quota:
         """The provider's limits; unlimited unless the provider says otherwise."""
         return Quota()
+
+    def accepted(self, wanted: Mapping[str, str]) -> dict[str, str]:
+        """Of the messages with these Message-IDs (each mapped to its
+        envelope recipient), those this transport's own records show it
+        accepted before, as Message-ID → the provider's message id.
+
+        For the recipients a crashed run handed over without recording a
+        result. The default knows of none (SES keeps no record to ask)."""
+        return {}
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -5,6 +5,13 @@ STARTTLS (certificate and host name verified) and login when configured,
 and reopened after a failure. The password comes from the environment
 (``NEWSLETTER_SMTP_PASSWORD``) only.
 
+A relay keeps no record the sender can ask, so the transport keeps one: each
+message the relay accepts (250 to DATA) is appended to ``smtp-accepted.log``
+at the newsletter's root, one line of Message-ID, relay id and recipient,
+written to disk (fsync) before :meth:`SmtpTransport.send` returns. After a
+crash, :meth:`SmtpTransport.accepted` reads it back, so a message the relay
+took is recorded sent instead of being sent again.
+
 Replies map onto the transport's tree (see :mod:`pipeline.transports.base`):
 
     454 "Throttling failure: Maximum sending rate exceeded"   Throttled
@@ -18,10 +25,14 @@ Replies map onto the transport's tree (see :mod:`pipeline.transports.base`):
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import re
 import smtplib
 import ssl
 import threading
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.transports.base import (
@@ -38,7 +49,11 @@ from pipeline.transports.base import (
 if TYPE_CHECKING:
     from pipeline.config import Settings
 
+log = logging.getLogger(__name__)
+
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
+JOURNAL = "smtp-accepted.log"
+"""The file, at the newsletter's root, of the messages the relay accepted."""
 
 
 def classify(code: int, text: str, *, stage: str) -> type[TransportError]:
@@ -80,6 +95,7 @@ class SmtpTransport(Transport):
         starttls: bool = True,
         timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        journal: Path | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -91,6 +107,8 @@ class SmtpTransport(Transport):
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[smtplib.SMTP] = []
+        self.journal = journal
+        self._journal_fd: int | None = None
 
     def __repr__(self) -> str:
         return f"SmtpTransport({self.host!r}, {self.port}, username={self.username!r})"
@@ -103,6 +121,7 @@ class SmtpTransport(Transport):
             username=settings.smtp_username,
             password=settings.smtp_password,
             starttls=settings.smtp_starttls,
+            journal=settings.root / JOURNAL,
         )
 
     def _connect(self) -> smtplib.SMTP:
@@ -160,7 +179,7 @@ class SmtpTransport(Transport):
     def send(self, message: OutgoingMessage) -> str:
         conn = self._connection()
         try:
-            return self._transaction(conn, message)
+            relay_id = self._transaction(conn, message)
         except smtplib.SMTPServerDisconnected as exc:
             self._drop()
             raise TemporaryFailure(f"SMTP {self.host}: disconnected: {exc}") from None
@@ -169,6 +188,48 @@ class SmtpTransport(Transport):
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
             raise TemporaryFailure(f"SMTP {self.host}: {exc}") from None
+        self._note_accepted(message, relay_id)
+        return relay_id
+
+    def _note_accepted(self, message: OutgoingMessage, relay_id: str) -> None:
+        """Append the accepted message to the journal and fsync it. A journal
+        that cannot be written is logged, never a reason to report the
+        message unsent: the relay has it."""
+        if self.journal is None:
+            return
+        match = _MESSAGE_ID.search(message.raw, 0, 8192)
+        if match is None:
+            return
+        fields = (match.group(1).decode("ascii", "replace"), relay_id, message.recipient)
+        line = "\t".join(" ".join(field.split()) for field in fields) + "\n"
+        try:
+            with self._lock:
+                if self._journal_fd is None:
+                    self._journal_fd = os.open(
+                        self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+                    )
+                fd = self._journal_fd
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        except OSError as exc:
+            log.warning("%s: cannot note an accepted message: %s", self.journal, exc)
+
+    def accepted(self, wanted: Mapping[str, str]) -> dict[str, str]:
+        """The messages among ``wanted`` that the journal shows the relay
+        accepted, with the relay's id."""
+        found: dict[str, str] = {}
+        if self.journal is None or not wanted:
+            return found
+        try:
+            handle = open(self.journal, encoding="utf-8", errors="replace")  # noqa: SIM115
+        except FileNotFoundError:
+            return found
+        with handle:
+            for line in handle:
+                message_id, _, rest = line.rstrip("\n").partition("\t")
+                if message_id in wanted:
+                    found[message_id] = rest.partition("\t")[0]
+        return found
 
     def _transaction(self, conn: smtplib.SMTP, message: OutgoingMessage) -> str:
         code, reply = conn.mail(message.sender)
@@ -204,6 +265,9 @@ class SmtpTransport(Transport):
     def close(self) -> None:
         with self._lock:
             connections, self._connections = self._connections, []
+            fd, self._journal_fd = self._journal_fd, None
+        if fd is not None:
+            os.close(fd)
         for conn in connections:
             try:
                 conn.quit()

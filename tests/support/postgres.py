@@ -6,6 +6,9 @@
     postgres_url      a fresh, empty database; its SQLAlchemy URL
     database_url      parametrized: an SQLite file, then a PostgreSQL
                       database, so store tests run on both
+    own_postgres      a server of the test's own, to stop (``stop()``, or
+                      ``crash()``: immediate shutdown) and start again
+                      mid-test on the same port; ``url`` is its database
 
 initdb refuses to run as root, so as root the server runs as the
 ``postgres`` user, in a folder that user owns. Durability is switched off
@@ -119,3 +122,77 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'subscribers.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+class OwnPostgres:
+    """A PostgreSQL server for one test, which it may stop and start again."""
+
+    def __init__(self, folder: Path) -> None:
+        self.owner = "postgres" if os.geteuid() == 0 else None
+        self.folder = folder
+        if self.owner:
+            entry = pwd.getpwnam(self.owner)
+            os.chown(folder, entry.pw_uid, entry.pw_gid)
+        self.data = folder / "data"
+        self.port = free_port()
+        subprocess.run(
+            _as_owner(
+                [str(BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                 "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"],
+                self.owner,
+            ),
+            check=True,
+            capture_output=True,
+        )
+        self.server = PostgresServer(host="127.0.0.1", port=self.port, user="postgres",
+                                     folder=folder)
+        self.start()
+        self.server.admin('CREATE DATABASE "newsletter"')
+        self.url = self.server.url("newsletter")
+
+    def _ctl(self, *args: str) -> None:
+        # Commits are durable against a crash of the server (not of the
+        # machine): a committed result must survive crash().
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=on -c full_page_writes=off"
+        )
+        subprocess.run(
+            _as_owner(
+                [str(BIN / "pg_ctl"), "-D", str(self.data), "-o", options,
+                 "-l", str(self.folder / "log"), *args],
+                self.owner,
+            ),
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        self._ctl("-w", "start")
+
+    def stop(self) -> None:
+        """A clean, fast shutdown: connections are told and closed."""
+        self._ctl("-m", "fast", "-w", "stop")
+
+    def crash(self) -> None:
+        """An immediate shutdown, as a crash: no checkpoint, connections cut."""
+        self._ctl("-m", "immediate", "-w", "stop")
+
+    def close(self) -> None:
+        subprocess.run(
+            _as_owner([str(BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+                      self.owner),
+            capture_output=True,
+        )
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[OwnPostgres]:
+    if not (BIN / "initdb").exists():
+        pytest.fail(f"{BIN}/initdb is missing: tests/run installs Debian's postgresql-15")
+    server = OwnPostgres(Path(tempfile.mkdtemp(prefix="publish-own-pg-")))
+    try:
+        yield server
+    finally:
+        server.close()
