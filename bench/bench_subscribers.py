@@ -130,7 +130,7 @@ SERVER = textwrap.dedent(
     settings = load_settings(root, {"web_port": port})
     web = replace(
         _web_config(settings, "bench-secret-0123456789abcdef"),
-        per_ip=Limit(10**9, 60), per_address=Limit(10**9, 60),
+        per_ip=Limit(10**9, 60), per_address=Limit(10**9, 60), per_domain=Limit(10**9, 60),
     )
     if __name__ == "__main__":
         run_service(settings, web)

@@ -53,13 +53,18 @@ POLICY = policy.default.clone(header_factory=_HeaderClasses())
 def confirmation_message(
     newsletter: Newsletter, subscriber: Subscriber, confirm_url: str
 ) -> EmailMessage:
-    """ "Please confirm": the one message an unconfirmed address ever gets."""
+    """ "Please confirm": the one message an unconfirmed address ever gets.
+
+    Whoever typed the address in may not be the person who reads it, so
+    nothing they typed is in it: it greets nobody by name, and its To header
+    is the bare address."""
     return _message(
         newsletter,
         subscriber,
         f"Please confirm your subscription to {newsletter.name}",
         "confirm",
         {"confirm_url": confirm_url},
+        by_name=False,
     )
 
 
@@ -86,14 +91,17 @@ def _message(
     subject: str,
     template: str,
     values: dict[str, Any],
+    *,
+    by_name: bool = True,
 ) -> EmailMessage:
     env = templates()
-    context = {"newsletter": newsletter, "first_name": subscriber.first_name, **values}
+    first_name = subscriber.first_name if by_name else ""
+    context = {"newsletter": newsletter, "first_name": first_name, **values}
     sender = _mailbox(newsletter.sender)
     message = EmailMessage(policy=POLICY)
     message["Subject"] = subject
     message["From"] = newsletter.sender
-    message["To"] = _recipient(subscriber)
+    message["To"] = _recipient(subscriber, by_name=by_name)
     message["Reply-To"] = newsletter.reply_to
     message["Date"] = format_datetime(datetime.now(UTC))  # "+0000" (RFC 5322 3.3)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
@@ -108,9 +116,10 @@ def _message(
     return message
 
 
-def _recipient(subscriber: Subscriber) -> Address:
+def _recipient(subscriber: Subscriber, *, by_name: bool = True) -> Address:
     username, _, domain = subscriber.email.rpartition("@")
-    return Address(display_name=subscriber.name, username=username, domain=domain)
+    name = subscriber.name if by_name else ""
+    return Address(display_name=name, username=username, domain=domain)
 
 
 def _mailbox(address: str) -> str:

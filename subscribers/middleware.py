@@ -1,21 +1,18 @@
 """The web service's plumbing, below the handlers: security headers, body
-limits and the last-resort error page (:class:`Guard`), the rate limiter
-(:class:`SlidingWindow`) and the built site's files (:func:`site_files`).
+limits and the last-resort error page (:class:`Guard`), the client's address
+as the rate limits see it (:func:`client_ip`) and the built site's files
+(:func:`site_files`).
 
 Starlette is imported only where it is used, like the rest of the service.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from subscribers.models import Limit
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -31,48 +28,27 @@ COMMON_HEADERS = {
 }
 
 
-class SlidingWindow:
-    """Counts events per key over a sliding window, in memory, thread-safe.
+def client_ip(host: str | None) -> str | None:
+    """The client's IP address, written the one way (an IPv4-mapped IPv6
+    address as IPv4), from the host the server reports; None when there is
+    none or it is no IP address.
 
-    Keeps at most ``max_keys`` keys: when full it first forgets keys with no
-    recent events, then the oldest ones.
-    """
-
-    def __init__(
-        self,
-        limit: Limit,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 100_000,
-    ) -> None:
-        self.limit = limit
-        self.clock = clock
-        self.max_keys = max_keys
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        """Count an event for ``key``; False (and not counted) when over the limit."""
-        now = self.clock()
-        with self._lock:
-            hits = self._hits.get(key)
-            if hits is None:
-                if len(self._hits) >= self.max_keys:
-                    self._prune(now)
-                hits = self._hits[key] = deque()
-            while hits and hits[0] <= now - self.limit.seconds:
-                hits.popleft()
-            if len(hits) >= self.limit.count:
-                return False
-            hits.append(now)
-            return True
-
-    def _prune(self, now: float) -> None:
-        horizon = now - self.limit.seconds
-        for key in [key for key, hits in self._hits.items() if not hits or hits[-1] <= horizon]:
-            del self._hits[key]
-        if len(self._hits) >= self.max_keys:
-            for key in list(self._hits)[: len(self._hits) // 2]:
-                del self._hits[key]
+    The server (uvicorn, given ``web.trusted_proxies`` as its
+    ``forwarded_allow_ips``) reports the peer, or, when the peer is a
+    trusted proxy, the right-most address in ``X-Forwarded-For`` that is not
+    a trusted proxy itself. The header is never read here again. Text that
+    is no address can only have come from a trusted proxy's header; the peer
+    it replaced is not known any more, so such requests count as one client
+    (:data:`subscribers.limits.UNKNOWN`) and record no address."""
+    if not host:
+        return None
+    try:
+        address = ipaddress.ip_address(host.strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
 
 
 def site_files(folder: Path) -> ASGIApp:

@@ -141,6 +141,30 @@ def email_hash(email: str) -> str:
     return hashlib.sha256(email_key(email).encode("utf-8")).hexdigest()
 
 
+_GMAIL = ("gmail.com", "googlemail.com")
+
+
+def mailbox_key(email: str) -> str:
+    """The inbox an address delivers to, as far as the address shows it:
+    case-folded, without a ``+tag``, and for Gmail without the dots that
+    Gmail ignores (``V.ictim+2@GoogleMail.com`` is ``victim@gmail.com``).
+    Limits on confirmation messages count per mailbox, so that variants of
+    one address never add up to more mail in one inbox."""
+    local, _, domain = email.strip().rpartition("@")
+    local, domain = local.casefold(), domain.casefold()
+    tagless = local.split("+", 1)[0]
+    local = tagless or local
+    if domain in _GMAIL:
+        domain = _GMAIL[0]
+        local = local.replace(".", "") or local
+    return f"{local}@{domain}"
+
+
+def mailbox_domain(email: str) -> str:
+    """The domain of :func:`mailbox_key` (Gmail's two spelled as one)."""
+    return mailbox_key(email).rpartition("@")[2]
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _SPACES = re.compile(r"\s+")
 
@@ -219,6 +243,22 @@ class Subscriber:
     @property
     def first_name(self) -> str:
         return self.name.split(" ", 1)[0] if self.name else ""
+
+
+@dataclass(frozen=True)
+class Signup:
+    """One signup from the form, waiting for its confirmation: its own link
+    (the ``nonce`` in it), and the name and consent it brings, which become
+    the subscriber's only when that link is confirmed."""
+
+    id: int
+    subscriber_id: int
+    nonce: str
+    """Empty for the signups made before links carried one."""
+    name: str
+    consent: Consent
+    created_at: dt.datetime
+    mailed_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -348,9 +388,20 @@ class Limit:
 
 
 SIGNUPS_PER_IP = Limit(10, 600)
-"""Signup requests the web service takes from one client address."""
+"""Signup requests the web service takes from one client network (an IPv4
+address, an IPv6 /64)."""
 CONFIRMATIONS_PER_ADDRESS = Limit(3, 3600)
-"""Confirmation messages one email address gets, however often it is entered."""
+"""Confirmation messages one mailbox (:func:`mailbox_key`) gets, however
+often it is entered and however it is spelled."""
+CONFIRMATIONS_PER_DOMAIN = Limit(10, 60)
+"""Confirmation messages to one domain, big providers included, before the
+rest wait for the next minute."""
+CONFIRMATIONS_AFTER_REPORT = Limit(1, 30 * 86400)
+"""Confirmation messages from the form to a mailbox that complained or
+bounced (permanently) before."""
+TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128")
+"""Whose ``X-Forwarded-For`` is believed by default: the loopback addresses,
+where the proxy the README prescribes runs."""
 
 
 @dataclass(frozen=True)

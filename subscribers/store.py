@@ -5,6 +5,8 @@ ledger's), the same for SQLite and PostgreSQL.
                              writing: add, unsubscribe, erase, set_status, record_event
     Store.transaction()      a Transaction: the primitives that service.py
                              combines into the subscription rules, atomically
+                             (signups waiting for confirmation and the rate
+                             limits among them; the limits' SQL is in limits.py)
 
 Every write happens in a transaction that also records what changed in the
 subscriber's history. Reads that span the whole list (``iter``) stream in
@@ -33,12 +35,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from subscribers import db
+from subscribers import db, limits
 from subscribers.errors import NotFound, StoreError, SubscriberError, Suppressed, first_line
 from subscribers.models import (
     Consent,
     Event,
     EventKind,
+    Signup,
     Source,
     Stats,
     Status,
@@ -49,10 +52,17 @@ from subscribers.models import (
     email_hash,
     email_key,
     load_detail,
+    mailbox_key,
     normalize_email,
     utcnow,
 )
-from subscribers.schema import send_recipients, subscriber_events, subscribers, suppressions
+from subscribers.schema import (
+    send_recipients,
+    signups,
+    subscriber_events,
+    subscribers,
+    suppressions,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Row, Select
@@ -69,6 +79,29 @@ _BY_KEYS = select(subscribers).where(subscribers.c.email_key.in_(bindparam("keys
 _BY_KEYS_LOCKED = _BY_KEYS.order_by(subscribers.c.email_key).with_for_update()
 _RECORDED = select(subscriber_events.c.external_id).where(
     subscriber_events.c.external_id.in_(bindparam("ids", expanding=True))
+)
+_SIGNUP = select(signups).where(
+    signups.c.subscriber_id == bindparam("subscriber_id"), signups.c.nonce == bindparam("nonce")
+)
+_LATEST_SIGNUP = (
+    select(signups)
+    .where(signups.c.subscriber_id == bindparam("subscriber_id"))
+    .order_by(signups.c.id.desc())
+    .limit(1)
+)
+_INSERT_SIGNUP = insert(signups)
+_REPORTED_KINDS = (str(EventKind.BOUNCED), str(EventKind.COMPLAINED))
+_REPORTED = (
+    select(subscribers.c.id)
+    .where(subscribers.c.mailbox_key == bindparam("mailbox"))
+    .where(
+        subscribers.c.status.in_(_REPORTED_KINDS)
+        | select(subscriber_events.c.id)
+        .where(subscriber_events.c.subscriber_id == subscribers.c.id)
+        .where(subscriber_events.c.kind.in_(_REPORTED_KINDS))
+        .exists()
+    )
+    .limit(1)
 )
 
 log = logging.getLogger(__name__)
@@ -119,6 +152,12 @@ class Store:
                 yield Transaction(conn)
         except IntegrityError as exc:
             raise Conflict(f"the database refused a change: {first_line(exc)}") from None
+
+    @contextmanager
+    def reading(self) -> Iterator[Transaction]:
+        """Reads that go together, on one connection, taking no write lock."""
+        with self.engine.connect() as conn:
+            yield Transaction(conn)
 
     def retrying(self, work: Callable[[Transaction], T], attempts: int = 2) -> T:
         """Run ``work`` in a transaction, again if it loses a unique-key race
@@ -198,6 +237,12 @@ class Store:
         """Why the address must not be mailed (erased, complained), or None."""
         with self.engine.connect() as conn:
             return Transaction(conn).suppression(email)
+
+    def signups(self, subscriber_id: int) -> builtins.list[Signup]:
+        """The subscriber's signups waiting for confirmation, oldest first."""
+        query = select(signups).where(signups.c.subscriber_id == subscriber_id)
+        with self.engine.connect() as conn:
+            return [_signup(row) for row in conn.execute(query.order_by(signups.c.id))]
 
     def stats(self, days: int = 30, now: dt.datetime | None = None) -> Stats:
         """Counts by status, and what happened over the last ``days`` days."""
@@ -439,6 +484,8 @@ class Transaction:
             changes.setdefault("unsubscribed_at", now)
         if status != Status.PENDING:
             changes.setdefault("confirmation_due_at", None)
+            # No link mailed before this change may confirm a later signup.
+            self.drop_signups(subscriber.id)
         self.update(subscriber.id, **changes)
         if kind is not None:
             self.add_event(
@@ -509,6 +556,68 @@ class Transaction:
                     confirmation_attempts=subscribers.c.confirmation_attempts - 1,
                 )
             )
+
+    # -- signups waiting for confirmation --------------------------------------
+
+    def add_signup(
+        self, subscriber_id: int, nonce: str, name: str, consent: Consent
+    ) -> Signup:
+        """Keep a form signup, with the name and consent it brings, until its
+        link (the one with ``nonce``) is confirmed."""
+        at = consent.at or utcnow()
+        values = {
+            "subscriber_id": subscriber_id,
+            "nonce": nonce,
+            "name": name,
+            "consent_at": at,
+            "consent_ip": consent.ip,
+            "consent_user_agent": consent.user_agent,
+            "consent_text": consent.text,
+            "created_at": at,
+            "mailed_at": None,
+        }
+        signup_id = self.conn.execute(_INSERT_SIGNUP.returning(signups.c.id), values).scalar_one()
+        return _signup({"id": signup_id, **values})
+
+    def signup(self, subscriber_id: int, nonce: str) -> Signup | None:
+        """The subscriber's signup whose link carries ``nonce``, if it still waits."""
+        row = self.conn.execute(_SIGNUP, {"subscriber_id": subscriber_id, "nonce": nonce}).first()
+        return _signup(row) if row else None
+
+    def latest_signup(self, subscriber_id: int) -> Signup | None:
+        """The subscriber's newest signup: the one a confirmation message is for."""
+        row = self.conn.execute(_LATEST_SIGNUP, {"subscriber_id": subscriber_id}).first()
+        return _signup(row) if row else None
+
+    def signup_mailed(self, signup_id: int, at: dt.datetime) -> None:
+        self.conn.execute(update(signups).where(signups.c.id == signup_id).values(mailed_at=at))
+
+    def drop_signups(
+        self, subscriber_id: int, *, unmailed_or_before: dt.datetime | None = None
+    ) -> None:
+        """Forget the subscriber's signups, and so their links: all of them,
+        or with ``unmailed_or_before`` those never mailed (nobody has their
+        link) and those last mailed before then (their links have expired)."""
+        query = delete(signups).where(signups.c.subscriber_id == subscriber_id)
+        if unmailed_or_before is not None:
+            query = query.where(
+                signups.c.mailed_at.is_(None) | (signups.c.mailed_at < unmailed_or_before)
+            )
+        self.conn.execute(query)
+
+    # -- rate limits -------------------------------------------------------------
+
+    def take_limits(self, buckets: Sequence[limits.Bucket], now: dt.datetime) -> limits.Taken:
+        """Count a hit in every bucket, or in none when one is over its limit."""
+        return limits.take(self.conn, buckets, now)
+
+    def give_back_limits(self, taken: limits.Taken) -> None:
+        limits.give_back(self.conn, taken.rows)
+
+    def mailbox_was_reported(self, mailbox: str) -> bool:
+        """Whether an address of this mailbox (:func:`~subscribers.models.mailbox_key`)
+        complained or bounced permanently, as its status or history says."""
+        return self.conn.execute(_REPORTED, {"mailbox": mailbox}).first() is not None
 
     def erase(self, subscriber_id: int) -> None:
         """Delete a subscriber and (by cascade) their history; scrub the ledger."""
@@ -638,6 +747,7 @@ def new_row(
     return {
         "email": email,
         "email_key": email_key(email),
+        "mailbox_key": mailbox_key(email),
         "name": name,
         "status": str(status),
         "source": str(source),
@@ -685,6 +795,24 @@ def _subscriber(row: Row[Any] | Mapping[str, Any]) -> Subscriber:
             confirmed_ip=data["confirmed_ip"],
             confirmed_user_agent=data["confirmed_user_agent"],
         ),
+    )
+
+
+def _signup(row: Row[Any] | Mapping[str, Any]) -> Signup:
+    data: Mapping[Any, Any] = row if isinstance(row, Mapping) else row._mapping
+    return Signup(
+        id=int(data["id"]),
+        subscriber_id=int(data["subscriber_id"]),
+        nonce=data["nonce"],
+        name=data["name"] or "",
+        consent=Consent(
+            at=as_utc(data["consent_at"]),
+            ip=data["consent_ip"],
+            user_agent=data["consent_user_agent"],
+            text=data["consent_text"],
+        ),
+        created_at=as_utc(data["created_at"]) or utcnow(),
+        mailed_at=as_utc(data["mailed_at"]),
     )
 
 

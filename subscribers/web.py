@@ -3,7 +3,9 @@
     GET  /subscribe              the form
     POST /subscribe              form or JSON; the same answer whether or not
                                  the address is known; honeypot; rate limits
-    GET  /confirm/{token}        confirms (the one GET that changes state)
+    GET  /confirm/{token}        a page with one button; changes nothing,
+                                 because mail scanners follow links
+    POST /confirm/{token}        confirms, recording when and from where
     GET  /unsubscribe/{token}    a page with one button; changes nothing,
                                  because mail scanners follow links
     POST /unsubscribe/{token}    unsubscribes at once; the RFC 8058 one-click
@@ -14,10 +16,13 @@
                                  (``events.py``); 403 otherwise
     everything else              the built static site, when there is one
 
-Against subscription bombing: signups per client IP are limited by a
-sliding window kept in this process's memory (behind several processes,
-each keeps its own), and confirmation messages per address by the
-confirmation mailer, from the history in the database. Confirmations are
+Against subscription bombing: signups per client network (an IPv4
+address, an IPv6 /64) are limited, and the confirmation mailer limits its
+messages per mailbox and per domain (``service.py``); the counters are in the
+database, so every process shares them. The client is the address the
+server reports (:func:`~subscribers.middleware.client_ip`): behind a proxy,
+uvicorn takes it from ``X-Forwarded-For`` when the proxy is one of
+``trusted_proxies``; this app never reads that header. Confirmations are
 queued in the database and sent by the mailer, never while a reader waits.
 
 Every response carries security headers; errors are plain pages (or JSON
@@ -43,12 +48,14 @@ from markupsafe import Markup
 
 from subscribers.errors import SubscriberError, TokenError
 from subscribers.mail import TEMPLATES, templates
-from subscribers.middleware import COMMON_HEADERS, Guard, SlidingWindow, site_files
+from subscribers.middleware import COMMON_HEADERS, Guard, client_ip, site_files
 from subscribers.models import (
     CONFIRMATIONS_PER_ADDRESS,
+    CONFIRMATIONS_PER_DOMAIN,
     MAX_EMAIL,
     MAX_NAME,
     SIGNUPS_PER_IP,
+    TRUSTED_PROXIES,
     Limit,
     Newsletter,
     consent_wording,
@@ -65,6 +72,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SNS_EVENT_THREADS = 4
+"""Threads that handle posts to /ses/events, apart from the pages' own."""
+
 
 @dataclass(frozen=True)
 class WebConfig:
@@ -75,12 +85,19 @@ class WebConfig:
     reply_to: str
     postal_address: str
     secret: str = field(repr=False)
+    previous_secret: str = field(default="", repr=False)
+    """The secret of a rotation that links are still read with (see tokens.py)."""
     consent_text: str = ""
     """The wording next to the button, kept with each signup (empty: the default)."""
     per_ip: Limit = SIGNUPS_PER_IP
-    """Signup requests from one client address."""
+    """Signup requests from one client network (an IPv4 address, an IPv6 /64)."""
     per_address: Limit = CONFIRMATIONS_PER_ADDRESS
-    """Confirmation messages to one email address."""
+    """Confirmation messages to one mailbox, however its address is spelled."""
+    per_domain: Limit = CONFIRMATIONS_PER_DOMAIN
+    """Confirmation messages to one domain; more wait for a later window."""
+    trusted_proxies: tuple[str, ...] = TRUSTED_PROXIES
+    """Addresses and networks whose ``X-Forwarded-For`` the server believes
+    (uvicorn's ``forwarded_allow_ips``; whoever serves the app passes it)."""
     max_body: int = 16 * 1024
     sns_topic_arns: tuple[str, ...] = ()
     """The SNS topics whose notifications ``POST /ses/events`` accepts."""
@@ -111,7 +128,13 @@ class WebConfig:
         from subscribers.store import Store
 
         return Subscriptions(
-            Store(engine), Signer(self.secret), self.newsletter, send_mail, self.per_address
+            Store(engine),
+            Signer(self.secret, self.previous_secret),
+            self.newsletter,
+            send_mail,
+            self.per_address,
+            per_domain=self.per_domain,
+            per_network=self.per_ip,
         )
 
 
@@ -155,6 +178,7 @@ _TITLES = {
     429: "Too many requests",
     500: "Something went wrong",
 }
+_STALE_TITLE = "This link is out of date"
 _MESSAGES = {
     404: "There is nothing at this address.",
     405: "This page cannot be used that way.",
@@ -306,6 +330,7 @@ def create_app(
     certificates and subscription confirmation URLs (by default over HTTPS,
     from SNS hosts only); tests hand in one that serves their own.
     """
+    from anyio import CapacityLimiter, to_thread
     from fastapi import BackgroundTasks, FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from starlette.concurrency import run_in_threadpool
@@ -313,12 +338,11 @@ def create_app(
     from starlette.responses import JSONResponse, RedirectResponse, Response
 
     from subscribers.events import Policy, SnsEndpoint
-    from subscribers.service import ConfirmationMailer, Origin, StaleLink
+    from subscribers.service import ConfirmationMailer, Origin, StaleLink, TooManySignups
     from subscribers.sns import SnsVerifier, fetch_https
 
     service = config.subscriptions(engine, send_mail)
     pages = _Pages(config)
-    per_ip = SlidingWindow(config.per_ip)
     ses_events = SnsEndpoint(
         service.store,
         SnsVerifier(config.sns_topic_arns, fetch=sns_fetch or fetch_https),
@@ -346,7 +370,7 @@ def create_app(
 
     def origin(request: Request) -> Origin:
         return Origin(
-            ip=request.client.host if request.client else None,
+            ip=client_ip(request.client.host if request.client else None),
             user_agent=request.headers.get("user-agent"),
         )
 
@@ -388,15 +412,15 @@ def create_app(
             log.info("signup with the honeypot filled in, ignored")
             return _accepted(pages, as_json)
         who = origin(request)
-        if not per_ip.allow(who.ip or ""):
-            response = pages.error(429, as_json=as_json)
-            response.headers["Retry-After"] = str(int(config.per_ip.seconds))
-            return response
         email, name = fields.get("email", ""), fields.get("name", "")
         try:
             subscriber_id = await run_in_threadpool(
                 service.subscribe, email, name, consent_text=config.consent, origin=who
             )
+        except TooManySignups as exc:
+            response = pages.error(429, as_json=as_json)
+            response.headers["Retry-After"] = str(max(1, int(exc.retry_after)))
+            return response
         except SubscriberError as exc:
             problem = _for_readers(exc)
             if as_json:
@@ -412,23 +436,48 @@ def create_app(
 
     # -- confirm -------------------------------------------------------------
 
-    # GET only: a link checker's HEAD confirms nobody.
-    @app.get("/confirm/{token}", response_class=Response)
-    def confirm(token: str, request: Request, background: BackgroundTasks) -> Response:
-        try:
-            result = service.confirm(token, origin(request))
-        except (ExpiredToken, StaleLink) as exc:
+    def link_problem(exc: TokenError) -> Response:
+        if isinstance(exc, StaleLink):
+            return pages.message(410, _STALE_TITLE, _sentence(exc), form=pages.form())
+        if isinstance(exc, ExpiredToken):
             return pages.message(410, _TITLES[410], _sentence(exc), form=pages.form())
-        except TokenError as exc:
-            return pages.error(400, _sentence(exc))
-        if result.new:
-            background.add_task(deliver, service.send_welcome, result.subscriber.id)
+        return pages.error(400, _sentence(exc))
+
+    def subscribed() -> Response:
         return pages.message(
             200,
             "You are subscribed",
             f"Thank you for confirming. {config.name} will arrive in your inbox "
             "with the next issue.",
         )
+
+    # Mail scanners open every link in a message, so opening this one only
+    # shows its button; the button's POST confirms.
+    @page("/confirm/{token}")
+    def confirm_page(token: str) -> Response:
+        try:
+            target = service.confirm_target(token)
+        except TokenError as exc:
+            return link_problem(exc)
+        if not target.pending:
+            return subscribed()
+        return pages.render(
+            "confirm.html",
+            200,
+            "Confirm your subscription",
+            masked_email=mask_email(target.subscriber.email),
+            action=f"/confirm/{token}",
+        )
+
+    @app.post("/confirm/{token}", response_class=Response)
+    def confirm(token: str, request: Request, background: BackgroundTasks) -> Response:
+        try:
+            result = service.confirm(token, origin(request))
+        except TokenError as exc:
+            return link_problem(exc)
+        if result.new:
+            background.add_task(deliver, service.send_welcome, result.subscriber.id)
+        return subscribed()
 
     # -- unsubscribe ---------------------------------------------------------
 
@@ -462,9 +511,17 @@ def create_app(
 
     # -- provider feedback -----------------------------------------------------
 
+    # Posts to /ses/events wait for SNS's certificate hosts now and then:
+    # they run on threads of their own, never more than SNS_EVENT_THREADS,
+    # so that however slow those hosts are the pages keep their threads.
+    events_limiter: list[CapacityLimiter] = []
+
     @app.post("/ses/events", response_class=Response, include_in_schema=False)
     async def ses_feedback(request: Request) -> Response:
-        answer = await run_in_threadpool(ses_events.handle, await request.body())
+        body = await request.body()
+        if not events_limiter:  # made on the event loop that serves
+            events_limiter.append(CapacityLimiter(SNS_EVENT_THREADS))
+        answer = await to_thread.run_sync(ses_events.handle, body, limiter=events_limiter[0])
         return JSONResponse(
             {"status": answer.text}, status_code=answer.status, headers=pages.headers
         )

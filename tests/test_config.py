@@ -147,3 +147,24 @@ def test_a_byte_order_mark_is_still_utf8(tmp_path):
     root.mkdir()
     (root / "newsletter.toml").write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
     assert load_settings(root, environ={}).name == "Test Letter"
+
+
+def test_trusted_proxies_and_the_domain_limit(tmp_path):
+    root = write(tmp_path, MINIMAL)
+    defaults = load_settings(root, environ={})
+    assert defaults.trusted_proxies == ("127.0.0.0/8", "::1/128")
+    assert defaults.confirmations_per_domain == 10
+    from_file = load_settings(
+        write(tmp_path, MINIMAL + '[web]\ntrusted_proxies = ["10.0.0.7", "fd00::/8"]\n'),
+        environ={},
+    )
+    assert from_file.trusted_proxies == ("10.0.0.7/32", "fd00::/8")
+    from_env = load_settings(
+        root, environ={"NEWSLETTER_TRUSTED_PROXIES": "192.0.2.1, 10.1.0.0/16",
+                       "NEWSLETTER_CONFIRMATIONS_PER_DOMAIN": "25"},
+    )
+    assert from_env.trusted_proxies == ("192.0.2.1/32", "10.1.0.0/16")
+    assert from_env.confirmations_per_domain == 25
+    assert load_settings(root, environ={"NEWSLETTER_TRUSTED_PROXIES": ""}).trusted_proxies == ()
+    with pytest.raises(ConfigError, match=r"^web.trusted_proxies: 'proxy.lan' is not an IP"):
+        load_settings(root, environ={"NEWSLETTER_TRUSTED_PROXIES": "127.0.0.1,proxy.lan"})

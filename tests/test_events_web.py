@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -338,3 +339,45 @@ def test_publish_serve_configures_the_endpoint_from_settings(newsletter, monkeyp
     web = _web_config(load_settings(newsletter), "secret")
     assert web.sns_topic_arns == (TOPIC, OTHER_TOPIC)
     assert web.transient_bounce_limit == 5
+
+
+# ---------------------------------------------------------------------------
+# Slow certificate hosts
+# ---------------------------------------------------------------------------
+
+
+def test_slow_certificate_hosts_never_take_the_pages_threads(tmp_path, fake_sns, cert_server):
+    """Far more posts than the server has threads, each naming a certificate
+    its host is slow to serve: the pages still answer, and no more than the
+    verifier's few fetches run at once."""
+    from subscribers import sns
+
+    engine = db.connect(f"sqlite:///{tmp_path / 'subscribers.db'}", tmp_path)
+    port = free_port()
+    app = create_app(engine, config(f"http://127.0.0.1:{port}", sns_topic_arns=(TOPIC,)),
+                     lambda m: None, mailer=False, sns_fetch=cert_server.fetch)
+    posts = [
+        json.dumps(fake_sns.sign({
+            **fake_sns.notification(bounce("stranger@example.com")),
+            "SigningCertURL": f"https://sns.us-east-1.amazonaws.com/slow-{i}.pem",
+        }))
+        for i in range(48)  # starlette's pool has 40 threads
+    ]
+    cert_server.hold = True
+    try:
+        with serving(app, port) as url, httpx.Client(timeout=30) as client, \
+                ThreadPoolExecutor(len(posts)) as clients:
+            answers = [
+                clients.submit(client.post, f"{url}/ses/events", content=body) for body in posts
+            ]
+            try:
+                assert cert_server.wait_for_requests(4, timeout=10)  # fetches are waiting
+                page = httpx.get(f"{url}/subscribe", timeout=2)
+                assert page.status_code == 200
+                assert not cert_server.wait_for_requests(sns.FETCH_WORKERS + 1, timeout=0.5)
+            finally:
+                cert_server.release()
+            statuses = {answer.result(timeout=60).status_code for answer in answers}
+    finally:
+        engine.dispose()
+    assert statuses <= {200, 403}  # 403: gave up on the certificate after the timeout

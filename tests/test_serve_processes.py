@@ -232,7 +232,10 @@ def test_a_mailer_killed_mid_batch_loses_no_confirmation(newsletter, smtp_server
     else does."""
     addresses = queue_signups(newsletter, SIGNUPS)
     smtp_server.hold()
-    settings = smtp_settings(smtp_server) | {"NEWSLETTER_CONFIRMATION_LEASE": "2"}
+    settings = smtp_settings(smtp_server) | {
+        "NEWSLETTER_CONFIRMATION_LEASE": "2",
+        "NEWSLETTER_CONFIRMATIONS_PER_DOMAIN": str(10 * SIGNUPS),  # all at one domain
+    }
     with serving(newsletter, settings) as serve:
         wait_until(
             lambda: smtp_server.held >= MAILER_THREADS, 30,

@@ -15,7 +15,7 @@ import pytest
 
 from subscribers.errors import InvalidEmail, TokenError
 from subscribers.imports import Action, import_subscribers, plan_import
-from subscribers.models import Candidate, EventKind, Newsletter, Source, Status, Subscriber
+from subscribers.models import Candidate, EventKind, Limit, Newsletter, Source, Status, Subscriber
 from subscribers.schema import subscribers
 from subscribers.service import Origin, StaleLink, Subscriptions
 from subscribers.store import Store
@@ -153,15 +153,82 @@ def test_signing_up_an_active_subscriber_changes_and_sends_nothing(service, stor
     assert len(mailbox.messages) == 1
 
 
-def test_signing_up_again_while_pending_refreshes_consent_and_resends(service, store, mailbox):
-    subscriber_id = signup(service, "sam@example.com")
+def test_signing_up_again_while_pending_keeps_the_record_until_its_link_is_confirmed(
+    service, store, mailbox
+):
+    subscriber_id = signup(service, "sam@example.com", "Sam")
+    first_link = mailbox.link()
     again = service.subscribe(
-        "sam@example.com", "Sam", consent_text="New wording", origin=Origin(ip="203.0.113.1")
+        "sam@example.com", "You won a prize: https://evil.example", consent_text="New wording",
+        origin=Origin(ip="203.0.113.1"),
     )
     assert again == subscriber_id
-    sam = store.get(subscriber_id)
-    assert sam.consent.text == "New wording" and sam.consent.ip == "203.0.113.1"
+    sam = store.get(subscriber_id)  # a stranger's signup changes nothing of Sam's
+    assert sam.consent.text == WORDING and sam.consent.ip == "192.0.2.10"
     assert sam.name == "Sam" and sam.status == Status.PENDING
+    service.send_confirmation(subscriber_id)
+    second_link = mailbox.link()
+    assert second_link != first_link
+    assert "evil" not in mailbox.messages[-1].as_string()
+
+    # Each link confirms its own signup: Sam's keeps Sam's name and consent...
+    confirmed = service.confirm(first_link, BROWSER).subscriber
+    assert confirmed.name == "Sam" and confirmed.consent.text == WORDING
+    assert confirmed.consent.ip == "192.0.2.10"
+    assert store.signups(subscriber_id) == []  # and no other link confirms anything now
+    assert not service.confirm(second_link, BROWSER).new
+
+
+def test_confirming_the_newer_signup_applies_its_name_and_consent(service, store, mailbox):
+    subscriber_id = signup(service, "sam@example.com", "Sam")
+    service.subscribe(
+        "sam@example.com", "Samantha", consent_text="New wording", origin=Origin(ip="203.0.113.1")
+    )
+    service.send_confirmation(subscriber_id)
+    confirmed = service.confirm(mailbox.link(), Origin(ip="198.51.100.7")).subscriber
+    assert confirmed.name == "Samantha" and confirmed.status == Status.ACTIVE
+    assert (confirmed.consent.text, confirmed.consent.ip) == ("New wording", "203.0.113.1")
+    assert confirmed.consent.confirmed_ip == "198.51.100.7"
+
+
+def test_a_name_only_a_strangers_signup_gave_is_never_kept(service, store, mailbox):
+    """A stranger signs the address up first, with a name; the reader signs up
+    without one and confirms their own link: no greeting by the stranger's text."""
+    subscriber_id = signup(service, "sam@example.com", "Winner")
+    service.subscribe("sam@example.com", "", consent_text=WORDING, origin=BROWSER)
+    service.send_confirmation(subscriber_id)
+    assert service.confirm(mailbox.link(), BROWSER).subscriber.name == ""
+
+
+def test_a_link_mailed_before_an_unsubscribe_never_confirms_a_later_signup(
+    service, store, mailbox
+):
+    subscriber_id = signup(service, "sam@example.com")
+    old_link = mailbox.link()
+    service.unsubscribe(service.signer.unsubscribe(subscriber_id), BROWSER, "test")
+    # Somebody else signs the address up again; a new link goes to the inbox.
+    service.subscribe("sam@example.com", "", consent_text=WORDING, origin=Origin(ip="203.0.113.9"))
+    service.send_confirmation(subscriber_id)
+    new_link = mailbox.link()
+    with pytest.raises(StaleLink, match="out of date"):
+        service.confirm(old_link, BROWSER)
+    with pytest.raises(StaleLink, match="out of date"):
+        service.confirm_target(old_link)
+    assert store.get(subscriber_id).status == Status.PENDING
+    assert service.confirm_target(new_link).pending
+    assert service.confirm(new_link, BROWSER).new
+
+
+def test_links_from_before_signups_had_nonces_still_confirm_their_signup(service, store):
+    """The migration gives each pending subscriber a signup with an empty
+    nonce: the links already mailed to them carry none."""
+    subscriber_id = service.subscribe("old@example.com", "", consent_text=WORDING, origin=BROWSER)
+    with store.transaction() as tx:
+        tx.drop_signups(subscriber_id)
+        tx.add_signup(subscriber_id, "", "Old", store.get(subscriber_id).consent)
+    legacy = service.signer.confirm(subscriber_id)
+    assert legacy.count(".") == 2
+    assert service.confirm(legacy, BROWSER).subscriber.name == "Old"
 
 
 def test_a_malformed_address_is_refused_and_changes_nothing(service, store):
@@ -226,6 +293,7 @@ def test_an_erased_address_comes_back_only_by_confirming(service, store, mailbox
     subscriber_id = signup(service, "sam@example.com")
     old_link = mailbox.link()
     store.erase("sam@example.com")
+    assert store.signups(subscriber_id) == []  # nothing of the signup is kept
     with pytest.raises(TokenError):
         service.confirm(old_link, BROWSER)  # the person it was for is gone
     assert service.unsubscribe(service.signer.unsubscribe(subscriber_id), BROWSER, "x") is None
@@ -359,8 +427,6 @@ def test_a_signup_queues_its_confirmation_and_the_mailer_sends_it(service, store
 
 
 def test_an_address_gets_few_confirmations_however_often_it_is_entered(store, mailbox):
-    from subscribers.models import Limit
-
     limited = Subscriptions(
         store, Signer("service-test-secret-0123456789"), NEWSLETTER, mailbox, Limit(2, 3600)
     )
@@ -392,7 +458,8 @@ def test_a_failed_confirmation_is_retried_later_not_lost(store, mailbox):
 
 def test_confirming_before_the_mail_goes_takes_it_off_the_queue(service, store, mailbox):
     subscriber_id = service.subscribe("c@example.com", "", consent_text=WORDING, origin=BROWSER)
-    service.confirm(service.signer.confirm(subscriber_id), BROWSER)
+    (waiting,) = store.signups(subscriber_id)
+    service.confirm(service.signer.confirm(subscriber_id, signup=waiting.nonce), BROWSER)
     assert service.send_due_confirmations() == 0 and mailbox.messages == []
 
 
@@ -546,9 +613,12 @@ def test_a_slow_batch_renews_its_lease(store):
     assert seen[1] - seen[0] >= lease / 2  # renewed after the first message
 
 
-def test_two_mailers_share_the_queue_without_sending_anything_twice(service, store, mailbox):
+def test_two_mailers_share_the_queue_without_sending_anything_twice(store, mailbox):
     from subscribers.service import ConfirmationMailer
 
+    service = Subscriptions(  # 120 addresses at one domain: no limit on that here
+        store, Signer("service-test-secret-0123456789"), NEWSLETTER, mailbox, per_domain=None
+    )
     emails = [f"m{n}@example.com" for n in range(120)]
     queued(service, *emails)
     mailers = [ConfirmationMailer(service, poll=0.05, batch=10, workers=2) for _ in range(2)]
@@ -567,3 +637,37 @@ def test_two_mailers_share_the_queue_without_sending_anything_twice(service, sto
     with store.engine.connect() as conn:
         claimed_by = {row.confirmation_claimed_by for row in conn.execute(subscribers.select())}
     assert claimed_by == {None}
+
+
+# -- signups waiting for their link ----------------------------------------------
+
+
+def test_signups_whose_link_was_never_mailed_are_not_kept(store, mailbox):
+    limited = Subscriptions(
+        store, Signer("service-test-secret-0123456789"), NEWSLETTER, mailbox, Limit(2, 3600)
+    )
+    for _ in range(10):
+        subscriber_id = limited.subscribe("v@example.com", "", consent_text=WORDING, origin=BROWSER)
+        limited.send_due_confirmations()
+    assert len(mailbox.messages) == 2
+    # The two mailed signups (their links are in the inbox) and the newest.
+    waiting = store.signups(subscriber_id)
+    assert len(waiting) == 3 and [s.mailed_at is not None for s in waiting] == [True, True, False]
+
+
+def test_a_signup_made_while_a_confirmation_is_sent_gets_its_own(store):
+    sent = Mailbox()
+
+    def sending(message: EmailMessage) -> None:
+        sent(message)
+        if len(sent.messages) == 1:  # the reader submits the form again meanwhile
+            subscriptions.subscribe("sam@example.com", "Sam", consent_text=WORDING, origin=BROWSER)
+
+    subscriptions = Subscriptions(
+        store, Signer("service-test-secret-0123456789"), NEWSLETTER, sending
+    )
+    subscriptions.subscribe("sam@example.com", "", consent_text=WORDING, origin=BROWSER)
+    assert subscriptions.send_due_confirmations() == 1
+    assert subscriptions.send_due_confirmations() == 1  # still due: the newer signup's message
+    assert len(sent.messages) == 2 and sent.link(0) != sent.link(1)
+    assert subscriptions.confirm(sent.link(1), BROWSER).subscriber.name == "Sam"

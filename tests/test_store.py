@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 
 from subscribers import db
 from subscribers.errors import InvalidEmail, NotFound, StoreError, SubscriberError, Suppressed
@@ -318,11 +318,76 @@ def test_the_lease_migration_keeps_the_confirmation_queue(database_url, tmp_path
             )
         migrate("0003")
         with engine.connect() as conn:
-            row = conn.execute(select(subscribers_table)).one()
+            row = conn.execute(
+                select(
+                    subscribers_table.c.confirmation_attempts,
+                    subscribers_table.c.confirmation_claimed_by,
+                    subscribers_table.c.confirmation_due_at,
+                )
+            ).one()
         assert row.confirmation_attempts == 0 and row.confirmation_claimed_by is None
         assert as_utc(row.confirmation_due_at) == due
         migrate("0002", down=True)
         with engine.connect() as conn:
             assert conn.execute(select(subscribers_table.c.email)).scalar_one() == "q@example.com"
+    finally:
+        engine.dispose()
+
+
+def test_the_signup_migration_keeps_the_links_already_mailed(database_url, tmp_path):
+    """0004 to 0006: each pending subscriber gets a signup with an empty nonce
+    (the links mailed before carry none) and their name and consent; every
+    row gets its mailbox key. And back."""
+    from alembic import command
+    from alembic.config import Config
+
+    from subscribers.models import Newsletter
+    from subscribers.schema import signups
+    from subscribers.service import Origin, Subscriptions
+    from subscribers.tokens import Signer
+
+    newsletter = Newsletter(
+        "Letter", "https://letter.example", "news@letter.example", "news@letter.example", "Here"
+    )
+
+    engine = db.connect(database_url, tmp_path, migrate=False)
+
+    def migrate(revision: str, *, down: bool = False) -> None:
+        with engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(db.MIGRATIONS))
+            config.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(config, revision)
+
+    at = dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC)
+    try:
+        migrate("0004")
+        with engine.begin() as conn:
+            for email, status in (("Pen.Ding+x@GoogleMail.com", "pending"), ("a@example.com", "active")):
+                conn.execute(
+                    insert(subscribers_table).values(
+                        email=email, email_key=email.lower(), name="Pat", status=status,
+                        source="form", created_at=at, updated_at=at, consent_at=at,
+                        consent_ip="192.0.2.1", consent_text="Yes", confirmation_sent_at=at,
+                    )
+                )
+        migrate("0006")
+        with engine.connect() as conn:
+            keys = dict(conn.execute(select(subscribers_table.c.email, subscribers_table.c.mailbox_key)).all())
+            (legacy,) = conn.execute(select(signups)).all()
+        assert keys == {"Pen.Ding+x@GoogleMail.com": "pending@gmail.com", "a@example.com": "a@example.com"}
+        assert (legacy.nonce, legacy.name, legacy.consent_ip, legacy.consent_text) == ("", "Pat", "192.0.2.1", "Yes")
+        assert as_utc(legacy.mailed_at) == at
+        # A link mailed before the migration still confirms.
+        store = Store(engine)
+        service = Subscriptions(
+            store, Signer("migration-test-secret-0123"), newsletter, lambda m: None
+        )
+        pending = store.find("Pen.Ding+x@GoogleMail.com")
+        old_link = service.signer.confirm(pending.id, dt.datetime.now(dt.UTC))
+        assert service.confirm(old_link, Origin(ip="198.51.100.1")).new
+        migrate("0004", down=True)
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(subscribers_table)).scalar_one() == 2
     finally:
         engine.dispose()

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from subscribers import tokens
 from subscribers.errors import TokenError
 from subscribers.tokens import ExpiredToken, Signer, resolve_secret
 
@@ -157,7 +158,181 @@ def test_without_a_secret_postgres_or_a_public_host_refuse_to_start(tmp_path, ur
 
 def test_a_world_readable_secret_file_is_made_private(tmp_path):
     path = tmp_path / ".secret"
-    path.write_text("x" * 40)
+    path.write_text(SECRET)
     os.chmod(path, 0o644)
-    assert resolve_secret("", path, "sqlite://", None) == "x" * 40
+    assert resolve_secret("", path, "sqlite://", None) == SECRET
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+# -- strength -----------------------------------------------------------------
+
+WEAK = [
+    "aaaaaaaaaaaaaaaaaaaa",
+    "passwordpassword12",
+    "abcabcabcabcabcabcabcabc",
+    "abcdefghabcdefghabcdefghabcdefghabcdefgh",  # 8 characters, repeated
+    "0123456789abcdefghijklmnopqrstuvwxyz",  # runs
+    "Summer2024!Summer2024!",
+    "xyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxy",
+    "0123456789012345678901234567890123456789",
+]
+
+
+@pytest.mark.parametrize("weak", WEAK)
+def test_a_weak_configured_secret_is_refused_in_one_line_saying_how_to_make_one(tmp_path, weak):
+    with pytest.raises(TokenError) as caught:
+        resolve_secret(weak, tmp_path / ".secret", "postgresql://x/y", None)
+    message = str(caught.value)
+    assert message.startswith("NEWSLETTER_TOKEN_SECRET: too weak")
+    assert message.endswith(
+        "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    )
+    assert "\n" not in message and weak not in message
+
+
+def test_secrets_made_as_advised_pass(tmp_path):
+    import secrets
+
+    for _ in range(200):
+        secret = secrets.token_urlsafe(32)
+        assert tokens.estimated_bits(secret) >= 150
+        assert resolve_secret(secret, tmp_path / ".secret", "postgresql://x/y", None) == secret
+
+
+def test_the_embedded_demos_secret_passes_the_strength_check(tmp_path):
+    path = tmp_path / ".secret"
+    made = resolve_secret("", path, "sqlite:///subscribers.db", None)
+    assert path.read_text().strip() == made
+    assert tokens.check_secret(made) == made
+    assert tokens.estimated_bits(made) >= tokens.MIN_SECRET_BITS
+
+
+def test_a_weak_secret_file_is_refused(tmp_path):
+    path = tmp_path / ".secret"
+    path.write_text("passwordpassword12\n")
+    with pytest.raises(TokenError, match=r"\.secret: too weak to be a token secret; delete it"):
+        resolve_secret("", path, "sqlite://", None)
+
+
+def test_cli_refuses_a_weak_secret_in_one_line(newsletter, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    monkeypatch.setenv("NEWSLETTER_TOKEN_SECRET", "passwordpassword12")
+    result = CliRunner().invoke(app, ["issue", "calf-stretch", "--dry-run"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: NEWSLETTER_TOKEN_SECRET: too weak")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert "secrets.token_urlsafe(32)" in result.stderr
+
+
+# -- rotation -----------------------------------------------------------------
+
+OLD_SECRET = "an-older-secret-Jq8w2Xv5Lr1Nz"
+
+
+def test_links_signed_with_the_previous_secret_work_during_a_rotation():
+    old = Signer(OLD_SECRET)
+    unsubscribe, confirm = old.unsubscribe(42), old.confirm(7, issued_at=NOW)
+    rotating = Signer(SECRET, previous=OLD_SECRET)
+    assert rotating.read_unsubscribe(unsubscribe) == 42
+    assert rotating.read_confirm(confirm, now=NOW) == 7
+    with pytest.raises(ExpiredToken):  # the previous secret does not make links last longer
+        rotating.read_confirm(confirm, now=NOW + dt.timedelta(days=8))
+    # New links are made with the current secret only.
+    assert rotating.unsubscribe(42) == Signer(SECRET).unsubscribe(42) != unsubscribe
+    assert rotating.read_unsubscribe(rotating.unsubscribe(43)) == 43
+    assert OLD_SECRET not in repr(rotating)
+    # Once the previous secret is removed, its links stop working.
+    done = Signer(SECRET)
+    with pytest.raises(TokenError):
+        done.read_unsubscribe(unsubscribe)
+    with pytest.raises(TokenError):
+        done.read_confirm(confirm, now=NOW)
+    # And a third secret's links never passed.
+    with pytest.raises(TokenError):
+        rotating.read_unsubscribe(Signer(SECRET + "-other").unsubscribe(42))
+
+
+def test_the_previous_secret_comes_from_the_environment_only_and_is_hidden(newsletter):
+    from pipeline.config import load_settings
+    from pipeline.errors import ConfigError
+
+    settings = load_settings(
+        newsletter,
+        environ={"NEWSLETTER_TOKEN_SECRET": SECRET, "NEWSLETTER_TOKEN_SECRET_PREVIOUS": OLD_SECRET},
+    )
+    assert settings.token_secret_previous == OLD_SECRET
+    assert OLD_SECRET not in repr(settings) and "token_secret_previous='***'" in repr(settings)
+    toml = newsletter / "newsletter.toml"
+    toml.write_text(toml.read_text().replace("[web]\n", '[web]\ntoken_secret_previous = "x"\n'))
+    with pytest.raises(ConfigError, match=r"unknown key web\.token_secret_previous \(secrets"):
+        load_settings(newsletter, environ={})
+
+
+def serve_with(monkeypatch, environment: dict[str, str]):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    served = []
+    monkeypatch.setattr(
+        "pipeline.cli.subscribers.run_service", lambda config, web: served.append(web)
+    )
+    return CliRunner().invoke(app, ["serve"]), served
+
+
+def test_serve_reads_links_of_the_previous_secret_until_it_is_removed(newsletter, monkeypatch):
+    from subscribers import db
+    from subscribers.store import Store
+
+    engine = db.connect(f"sqlite:///{newsletter / 'subscribers.db'}", newsletter)
+    try:
+        reader = Store(engine).add("reader@example.com")
+        old_link = Signer(OLD_SECRET).unsubscribe(reader.id)
+        result, [web] = serve_with(monkeypatch, {
+            "NEWSLETTER_TOKEN_SECRET": SECRET, "NEWSLETTER_TOKEN_SECRET_PREVIOUS": OLD_SECRET,
+        })
+        assert result.exit_code == 0, result.output
+        assert web.previous_secret == OLD_SECRET and OLD_SECRET not in repr(web)
+        service = web.subscriptions(engine, lambda message: None)
+        assert service.unsubscribe_target(old_link).id == reader.id
+        assert service.signer.unsubscribe(reader.id) == Signer(SECRET).unsubscribe(reader.id)
+
+        monkeypatch.delenv("NEWSLETTER_TOKEN_SECRET_PREVIOUS")
+        result, [web] = serve_with(monkeypatch, {})
+        assert result.exit_code == 0, result.output
+        with pytest.raises(TokenError):
+            web.subscriptions(engine, lambda message: None).unsubscribe_target(old_link)
+    finally:
+        engine.dispose()
+
+
+def test_a_weak_previous_secret_is_refused_in_one_line(newsletter, monkeypatch):
+    result, served = serve_with(monkeypatch, {
+        "NEWSLETTER_TOKEN_SECRET": SECRET, "NEWSLETTER_TOKEN_SECRET_PREVIOUS": "aaaaaaaaaaaaaaaaaaaa",
+    })
+    assert result.exit_code == 1 and served == []
+    assert result.stderr.startswith("error: NEWSLETTER_TOKEN_SECRET_PREVIOUS: too weak")
+    assert result.stderr.count("\n") == 1 and "aaaaaaaa" not in result.output
+
+
+def test_a_confirm_token_carries_its_signup_and_the_nonce_is_signed():
+    signer = Signer(SECRET)
+    token = signer.confirm(5, NOW, signup="AbC-_123xyz9")
+    assert re.fullmatch(r"5\.AbC-_123xyz9\.[0-9a-z]+\.[A-Za-z0-9_-]{22}", token)
+    link = signer.read_confirm_link(token, now=NOW)
+    assert (link.subscriber_id, link.signup) == (5, "AbC-_123xyz9")
+    assert signer.read_confirm(token, now=NOW) == 5
+    _id, _nonce, issued, mac = token.split(".")
+    with pytest.raises(TokenError):  # another signup's nonce with this mac
+        signer.read_confirm(f"5.OtherNonce12.{issued}.{mac}", now=NOW)
+    with pytest.raises(TokenError):  # the nonce dropped
+        signer.read_confirm(f"5.{issued}.{mac}", now=NOW)
+    # Links from before they carried a nonce read as the empty one.
+    assert signer.read_confirm_link(signer.confirm(5, NOW), now=NOW).signup == ""
+    with pytest.raises(ValueError):
+        signer.confirm(5, NOW, signup="not.a.nonce")

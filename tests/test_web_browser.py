@@ -1,5 +1,6 @@
 """A reader in a real browser (headless Chromium): subscribe with the form,
-confirm from the email in the outbox, then leave with the unsubscribe button."""
+open the link in the email in the outbox and press its button to confirm,
+then leave with the unsubscribe button."""
 
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ def test_subscribe_confirm_and_unsubscribe_in_a_browser(browser, tmp_path: Path)
         (confirmation,) = live.mails(1)
         assert confirmation["Subject"] == "Please confirm your subscription to Pain Free Living"
         page.goto(link(confirmation, "confirm"))
+        page.get_by_role("heading", name="Confirm your subscription").wait_for()
+        assert "r•••@example.com" in page.content()
+        assert live.store.find("robin@example.com").status == Status.PENDING  # only looked
+        page.get_by_role("button", name="Yes, subscribe me").click()
         page.get_by_role("heading", name="You are subscribed").wait_for()
         assert live.store.find("robin@example.com").status == Status.ACTIVE
 

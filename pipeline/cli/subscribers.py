@@ -313,9 +313,10 @@ def serve(
     sending mail never slows the answers; Ctrl-C or SIGTERM stops both, and
     the mailer stops by itself should the server die. SES bounces and
     complaints can be posted to /ses/events by an SNS subscription to a topic
-    named in events.sns_topic_arns (signatures checked). Needs NEWSLETTER_TOKEN_SECRET unless
-    it runs the embedded demo (SQLite on a loopback address), which keeps a
-    secret of its own in .secret.
+    named in events.sns_topic_arns (signatures checked). X-Forwarded-For is
+    believed only from web.trusted_proxies (loopback by default). Needs
+    NEWSLETTER_TOKEN_SECRET unless it runs the embedded demo (SQLite on a
+    loopback address), which keeps a secret of its own in .secret.
 
     Example: publish serve --host 127.0.0.1 --port 8000
     """
@@ -360,6 +361,11 @@ def run_service(config: Settings, web: WebConfig) -> None:
             port=config.web_port,
             server_header=False,
             log_level="info",
+            # The client is the right-most X-Forwarded-For address that is
+            # not one of these (uvicorn's rule); the app never reads the
+            # header itself. FORWARDED_ALLOW_IPS is not consulted.
+            proxy_headers=True,
+            forwarded_allow_ips=list(web.trusted_proxies),
         )
     )
     echo(
@@ -384,6 +390,8 @@ def run_service(config: Settings, web: WebConfig) -> None:
 
 
 def _web_config(config: Settings, secret: str) -> WebConfig:
+    from subscribers.models import Limit
+    from subscribers.tokens import resolve_previous_secret
     from subscribers.web import WebConfig
 
     return WebConfig(
@@ -393,9 +401,12 @@ def _web_config(config: Settings, secret: str) -> WebConfig:
         reply_to=str(config.reply_to),
         postal_address=config.postal_address,
         secret=secret,
+        previous_secret=resolve_previous_secret(config.token_secret_previous),
         consent_text=config.consent_text,
         sns_topic_arns=config.sns_topic_arns,
         transient_bounce_limit=config.transient_bounce_limit,
+        per_domain=Limit(config.confirmations_per_domain, 60),
+        trusted_proxies=config.trusted_proxies,
     )
 
 

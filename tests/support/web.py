@@ -61,14 +61,19 @@ class Live:
 
 
 @contextmanager
-def serving(app: Any, port: int | None = None) -> Iterator[str]:
-    """Run ``app`` under uvicorn on 127.0.0.1 until the block ends; its base URL."""
+def serving(
+    app: Any, port: int | None = None, trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+) -> Iterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1 until the block ends; its base
+    URL. uvicorn believes ``X-Forwarded-For`` from ``trusted_proxies``, as
+    `publish serve` has it do."""
     import uvicorn
 
     port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", server_header=False
+            app, host="127.0.0.1", port=port, log_level="warning", server_header=False,
+            proxy_headers=True, forwarded_allow_ips=list(trusted_proxies),
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)
@@ -86,15 +91,16 @@ def serving(app: Any, port: int | None = None) -> Iterator[str]:
 
 
 @contextmanager
-def live_service(root: Path, **changes: Any) -> Iterator[Live]:
-    """The service over a fresh store in ``root``; ``changes`` tune its WebConfig.
+def live_service(root: Path, database_url: str | None = None, **changes: Any) -> Iterator[Live]:
+    """The service over a fresh store in ``root`` (or at ``database_url``);
+    ``changes`` tune its WebConfig.
 
     Its site URL is its own address, so links in its mail lead back to it.
     """
     from pipeline.transports.base import OutgoingMessage
     from pipeline.transports.outbox import OutboxTransport
 
-    engine = db.connect(f"sqlite:///{root / 'subscribers.db'}", root)
+    engine = db.connect(database_url or f"sqlite:///{root / 'subscribers.db'}", root)
     outbox = OutboxTransport(root / "outbox")
     public = root / "public"
 
@@ -105,7 +111,7 @@ def live_service(root: Path, **changes: Any) -> Iterator[Live]:
     settings = config(f"http://127.0.0.1:{port}", **changes)
     app = create_app(engine, settings, send_mail, static_dir=public)
     try:
-        with serving(app, port) as url:
+        with serving(app, port, settings.trusted_proxies) as url:
             yield Live(url, Store(engine), root / "outbox", public, Signer(settings.secret), app)
     finally:
         engine.dispose()
