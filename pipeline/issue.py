@@ -15,6 +15,7 @@ when the front matter is broken, so that its problems are reported too.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -365,6 +366,17 @@ def find_issue_files(issues_dir: Path) -> list[Path]:
     if not issues_dir.is_dir():
         return []
     return sorted(p for p in issues_dir.glob("*.md") if p.is_file())
+
+
+def issue_slugs(paths: Iterable[Path]) -> dict[Path, str]:
+    """The slug each issue file would be published under: its front matter's
+    ``slug``, or its file name's when the front matter gives none or cannot
+    be read."""
+    slugs: dict[Path, str] = {}
+    for path in paths:
+        issue, _ = read_issue(path)
+        slugs[path.resolve()] = issue.slug if issue is not None else default_slug(path)
+    return slugs
 
 
 def find_issue(name: str, issues_dir: Path) -> Path:

@@ -8,6 +8,7 @@ for the editor's judgement.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,16 @@ from markupsafe import escape
 from pipeline.body import Reference, Resolver, raw_html
 from pipeline.config import CONFIG_FILE, Settings
 from pipeline.errors import LocatedError, PublishError
-from pipeline.issue import Finding, Issue, IssueBody, expected_file_name, read_issue_file
+from pipeline.issue import (
+    Finding,
+    Issue,
+    IssueBody,
+    default_slug,
+    expected_file_name,
+    find_issue_files,
+    issue_slugs,
+    read_issue_file,
+)
 from pipeline.render import (
     EMAIL_TEMPLATE,
     RenderedIssue,
@@ -52,17 +62,24 @@ class CheckResult:
         return not self.errors
 
 
-def check_issue(path: Path, settings: Settings) -> CheckResult:
+def check_issue(
+    path: Path, settings: Settings, slugs: Mapping[Path, str] | None = None
+) -> CheckResult:
     """Lint one issue file; never raises for a problem in the issue.
 
     The body is checked even when the front matter is broken, and the email
     template whatever the issue, so that one run reports everything; the
     email is rendered and measured only once nothing else is wrong.
+    ``slugs`` is :func:`~pipeline.issue.issue_slugs` of every issue in
+    issues/, when the caller checks many and has read them once.
     """
     read = read_issue_file(path)
     issue = read.issue
     findings = list(read.findings)
     findings.extend(_check_file_name(path, issue))
+    if slugs is None:
+        slugs = issue_slugs(find_issue_files(settings.issues_dir))
+    findings.extend(_check_shared_slug(path, issue, slugs, settings))
     findings.extend(_check_template_elements(settings))
     if issue is not None:
         findings.extend(_check_front_matter(issue))
@@ -90,6 +107,33 @@ def check_issue(path: Path, settings: Settings) -> CheckResult:
 
 def _has_errors(findings: list[Finding]) -> bool:
     return any(f.severity == "error" for f in findings)
+
+
+def _check_shared_slug(
+    path: Path, issue: Issue | None, slugs: Mapping[Path, str], settings: Settings
+) -> list[Finding]:
+    """Two files with one slug would be one page on the site and one send in
+    the ledger: the second would resume the first's send and mail nobody."""
+    slug = issue.slug if issue is not None else default_slug(path)
+    here = path.resolve()
+    others = sorted(p for p, s in slugs.items() if s == slug and p != here)
+    return [
+        Finding(
+            path,
+            1,
+            "error",
+            f"the slug {slug!r} is also the slug of {_shown(other, settings.root)}: "
+            "give one of them its own slug (a slug: line in its front matter)",
+        )
+        for other in others
+    ]
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _check_file_name(path: Path, issue: Issue | None) -> list[Finding]:

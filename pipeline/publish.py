@@ -84,6 +84,8 @@ class SendPlan:
     totals: Totals | None
     scheduled_for: dt.datetime | None
     """``publish_at`` when it is still in the future and the issue was never sent."""
+    digest: str = ""
+    """sha256 of the issue file, recorded with a new send."""
 
     @property
     def resuming(self) -> bool:
@@ -206,10 +208,15 @@ def prepare_send(settings: Settings, path: Path, options: SendOptions) -> Prepar
     """Check and render the issue and see where its send stands; nothing is
     written. Close the result (it holds the database) or use it in ``with``."""
     rendered = checked_issue(settings, path)
+    relative = relative_path(path, settings.root)
+    digest = file_digest(path)
     ledger = sending_ledger(settings)
     engine = ledger.engine
     try:
         existing = ledger.find(rendered.issue.slug)
+        refusal = "" if existing is None else another_issues_slug(existing, relative, digest)
+        if refusal:
+            raise SendError(refusal)
         totals = ledger.totals(existing.id) if existing else None
         recipients = totals.unsent if totals else ledger.active_count()
         publish_at = rendered.issue.publish_at
@@ -220,13 +227,14 @@ def prepare_send(settings: Settings, path: Path, options: SendOptions) -> Prepar
         )
         plan = SendPlan(
             slug=rendered.issue.slug,
-            path=_relative(path, settings.root),
+            path=relative,
             subject=rendered.subject,
             transport=transport_name(settings, options),
             recipients=recipients,
             existing=existing,
             totals=totals,
             scheduled_for=scheduled,
+            digest=digest,
         )
     except BaseException:
         engine.dispose()
@@ -234,7 +242,32 @@ def prepare_send(settings: Settings, path: Path, options: SendOptions) -> Prepar
     return PreparedSend(settings, rendered, options, plan, engine, ledger)
 
 
-def _relative(path: Path, root: Path) -> Path:
+def file_digest(path: Path) -> str:
+    """sha256 of an issue file's bytes: which issue a send was made from."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise SendError(f"{path}: {exc.strerror}") from None
+
+
+def another_issues_slug(send: SendRecord, path: Path, digest: str) -> str:
+    """Why the file at ``path`` may not take up ``send``, or "" if it may.
+
+    A send belongs to the file it was made from: the same path (edited
+    since or not), or the same content moved to another name. Another file
+    with the same slug is another issue, and must not resume that send."""
+    if send.issue_path == str(path) or (send.issue_digest and send.issue_digest == digest):
+        return ""
+    return (
+        f"{path}: its slug {send.issue_slug!r} belongs to the send made from "
+        f"{send.issue_path} on {send.created_at:%Y-%m-%d}; give this issue its own slug "
+        "(a slug: line in its front matter)"
+    )
+
+
+def relative_path(path: Path, root: Path) -> Path:
     """``path`` relative to the newsletter's root when it lies inside it."""
     try:
         return path.resolve().relative_to(root)
@@ -312,7 +345,19 @@ class PreparedSend:
         transport = transport or open_transport(self.settings, plan.transport)
         try:
             quota = self._quota(transport)
-            send, created = ledger.start(plan.slug, str(plan.path), plan.subject, plan.transport)
+            moment = _now()
+            if plan.existing is None:
+                # The site first, with this issue on it, so that a site that
+                # cannot be built leaves no send recorded and nobody mailed.
+                self._build_site(sending={plan.slug: moment})
+            send, created = ledger.start(
+                plan.slug,
+                str(plan.path),
+                plan.subject,
+                plan.transport,
+                digest=plan.digest,
+                created_at=moment,
+            )
             resumed = None if created else self._resume(send, transport)
             if resumed and resumed.ambiguous:
                 log.warning(
@@ -322,7 +367,8 @@ class PreparedSend:
                     if resumed.ambiguous_action == "resend"
                     else "skipping them",
                 )
-            self._build_site()
+            if not created:
+                self._build_site()
             return self._run(
                 send, resumed, transport, quota, stop or threading.Event(), on_progress
             )
@@ -385,12 +431,12 @@ class PreparedSend:
         except TransportError as exc:
             raise SendError(f"{slug}: cannot read the sending quota: {exc}") from None
 
-    def _build_site(self) -> None:
+    def _build_site(self, sending: dict[str, dt.datetime] | None = None) -> None:
         from pipeline.site import build_site_from_ledger
         from subscribers.db import unavailable
 
         with unavailable(self.engine, writing=False):
-            build_site_from_ledger(self.settings, self.engine)
+            build_site_from_ledger(self.settings, self.engine, sending=sending)
 
     def _run(
         self,
@@ -478,7 +524,7 @@ class PreparedSend:
         elif loop.stop.is_set():
             outcome = "interrupted"
             reason = "interrupted; run publish issue again to resume"
-            ledger.set_status(send.id, "stopped", note="interrupted")
+            ledger.set_status(send.id, "interrupted", note="")
         elif totals.left == 0:
             outcome = "done"
             reason = ""
@@ -520,7 +566,7 @@ class PreparedSend:
             )
         return (
             f"{error}: sending stopped; {len(unwritten)} results are kept in "
-            f"{_relative(path, self.settings.root)}, which the next run records first; {advice}"
+            f"{relative_path(path, self.settings.root)}, which the next run records first; {advice}"
         )
 
     def _pause(self, send: SendRecord, error: QuotaExhausted | None) -> tuple[str, dt.datetime]:

@@ -65,7 +65,7 @@ sixth of the lease: a late heartbeat or two never loses it)."""
 AMBIGUOUS_RESENT = "may have been sent before an interrupted run (sent again)"
 AMBIGUOUS_SKIPPED = "may have been sent before an interrupted run (skipped)"
 
-SendState = Literal["sending", "paused", "stopped", "done"]
+SendState = Literal["sending", "paused", "interrupted", "stopped", "done"]
 RowState = Literal["pending", "sending", "sent", "failed", "skipped"]
 Ambiguous = Literal["resend", "skip"]
 ROW_STATES: tuple[RowState, ...] = ("pending", "sending", "sent", "failed", "skipped")
@@ -91,6 +91,8 @@ class SendRecord:
     finished_at: dt.datetime | None = None
     paused_until: dt.datetime | None = None
     note: str = ""
+    issue_digest: str | None = None
+    """sha256 of the issue file's bytes when the send began."""
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,7 @@ def _record(row: Row[Any]) -> SendRecord:
         finished_at=as_utc(row.finished_at),
         paused_until=as_utc(row.paused_until),
         note=row.note or "",
+        issue_digest=row.issue_digest,
     )
 
 
@@ -411,12 +414,23 @@ class Ledger:
 
         return self._retrying(read, writing=False)
 
-    def start(self, slug: str, path: str, subject: str, transport: str) -> tuple[SendRecord, bool]:
+    def start(
+        self,
+        slug: str,
+        path: str,
+        subject: str,
+        transport: str,
+        *,
+        digest: str | None = None,
+        created_at: dt.datetime | None = None,
+    ) -> tuple[SendRecord, bool]:
         """The issue's send, created with its recipient snapshot if it has none.
 
         Returns ``(send, created)``. Two processes starting the same issue at
         once get the same send: the slug is unique, and the loser of the race
-        reads the winner's row.
+        reads the winner's row. ``digest`` identifies the file's content, so
+        a later run can tell the same issue moved from another one that
+        reuses its slug.
         """
         from sqlalchemy.exc import IntegrityError
 
@@ -424,7 +438,9 @@ class Ledger:
         if existing is not None:
             return existing, False
         try:
-            send_id = self._retrying(lambda: self._start(slug, path, subject, transport))
+            send_id = self._retrying(
+                lambda: self._start(slug, path, subject, transport, digest, created_at)
+            )
         except IntegrityError:
             existing = self.find(slug)
             if existing is None:
@@ -432,16 +448,25 @@ class Ledger:
             return existing, False
         return self.get(int(send_id)), True
 
-    def _start(self, slug: str, path: str, subject: str, transport: str) -> int:
+    def _start(
+        self,
+        slug: str,
+        path: str,
+        subject: str,
+        transport: str,
+        digest: str | None,
+        created_at: dt.datetime | None,
+    ) -> int:
         from sqlalchemy import insert, literal, select
 
-        now = utcnow()
+        now = created_at or utcnow()
         with db.writing(self.engine) as conn:
             send_id = conn.execute(
                 insert(sends)
                 .values(
                     issue_slug=slug,
                     issue_path=path[:1000],
+                    issue_digest=digest,
                     subject=subject[:998],
                     transport=transport,
                     status="sending",

@@ -238,7 +238,7 @@ def test_stop_finishes_in_flight_messages_and_leaves_nothing_in_sending(ses, set
     sent = {r.email for r in ledger_rows if r.status == "sent"}
     assert sent == set(ses.recipients()), "what went out is exactly what the ledger says"
     assert 10 <= len(sent) < 60
-    assert result.send.status == "stopped"
+    assert result.send.status == "interrupted"
 
     resumed = run(settings, transport="ses", rate=40)
     assert resumed.outcome == "done"

@@ -49,7 +49,7 @@ def check(
 
     Example: publish check issues/2026-12-01-calf-stretch.md
     """
-    from pipeline.issue import Finding, find_issue, find_issue_files
+    from pipeline.issue import Finding, find_issue, find_issue_files, issue_slugs
     from pipeline.lint import check_issue
 
     config = settings(ctx)
@@ -60,8 +60,9 @@ def check(
     )
     errors = warnings = 0
     reported: set[Finding] = set()
+    slugs = issue_slugs({*find_issue_files(config.issues_dir), *paths})
     for path in paths:
-        result = check_issue(path, config)
+        result = check_issue(path, config, slugs)
         # A template's findings come with every issue; each is shown once.
         for finding in result.findings:
             if finding in reported:

@@ -291,8 +291,10 @@ def due(
 ) -> None:
     """Send the scheduled issues whose publish_at has passed; safe from cron every minute.
 
-    Also resumes a send whose run died, and one paused by the daily quota
-    once it may go on. Overlapping runs never send anything twice.
+    Also takes up every unfinished send, scheduled or not: one whose run
+    died or was interrupted, one paused by the daily quota once it may go
+    on. What it cannot send it names, and exits 1. Overlapping runs never
+    send anything twice.
 
     Example: publish due
     """
@@ -372,11 +374,24 @@ def _feedback(events: dict[str, int], sent: int) -> str:
 
 def _one_line(item: SendStatus) -> str:
     t = item.totals
+    going = _next_run(item)
     return (
         f"{item.send.issue_slug:<32} {item.send.status:<8} {t.sent}/{t.total} sent, "
         f"{t.failed} failed, {t.skipped} skipped, {t.left} left  "
-        f"(started {when(item.send.created_at)})"
+        f"(started {when(item.send.created_at)})" + (f"; {going}" if going else "")
     )
+
+
+def _next_run(item: SendStatus) -> str:
+    """When the rest of an unfinished send will go, and what takes it up."""
+    send, left = item.send, item.totals.left
+    if send.status == "paused":
+        if send.paused_until is None:
+            return f"{left} left: the next publish due resumes it"
+        return f"{left} left: publish due resumes it from {when(send.paused_until)}"
+    if send.status in ("sending", "interrupted") and left and not item.workers:
+        return f"{left} left by a run that stopped: the next publish due resumes it"
+    return ""
 
 
 def _details(item: SendStatus) -> None:
@@ -390,6 +405,9 @@ def _details(item: SendStatus) -> None:
         echo(f"finished:  {when(send.finished_at)}")
     if send.paused_until:
         echo(f"paused until: {when(send.paused_until)}")
+    going = _next_run(item)
+    if going:
+        echo(f"next:      {going}")
     echo(f"recipients: {t.total}: {t.sent} sent, {t.failed} failed, {t.skipped} skipped, "
          f"{t.pending} pending, {t.sending} in flight")
     if item.average_rate:
