@@ -125,8 +125,10 @@ EXPORT_FIELDS = (
 _SEPARATORS = re.compile(r"[\s\-]+")
 # Go's time.Time.String(), as listmonk exports it: 2023-01-02 03:04:05.123 +0000 UTC
 _GO_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) ([+-]\d\d)(\d\d)(?: \S+)?$")
-# Cells a spreadsheet would run as a formula; exported with a leading quote.
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+# Cells a spreadsheet would run as a formula (or a DDE call: |), the
+# full-width forms that some locales read the same way among them; every
+# exported cell that starts with one gets a leading quote.
+_FORMULA = ("=", "+", "-", "@", "\t", "\r", "|", "＝", "＋", "－", "＠")
 
 
 Cells = dict[str, str]
@@ -307,22 +309,22 @@ def export_csv(store: Store, out: TextIO, status: Status | None = None) -> int:
     count = 0
     for subscriber in store.iter(status):
         consent = subscriber.consent
-        writer.writerow(
-            (
-                subscriber.email,
-                _formula_safe(subscriber.name),
-                subscriber.status,
-                subscriber.source,
-                _iso(subscriber.created_at),
-                _iso(subscriber.confirmed_at),
-                _iso(subscriber.unsubscribed_at),
-                _iso(consent.at),
-                consent.ip or "",
-                _formula_safe(consent.user_agent or ""),
-                _formula_safe(consent.text or ""),
-                consent.confirmed_ip or "",
-            )
+        cells = (
+            subscriber.email,
+            subscriber.name,
+            subscriber.status,
+            subscriber.source,
+            _iso(subscriber.created_at),
+            _iso(subscriber.confirmed_at),
+            _iso(subscriber.unsubscribed_at),
+            _iso(consent.at),
+            consent.ip or "",
+            consent.user_agent or "",
+            consent.text or "",
+            consent.confirmed_ip or "",
         )
+        # Every cell, the address and the IPs too: each may be a stranger's text.
+        writer.writerow([_formula_safe(cell) for cell in cells])
         count += 1
     return count
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import itertools
 import os
@@ -623,3 +624,35 @@ def test_a_quoted_cell_may_span_lines(shared, notes, separator):
     assert imported == {
         email: clean_name(note[:10]) for email, note in zip(emails, notes, strict=True)
     }
+
+
+@pytest.mark.parametrize("lead", ["=", "+", "-", "@", "\t", "\r", "|", "＝", "＋", "－", "＠"])
+def test_every_exported_cell_is_safe_to_open_in_a_spreadsheet(store, tmp_path, lead):
+    """The address and the consent IP too: a signup form takes whatever a
+    stranger types, and a spreadsheet runs a cell that starts like a formula."""
+    from subscribers.models import Consent
+
+    email = f"{lead}cmd@example.com" if lead.isascii() and lead not in "@\t\r" else "cmd@example.com"
+    store.add(
+        email,
+        name=f"{lead}HYPERLINK(1)",
+        consent=Consent(
+            at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+            ip=f"{lead}1+1",
+            user_agent=f"{lead}ua",
+            text=f"{lead}wording",
+            confirmed_ip=f"{lead}2+2",
+        ),
+    )
+    out = io.StringIO()
+    export_csv(store, out)
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    for cell in rows[1]:
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r", "|", "＝", "＋", "－", "＠")), rows[1]
+
+    path = write(tmp_path, out.getvalue(), "export.csv")
+    with Store.open(f"sqlite:///{tmp_path / 'copy.db'}", tmp_path) as copy:
+        assert import_csv(copy, path).added == 1
+        twin, original = copy.find(email), store.find(email)
+        assert twin.name == original.name
+        assert (twin.consent.ip, twin.consent.confirmed_ip) == (f"{lead}1+1", f"{lead}2+2")
