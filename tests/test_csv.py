@@ -654,5 +654,6 @@ def test_every_exported_cell_is_safe_to_open_in_a_spreadsheet(store, tmp_path, l
     with Store.open(f"sqlite:///{tmp_path / 'copy.db'}", tmp_path) as copy:
         assert import_csv(copy, path).added == 1
         twin, original = copy.find(email), store.find(email)
-        assert twin.name == original.name
+        # Import trims white space around a name, so a tab in front goes.
+        assert twin.name == original.name.strip()
         assert (twin.consent.ip, twin.consent.confirmed_ip) == (f"{lead}1+1", f"{lead}2+2")
