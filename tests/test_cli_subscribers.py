@@ -304,3 +304,33 @@ def test_show_says_when_the_mailer_gave_up_on_a_confirmation(newsletter):
     assert "never: gave up" in shown.stdout
     assert f"after {MAX_ATTEMPTS} attempts (451 relay down)" in shown.stdout
     assert "confirmation_given_up" in shown.stdout and "confirmation_failed" in shown.stdout
+
+
+HOSTILE_NAMES = ["[/]", "[link=https://evil.example]click[/link]", "[bold red]Admin[/]", "Sam [/b]"]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_stored_text_is_printed_as_text_not_markup(newsletter, name):
+    """A signup can name itself anything: the editor's terminal shows it as typed."""
+    with Store.open("sqlite:///subscribers.db", newsletter) as store:
+        store.add("sam@example.com", name=name)
+    for command in (["subscribers", "list"], ["subscribers", "show", "sam@example.com"]):
+        result = run(*command)
+        assert result.exit_code == 0, (command, result.output)
+        assert name in result.stdout, (command, result.stdout)
+
+
+def test_control_characters_in_stored_text_never_reach_the_terminal(newsletter):
+    import datetime as dt
+
+    from subscribers.models import Consent
+
+    with Store.open("sqlite:///subscribers.db", newsletter) as store:
+        store.add(
+            "sam@example.com",
+            consent=Consent(at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC), ip="192.0.2.1", user_agent="\x1b]8;;https://evil.example\x07x\x1b[31mred\x9b2J"),
+        )
+    result = run("subscribers", "show", "sam@example.com")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\x9b" not in result.stdout and "\x07" not in result.stdout
+    assert "\\x1b]8;;https://evil.example" in result.stdout

@@ -9,6 +9,7 @@ top group catches them so that every command behaves the same.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -72,8 +73,19 @@ def settings(ctx: typer.Context, **overrides: Any) -> Settings:
     return load_settings(root, overrides)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character but newline and tab written out
+    as an escape (``\\x1b``): stored text (a stranger's name, a user agent,
+    a provider's error) cannot move the cursor, retitle the window or plant
+    a hyperlink in the editor's terminal."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
 def echo(message: str = "", *, err: bool = False) -> None:
-    typer.echo(message, err=err)
+    typer.echo(printable(message), err=err)
 
 
 def shown(path: Path) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pipeline.cli.app import app, echo, is_tty, plural, settings, when
+from pipeline.cli.app import app, echo, is_tty, plural, printable, settings, when
 from subscribers.models import Status
 
 if TYPE_CHECKING:
@@ -204,8 +204,8 @@ def list_(
     table = Table("email", "name", "status", "source", "joined", box=None, pad_edge=False)
     for subscriber in found:
         table.add_row(
-            subscriber.email,
-            subscriber.name,
+            printable(subscriber.email),
+            printable(subscriber.name),
             subscriber.status,
             subscriber.source,
             when(subscriber.created_at),
@@ -600,8 +600,9 @@ class _Supervised:
 def _console() -> Console:
     from rich.console import Console
 
-    # Piped output is not cut to 80 columns.
-    return Console(highlight=False, width=None if is_tty() else 200)
+    # Piped output is not cut to 80 columns. No markup: what it prints is
+    # stored text, and "[/]" or "[link=...]" in a name is only text.
+    return Console(highlight=False, markup=False, emoji=False, width=None if is_tty() else 200)
 
 
 def _print_subscriber(subscriber: Subscriber, events: list[Event]) -> None:
@@ -614,18 +615,18 @@ def _print_subscriber(subscriber: Subscriber, events: list[Event]) -> None:
     facts = Table(box=None, show_header=False, pad_edge=False)
     facts.add_column(style="bold")
     facts.add_column()
-    facts.add_row("email", subscriber.email)
-    facts.add_row("name", subscriber.name or "-")
+    facts.add_row("email", printable(subscriber.email))
+    facts.add_row("name", printable(subscriber.name or "-"))
     facts.add_row("status", str(subscriber.status))
     facts.add_row("source", str(subscriber.source))
     facts.add_row("joined", when(subscriber.created_at))
-    facts.add_row("confirmation sent", _confirmation_sent(subscriber, events))
+    facts.add_row("confirmation sent", printable(_confirmation_sent(subscriber, events)))
     facts.add_row("unsubscribed", when(subscriber.unsubscribed_at))
-    facts.add_row("consent given", _where(consent.at, consent.ip, consent.user_agent))
-    facts.add_row("consent wording", consent.text or "-")
+    facts.add_row("consent given", printable(_where(consent.at, consent.ip, consent.user_agent)))
+    facts.add_row("consent wording", printable(consent.text or "-"))
     facts.add_row(
         "consent confirmed",
-        _where(consent.confirmed_at, consent.confirmed_ip, consent.confirmed_user_agent),
+        printable(_where(consent.confirmed_at, consent.confirmed_ip, consent.confirmed_user_agent)),
     )
     console.print(facts)
     history = Table("when", "event", "detail", title="history", box=None, pad_edge=False)
@@ -634,7 +635,7 @@ def _print_subscriber(subscriber: Subscriber, events: list[Event]) -> None:
             f"{key}={value if isinstance(value, str) else json.dumps(value)}"
             for key, value in event.detail.items()
         )
-        history.add_row(when(event.at), event.kind, detail)
+        history.add_row(when(event.at), event.kind, printable(detail))
     console.print()
     console.print(history)
 
