@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_HEADERS = 16 * 1024
+"""Bytes of request headers (names and values) beyond which a request is refused."""
+HSTS = "max-age=31536000"
+"""Strict-Transport-Security, sent on responses to requests that came over https."""
+
 COMMON_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -66,6 +71,18 @@ def site_files(folder: Path) -> ASGIApp:
                 return "", None
             return super().lookup_path(path)
 
+        async def get_response(self, path: str, scope: Scope) -> Response:
+            from starlette.responses import RedirectResponse
+
+            response = await super().get_response(path, scope)
+            if isinstance(response, RedirectResponse):
+                # Starlette redirects "dir" to "dir/" by an absolute URL built
+                # from the request's Host header; the path alone is enough,
+                # and does not send a reader to a host a stranger named.
+                target = "/" + scope["path"].lstrip("/") + "/"
+                response.headers["location"] = target.replace("//", "/")
+            return response
+
     return SiteFiles(directory=folder, html=True, check_dir=False)
 
 
@@ -77,6 +94,8 @@ class Guard:
     ``body_limits``) raises a 413 where the handler reads it, so the error
     page is rendered like any other. The site's own pages get a
     content policy that allows their inline styles but no scripts at all.
+    Request headers over :data:`MAX_HEADERS` are answered 431, and a response
+    to a request that came over https carries HSTS.
     An error is logged with its traceback and answered by ``on_error``; the
     connection stays usable (Starlette's own handler would drop it).
     """
@@ -86,7 +105,7 @@ class Guard:
         app: ASGIApp,
         max_body: int,
         site_url: str,
-        on_error: Callable[[Any], Response],
+        on_error: Callable[[Any, int], Response],
         body_limits: Mapping[str, int] | None = None,
     ) -> None:
         from urllib.parse import urlsplit
@@ -115,6 +134,14 @@ class Guard:
             return
         from starlette.exceptions import HTTPException
 
+        if sum(len(name) + len(value) for name, value in scope.get("headers", [])) > MAX_HEADERS:
+            from starlette.requests import Request
+
+            await self.on_error(Request(scope), 431)(scope, receive, send)
+            return
+        headers = self.headers
+        if scope.get("scheme") == "https":
+            headers = [*headers, (b"strict-transport-security", HSTS.encode())]
         declared = _content_length(scope)
         limit = self.body_limits.get(scope.get("path", ""), self.max_body)
         received = 0
@@ -138,7 +165,7 @@ class Guard:
                 started = True
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
-                    (name, value) for name, value in self.headers if name not in present
+                    (name, value) for name, value in headers if name not in present
                 ]
             await send(message)
 
@@ -150,7 +177,7 @@ class Guard:
                 raise  # too late for an error page; the server drops the connection
             from starlette.requests import Request
 
-            await self.on_error(Request(scope))(scope, receive, send)
+            await self.on_error(Request(scope), 500)(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

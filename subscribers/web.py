@@ -186,6 +186,7 @@ _MESSAGES = {
     415: "Send the form as a web form or as JSON.",
     422: "The request could not be understood.",
     429: "Too many signups came from your network. Please try again in a few minutes.",
+    431: "The request's headers were larger than this service accepts.",
     500: "The service could not finish your request. Please try again in a little while.",
 }
 ACCEPTED = (
@@ -552,14 +553,14 @@ def create_app(
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         return pages.error(422, as_json=_wants_json(request))
 
-    def crashed(request: Request) -> Response:
-        return pages.error(500, as_json=_wants_json(request))
+    def refused(request: Request, status: int) -> Response:
+        return pages.error(status, as_json=_wants_json(request))
 
     app.add_middleware(
         Guard,
         max_body=config.max_body,
         site_url=config.site_url,
-        on_error=crashed,
+        on_error=refused,
         body_limits={"/ses/events": config.max_events_body},
     )
     return app
@@ -601,14 +602,24 @@ def _wants_json(request: Any) -> bool:
     return "json" in content_type or ("json" in accept and "html" not in accept)
 
 
+SIGNUP_JSON_DEPTH = 2
+"""A signup is one object of text fields; two levels leave room for a list."""
+
+
 async def _read_fields(request: Any) -> dict[str, str]:
     """The signup fields from a form or a JSON object, as text."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw: Mapping[str, Any]
     if content_type == "application/json":
+        from subscribers.jsontext import TooDeep, loads
+
         try:
-            raw = await request.json()
-        except ValueError:
+            raw = loads(await request.body(), max_depth=SIGNUP_JSON_DEPTH)
+        except TooDeep:
+            raise _BadInput(
+                422, "The JSON is nested too deeply: send one object with an email field."
+            ) from None
+        except ValueError:  # UnicodeDecodeError is one
             raise _BadInput(422, "The body is not valid JSON.") from None
         if not isinstance(raw, dict):
             raise _BadInput(422, "Send a JSON object with an email field.")
