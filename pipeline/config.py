@@ -103,6 +103,8 @@ class Settings:
     transient_bounce_limit: int = 3
     web_host: str = "127.0.0.1"
     web_port: int = 8000
+    log_ips: bool = False
+    """Whether the web service's access log names client addresses."""
     confirmation_lease: int = 300
     """Seconds a confirmation mailer holds the messages it claimed: those a
     mailer that died left unrecorded are taken up again after this long."""
@@ -343,6 +345,7 @@ SPECS: tuple[_Spec, ...] = (
     ),
     _Spec("web_host", "web.host", "NEWSLETTER_WEB_HOST", _required_text),
     _Spec("web_port", "web.port", "NEWSLETTER_WEB_PORT", _number(int, 1)),
+    _Spec("log_ips", "web.log_ips", "NEWSLETTER_LOG_IPS", _bool),
     _Spec(
         "confirmation_lease",
         "web.confirmation_lease",

@@ -70,6 +70,7 @@ def connect(
 
     target = database_url(url, root)
     if target.get_backend_name() == "sqlite":
+        _create_owner_only(target.database)
         engine = create_engine(target)
         busy_ms = _BUSY_TIMEOUT_MS if busy_timeout is None else int(busy_timeout * 1000)
         event.listen(engine, "connect", partial(_sqlite_on_connect, busy_ms=busy_ms))
@@ -83,6 +84,22 @@ def connect(
             engine.dispose()
             raise
     return engine
+
+
+def _create_owner_only(database: str | None) -> None:
+    """Create a new SQLite file readable by its owner only: it holds
+    readers' addresses and consent. SQLite gives its WAL and shared-memory
+    files the database's mode. An existing file keeps the mode it has."""
+    import os
+
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return
+    except OSError:
+        return  # SQLite itself will say why it cannot open the file
 
 
 def upgrade(url: str, root: Path) -> str:

@@ -338,12 +338,14 @@ def run_service(config: Settings, web: WebConfig) -> None:
 
     import uvicorn
 
+    from subscribers.accesslog import install
     from subscribers.db import connect
     from subscribers.web import create_app
 
     engine = connect(config.database_url, config.root)
     transport, send_mail = _mail(config)
     service = create_app(engine, web, send_mail, static_dir=config.public_dir, mailer=False)
+    install(log_ips=config.log_ips)
     mailer = _Supervised(multiprocessing.get_context("spawn"), (config.root, web))
 
     class Server(uvicorn.Server):
