@@ -168,7 +168,7 @@ sends = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("issue_slug", String(200), nullable=False, unique=True),
     Column("issue_path", String(1000), nullable=False),
-    # sha256 of the issue file's bytes when the send began (None before 0004).
+    # sha256 of the issue file's bytes when the send began (None before 0005).
     Column("issue_digest", String(64)),
     Column("subject", String(998), nullable=False),
     Column("transport", String(20), nullable=False),

@@ -335,7 +335,7 @@ def test_the_lease_migration_keeps_the_confirmation_queue(database_url, tmp_path
 
 
 def test_the_signup_migration_keeps_the_links_already_mailed(database_url, tmp_path):
-    """0004 to 0006: each pending subscriber gets a signup with an empty nonce
+    """0005 to 0006: each pending subscriber gets a signup with an empty nonce
     (the links mailed before carry none) and their name and consent; every
     row gets its mailbox key. And back."""
     from alembic import command
@@ -361,7 +361,7 @@ def test_the_signup_migration_keeps_the_links_already_mailed(database_url, tmp_p
 
     at = dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC)
     try:
-        migrate("0004")
+        migrate("0005")
         with engine.begin() as conn:
             for email, status in (("Pen.Ding+x@GoogleMail.com", "pending"), ("a@example.com", "active")):
                 conn.execute(
@@ -386,7 +386,7 @@ def test_the_signup_migration_keeps_the_links_already_mailed(database_url, tmp_p
         pending = store.find("Pen.Ding+x@GoogleMail.com")
         old_link = service.signer.confirm(pending.id, dt.datetime.now(dt.UTC))
         assert service.confirm(old_link, Origin(ip="198.51.100.1")).new
-        migrate("0004", down=True)
+        migrate("0005", down=True)
         with engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(subscribers_table)).scalar_one() == 2
     finally:
