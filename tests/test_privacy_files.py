@@ -71,3 +71,20 @@ def test_the_access_log_has_no_tokens_and_addresses_only_when_asked(newsletter, 
     assert token not in output
     assert any("GET /unsubscribe/… HTTP/1.1" in line for line in access), access
     assert ("127.0.0.1:" in "\n".join(access)) is log_ips, access
+
+
+def test_outbox_files_and_their_folder_are_owner_only(tmp_path):
+    from pipeline.transports.base import OutgoingMessage
+    from pipeline.transports.outbox import OutboxTransport
+
+    previous = os.umask(0o022)
+    try:
+        outbox = OutboxTransport(tmp_path / "outbox")
+        message = OutgoingMessage(
+            "news@example.com", "reader@example.com", b"Subject: hi\r\n\r\nhello\r\n"
+        )
+        name = outbox.send(message)
+    finally:
+        os.umask(previous)
+    assert mode(tmp_path / "outbox") == 0o700
+    assert mode(tmp_path / "outbox" / name) == 0o600

@@ -46,7 +46,10 @@ class OutboxTransport(Transport):
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         recipient = _file_recipient(message.recipient)
         name = f"{stamp}-{time.time_ns() % 10**9:09d}-{sequence:06d}-{recipient}.eml"
-        write_atomic(self.folder / name, message.raw)
+        # Each file is a reader's address and their personal links: the
+        # owner's alone, in a folder only the owner can list.
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_atomic(self.folder / name, message.raw, mode=0o600)
         return name
 
     def accepted(self, wanted: Mapping[str, str]) -> dict[str, str]:
