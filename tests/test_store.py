@@ -292,19 +292,24 @@ def test_writers_queue_instead_of_failing(store):
         assert conn.execute(text("SELECT count(*) FROM subscriber_events")).scalar() == 36
 
 
-def test_the_lease_migration_keeps_the_confirmation_queue(database_url, tmp_path):
-    """0002 to 0003 and back: queued confirmations stay due, with no claim."""
+def migrate_to(engine, revision: str, *, down: bool = False) -> None:
+    """Upgrade (or downgrade) the database to ``revision`` with Alembic."""
     from alembic import command
     from alembic.config import Config
 
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(db.MIGRATIONS))
+        config.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def test_the_lease_migration_keeps_the_confirmation_queue(database_url, tmp_path):
+    """0002 to 0003 and back: queued confirmations stay due, with no claim."""
     engine = db.connect(database_url, tmp_path, migrate=False)
 
     def migrate(revision: str, *, down: bool = False) -> None:
-        with engine.begin() as conn:
-            config = Config()
-            config.set_main_option("script_location", str(db.MIGRATIONS))
-            config.attributes["connection"] = conn
-            (command.downgrade if down else command.upgrade)(config, revision)
+        migrate_to(engine, revision, down=down)
 
     due = dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC)
     try:
@@ -338,9 +343,6 @@ def test_the_signup_migration_keeps_the_links_already_mailed(database_url, tmp_p
     """0005 to 0006: each pending subscriber gets a signup with an empty nonce
     (the links mailed before carry none) and their name and consent; every
     row gets its mailbox key. And back."""
-    from alembic import command
-    from alembic.config import Config
-
     from subscribers.models import Newsletter
     from subscribers.schema import signups
     from subscribers.service import Origin, Subscriptions
@@ -353,11 +355,7 @@ def test_the_signup_migration_keeps_the_links_already_mailed(database_url, tmp_p
     engine = db.connect(database_url, tmp_path, migrate=False)
 
     def migrate(revision: str, *, down: bool = False) -> None:
-        with engine.begin() as conn:
-            config = Config()
-            config.set_main_option("script_location", str(db.MIGRATIONS))
-            config.attributes["connection"] = conn
-            (command.downgrade if down else command.upgrade)(config, revision)
+        migrate_to(engine, revision, down=down)
 
     at = dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC)
     try:
