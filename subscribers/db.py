@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCK_ID = 0x7075626C  # "publ": the advisory lock PostgreSQL migrations take
 _BUSY_TIMEOUT_MS = 30_000
+_CHECKPOINT_WAIT_MS = 2_000
 T = TypeVar("T")
 _write_locks: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 _write_locks_guard = threading.Lock()
@@ -344,10 +345,40 @@ def _sqlite_on_connect(
     try:
         cursor.execute(f"PRAGMA busy_timeout = {max(0, busy_ms)}")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # Deleted rows are overwritten with zeros, not left in free pages:
+        # an erased reader's address must not stay readable in the file.
+        cursor.execute("PRAGMA secure_delete = ON")
         _use_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
+
+
+def forget_deleted(engine: Engine) -> bool:
+    """Make deleted rows unreadable in the database's files, where the
+    database keeps them: for SQLite, the write-ahead log is checkpointed
+    into the database file (whose deleted cells ``secure_delete`` zeroed)
+    and truncated, so no earlier page image stays in ``-wal``. True when
+    that is done; False when another process holds a read open on an
+    older snapshot (``publish serve``, say) and the log could not be
+    emptied. PostgreSQL: True; its autovacuum removes dead row versions and
+    reuses their space (``VACUUM FULL`` rewrites a table at once, under a
+    lock that stops the service, which is for the operator to choose)."""
+    if engine.dialect.name != "sqlite":
+        return True
+    raw = engine.raw_connection()  # outside any transaction, which would hold a snapshot
+    try:
+        cursor = raw.cursor()
+        # Readers finish in milliseconds; one that does not is a long-lived
+        # process, and waiting the usual 30 seconds for it would not help.
+        cursor.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")
+        try:
+            busy, _frames, _done = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    finally:
+        raw.close()
+    return not busy
 
 
 def _use_wal(cursor: Any) -> None:

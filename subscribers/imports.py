@@ -29,7 +29,6 @@ from subscribers.models import (
     Subscriber,
     SuppressionReason,
     dump_detail,
-    email_hash,
     email_key,
     utcnow,
 )
@@ -144,9 +143,8 @@ def _import_batch(
 ) -> ImportReport:
     counts = ImportReport()
     keys = [email_key(row.email) for row in rows]
-    hashes = [email_hash(row.email) for row in rows]
     existing = tx.get_many(keys)
-    suppressed = tx.suppressions(hashes)
+    suppressed = tx.suppressed([row.email for row in rows])
     now = utcnow()
     new_rows: list[dict[str, Any]] = []
     new_lines: dict[str, Candidate] = {}
@@ -163,9 +161,9 @@ def _import_batch(
             }
         )
 
-    for row, key, digest in zip(rows, keys, hashes, strict=True):
+    for row, key in zip(rows, keys, strict=True):
         current = existing.get(key)
-        plan = plan_import(current, row, suppressed.get(digest), reactivate)
+        plan = plan_import(current, row, suppressed.get(row.email), reactivate)
         if plan.action is Action.ADD:
             consent = Consent(
                 at=row.consent_at or row.created_at,

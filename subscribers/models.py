@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Mapping
@@ -136,9 +137,12 @@ def email_key(email: str) -> str:
     return email.lower()
 
 
-def email_hash(email: str) -> str:
-    """SHA-256 of the lowercased address: what a suppression keeps instead of it."""
-    return hashlib.sha256(email_key(email).encode("utf-8")).hexdigest()
+def email_hash(email: str, salt: str) -> str:
+    """What a suppression keeps instead of the address: HMAC-SHA256 under
+    the newsletter's ``salt`` of the lowercased address's SHA-256 (so
+    hashes made before there was a salt could be salted in place)."""
+    plain = hashlib.sha256(email_key(email).encode("utf-8")).hexdigest()
+    return hmac.new(salt.encode("ascii"), plain.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 _GMAIL = ("gmail.com", "googlemail.com")

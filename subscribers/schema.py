@@ -8,6 +8,8 @@ tables; nothing else issues DDL. The same tables serve SQLite and PostgreSQL.
     suppressions        hashed addresses that must never be mailed again
                         without a new confirmed subscription (erasure,
                         complaints)
+    store_keys          random values made once per newsletter: the salt
+                        of the suppression hashes
     signups             form signups waiting for their confirmation: the
                         nonce in each one's link, and the name and consent
                         that confirming it makes the subscriber's
@@ -118,10 +120,21 @@ Index("ix_subscriber_events_kind_at", subscriber_events.c.kind, subscriber_event
 suppressions = Table(
     "suppressions",
     metadata,
-    # SHA-256 of the lowercased address: no address is kept.
+    # HMAC-SHA256, under the newsletter's salt, of the lowercased address's
+    # SHA-256: no address is kept, and a dictionary of addresses does not
+    # reverse the hashes without the salt.
     Column("email_hash", String(64), primary_key=True),
     # erased | complained
     Column("reason", String(20), nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
+)
+
+store_keys = Table(
+    "store_keys",
+    metadata,
+    # "suppression": the salt of suppressions.email_hash.
+    Column("name", String(40), primary_key=True),
+    Column("value", String(64), nullable=False),
     Column("created_at", UTC_DATETIME, nullable=False),
 )
 

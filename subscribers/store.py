@@ -18,6 +18,7 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import logging
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ from subscribers.models import (
 from subscribers.schema import (
     send_recipients,
     signups,
+    store_keys,
     subscriber_events,
     subscribers,
     suppressions,
@@ -90,6 +92,7 @@ _LATEST_SIGNUP = (
     .limit(1)
 )
 _INSERT_SIGNUP = insert(signups)
+_SALT = select(store_keys.c.value).where(store_keys.c.name == "suppression")
 _REPORTED_KINDS = (str(EventKind.BOUNCED), str(EventKind.COMPLAINED))
 _REPORTED = (
     select(subscribers.c.id)
@@ -398,17 +401,23 @@ class Store:
 
     def erase(self, email: str) -> bool:
         """GDPR erasure: delete the subscriber and their history, scrub their
-        address and name from every send's ledger, and keep only a hash of
-        the address as a suppression. True if there was a subscriber."""
+        address, name and provider ids from every send's ledger, and keep
+        only a salted hash of the address as a suppression. True if there
+        was a subscriber. Then :func:`subscribers.db.forget_deleted` so that
+        the deleted rows are not left in the database file either."""
         address = normalize_email(email)
         with self.transaction() as tx:
             subscriber = tx.get_by_email(address, lock=True)
             tx.suppress(address, SuppressionReason.ERASED)
-            if subscriber is None:
-                return False
-            tx.erase(subscriber.id)
-        log.info("erased subscriber %d", subscriber.id)
-        return True
+            if subscriber is not None:
+                tx.erase(subscriber.id)
+        if subscriber is not None:
+            log.info("erased subscriber %d", subscriber.id)
+        return subscriber is not None
+
+    def forget_deleted(self) -> bool:
+        """:func:`subscribers.db.forget_deleted` on this store's database."""
+        return db.forget_deleted(self.engine)
 
 
 class Transaction:
@@ -416,6 +425,7 @@ class Transaction:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._salt_value: str | None = None
 
     # -- subscribers ---------------------------------------------------------
 
@@ -627,6 +637,8 @@ class Transaction:
             .values(
                 email="",
                 name="",
+                # A provider id can name the reader (an old outbox file name did).
+                message_id=None,
                 status=case(
                     (send_recipients.c.status.in_(("pending", "failed")), "skipped"),
                     else_=send_recipients.c.status,
@@ -696,19 +708,33 @@ class Transaction:
 
     # -- suppressions --------------------------------------------------------
 
-    def suppressions(self, hashes: Sequence[str]) -> dict[str, str]:
-        """The reasons for the suppressed ones among these address hashes."""
-        if not hashes:
+    def _salt(self) -> str:
+        """The newsletter's suppression salt, made on first use where a
+        database has none (migration 0007 makes it)."""
+        if self._salt_value is None:
+            value = self.conn.execute(_SALT).scalar()
+            if value is None:
+                value = secrets.token_hex(32)
+                self.conn.execute(
+                    insert(store_keys).values(name="suppression", value=value, created_at=utcnow())
+                )
+            self._salt_value = str(value)
+        return self._salt_value
+
+    def suppressed(self, emails: Sequence[str]) -> dict[str, str]:
+        """The suppressed ones among ``emails``, each with its reason."""
+        if not emails:
             return {}
+        salt = self._salt()
+        by_hash = {email_hash(email, salt): email for email in emails}
         query = select(suppressions.c.email_hash, suppressions.c.reason).where(
-            suppressions.c.email_hash.in_(hashes)
+            suppressions.c.email_hash.in_(sorted(by_hash))
         )
-        return {row.email_hash: row.reason for row in self.conn.execute(query)}
+        return {by_hash[row.email_hash]: row.reason for row in self.conn.execute(query)}
 
     def suppression(self, email: str) -> str | None:
         """Why ``email`` must not be mailed (erased, complained), or None."""
-        key = email_hash(email)
-        return self.suppressions([key]).get(key)
+        return self.suppressed([email]).get(email)
 
     def suppress(self, email: str, reason: SuppressionReason) -> None:
         """Never mail ``email`` again without a new confirmed subscription.
@@ -716,14 +742,18 @@ class Transaction:
         if self.suppression(email) is None:
             self.conn.execute(
                 insert(suppressions).values(
-                    email_hash=email_hash(email), reason=str(reason), created_at=utcnow()
+                    email_hash=email_hash(email, self._salt()),
+                    reason=str(reason),
+                    created_at=utcnow(),
                 )
             )
 
     def lift_suppression(self, email: str) -> bool:
         """Forget a suppression: the reader has confirmed a new subscription."""
         result = self.conn.execute(
-            delete(suppressions).where(suppressions.c.email_hash == email_hash(email))
+            delete(suppressions).where(
+                suppressions.c.email_hash == email_hash(email, self._salt())
+            )
         )
         return bool(result.rowcount)
 

@@ -224,7 +224,9 @@ def test_erase_deletes_the_person_scrubs_the_ledger_and_keeps_a_hash(store):
     assert scrubbed.status == "skipped"  # a pending recipient is never mailed now
     assert rows["Stays"].email == "stays@example.com" and rows["Stays"].status == "pending"
     assert "Erase" not in dump and "erase.me" not in dump.lower()
-    assert hashes == [email_hash("erase.me@example.com")]
+    with store.transaction() as tx:
+        salt = tx._salt()
+    assert hashes == [email_hash("erase.me@example.com", salt)]
     assert store.erase("erase.me@example.com") is False  # nobody left to erase
 
 
@@ -376,7 +378,8 @@ def test_the_signup_migration_keeps_the_links_already_mailed(database_url, tmp_p
         assert keys == {"Pen.Ding+x@GoogleMail.com": "pending@gmail.com", "a@example.com": "a@example.com"}
         assert (legacy.nonce, legacy.name, legacy.consent_ip, legacy.consent_text) == ("", "Pat", "192.0.2.1", "Yes")
         assert as_utc(legacy.mailed_at) == at
-        # A link mailed before the migration still confirms.
+        # A link mailed before the migration still confirms, on today's schema.
+        migrate("head")
         store = Store(engine)
         service = Subscriptions(
             store, Signer("migration-test-secret-0123"), newsletter, lambda m: None
@@ -387,5 +390,28 @@ def test_the_signup_migration_keeps_the_links_already_mailed(database_url, tmp_p
         migrate("0005", down=True)
         with engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(subscribers_table)).scalar_one() == 2
+    finally:
+        engine.dispose()
+
+
+def test_the_salt_migration_salts_the_hashes_kept_before(database_url, tmp_path):
+    """0006 to 0007: a suppression kept as the address's plain SHA-256 still
+    suppresses it, now salted; and a downgrade refuses to unsalt it."""
+    import hashlib
+
+    engine = db.connect(database_url, tmp_path, migrate=False)
+    at = dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC)
+    try:
+        migrate_to(engine, "0006")
+        plain = hashlib.sha256(b"gone@example.com").hexdigest()
+        with engine.begin() as conn:
+            conn.execute(insert(suppressions).values(email_hash=plain, reason="erased", created_at=at))
+        migrate_to(engine, "0007")
+        store = Store(engine)
+        assert store.suppression("Gone@Example.com") == "erased"
+        with engine.connect() as conn:
+            assert conn.execute(select(suppressions.c.email_hash)).scalar_one() != plain
+        with pytest.raises(RuntimeError, match="cannot be unsalted"):
+            migrate_to(engine, "0006", down=True)
     finally:
         engine.dispose()

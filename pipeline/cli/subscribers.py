@@ -175,6 +175,7 @@ def export(
 
     Example: publish subscribers export --status active -o subscribers.csv
     """
+    from pipeline.erasure import remember_export
     from subscribers.csvio import export_csv, export_file
 
     with _store(ctx) as store:
@@ -182,6 +183,7 @@ def export(
             count = export_csv(store, sys.stdout, status)
         else:
             count = export_file(store, output, status)
+            remember_export(settings(ctx).root, output)
     echo(f"exported {plural(count, 'subscriber')}" + (f" to {output}" if output else ""), err=True)
 
 
@@ -248,12 +250,15 @@ def erase(
 ) -> None:
     """Erase someone for good (GDPR), keeping only a hash so they are never mailed again.
 
-    Their record, consent and history are deleted and their address and name
-    scrubbed from past sends. Only a new subscription they confirm themselves
-    brings the address back.
+    Their record, consent and history are deleted; their address and name
+    are scrubbed from past sends, from the outbox, from the exports written
+    with -o, and from the database's files. Only a new subscription they
+    confirm themselves brings the address back. An export printed to the
+    terminal or moved elsewhere is out of reach: delete it yourself.
 
     Example: publish subscribers erase reader@example.com --yes
     """
+    from pipeline.erasure import erase_reader
     from pipeline.errors import PublishError
 
     if not yes:
@@ -261,11 +266,23 @@ def erase(
             raise PublishError("erase cannot be undone: add --yes to confirm")
         typer.confirm(f"Erase {email} and its history for good?", abort=True)
     with _store(ctx) as store:
-        found = store.erase(email)
-    if found:
-        echo(f"erased {email.strip()}; its hash is kept so it is never mailed again")
+        done = erase_reader(settings(ctx), store, email)
+    address = printable(email.strip())
+    files = (
+        f"removed from {plural(done.outbox_files, 'outbox file')} and "
+        f"{plural(done.exports, 'export')}"
+    )
+    if done.recovery_files:
+        files += f", scrubbed from {plural(done.recovery_files, 'recovery file')}"
+    if done.found:
+        echo(f"erased {address}; {files}; a salted hash is kept so it is never mailed again")
     else:
-        echo(f"{email.strip()} was not on the list; its hash is kept so it is never mailed")
+        echo(f"{address} was not on the list; {files}; a salted hash is kept so it is never mailed")
+    if not done.database_clean:
+        raise PublishError(
+            "the database's write-ahead log still holds the erased rows: another process "
+            "(publish serve?) has it open; run the same erase again once it has stopped"
+        )
 
 
 @subscribers_app.command()
