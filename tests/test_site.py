@@ -4,16 +4,18 @@ unchanged rebuild writes nothing."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-import pipeline.site as site_module
+import pipeline.site.plan as site_module
 from pipeline.cli import app
-from pipeline.config import load_settings, with_overrides
+from pipeline.config import Address, Settings, load_settings, with_overrides
 from pipeline.errors import ConfigError, IssueError, SiteError
 from pipeline.issue import find_issue, load_issue
 from pipeline.render import render_issue
@@ -21,8 +23,11 @@ from pipeline.site import (
     MANIFEST,
     build_site,
     build_site_from_ledger,
+    plan_site,
     published_at,
+    read_last_build,
 )
+from pipeline.site.cache import page_settings
 
 NOW = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
 SENT = {
@@ -189,6 +194,93 @@ def test_a_rebuild_reuses_pages_whose_inputs_are_unchanged(settings, monkeypatch
     renders.clear()
     build_site(settings, SENT, NOW)
     assert sorted(renders) == ["calf-stretch", "desk-wrist-routine"]
+
+
+def test_delivery_settings_never_render_a_page_again_and_the_site_title_does(settings, monkeypatch):
+    build_site(settings, SENT, NOW)
+    renders = []
+    real = site_module.render_issue
+
+    def counting(issue, config, *args):
+        renders.append(issue.slug)
+        return real(issue, config, *args)
+
+    monkeypatch.setattr(site_module, "render_issue", counting)
+
+    # How and where mail goes out, and the secrets, are no part of a page.
+    delivery = with_overrides(
+        settings,
+        rate=14,
+        transport="smtp",
+        smtp_host="mail.example.net",
+        database_url="postgresql://pipeline:hunter2@db.example.net/newsletter",
+        token_secret="another secret",
+    )
+    report = build_site(delivery, SENT, NOW)
+    assert renders == []
+    assert report.written == () and report.removed == ()
+
+    renamed = with_overrides(delivery, name="Pain Free Living Weekly")
+    report = build_site(renamed, SENT, NOW)
+    assert sorted(renders) == ["calf-stretch", "desk-wrist-routine"]
+    assert {"issues/calf-stretch/index.html", "index.html", "feed.xml"} <= set(report.written)
+    page = settings.public_dir / "issues" / "calf-stretch" / "index.html"
+    assert "Pain Free Living Weekly" in page.read_text()
+
+
+def test_no_setting_outside_the_fingerprint_changes_an_issue_page(newsletter, settings):
+    # A template may show anything rendering hands it: this one shows it all.
+    template = settings.templates_dir / "email.mjml.j2"
+    shown = "{{ newsletter.postal_address }}</mj-text>"
+    assert shown in template.read_text()
+    template.write_text(
+        template.read_text().replace(
+            shown, shown + "\n<mj-text>{{ newsletter }} {{ urls }} {{ issue }}</mj-text>"
+        )
+    )
+    calf = load_issue(find_issue("calf-stretch", settings.issues_dir))
+    knees = load_issue(write_issue(newsletter, "2027-01-05-knees.md", "Knees", "2027-01-05"))
+    assert not knees.author  # so the newsletter's author is shown
+    pages = [render_issue(issue, settings).web_html for issue in (calf, knees)]
+    checked = []
+    for item in fields(Settings):
+        if item.name == "templates_dir":
+            continue  # the fingerprint has the templates' own digest
+        other = replace(settings, **{item.name: _another(getattr(settings, item.name))})
+        if page_settings(other) == page_settings(settings):
+            again = [render_issue(issue, other).web_html for issue in (calf, knees)]
+            assert again == pages, item.name
+            checked.append(item.name)
+    assert {"transport", "rate", "smtp_host", "database_url", "token_secret"} <= set(checked)
+
+
+def _another(value):
+    """A different value of the same type."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, str):
+        return value + "-other"
+    if isinstance(value, Path):
+        return value / "other"
+    if isinstance(value, Address):
+        return Address(f"other@{value.domain}", f"{value.name} Other")
+    assert isinstance(value, tuple), value
+    return (*value, "192.0.2.0/24")
+
+
+def test_planning_takes_the_last_build_as_data_and_never_reads_public(settings, monkeypatch):
+    build_site(settings, SENT, NOW)
+    last = read_last_build(settings.public_dir)
+    assert set(last.pages) == {"calf-stretch", "desk-wrist-routine"}
+    shutil.rmtree(settings.public_dir)
+    monkeypatch.setattr(site_module, "render_issue", None)  # reusing renders nothing
+
+    site = plan_site(settings, SENT, NOW, last)
+
+    assert site.files["issues/calf-stretch/index.html"] == last.pages["calf-stretch"]
+    assert not settings.public_dir.exists()
 
 
 def test_a_page_is_rendered_again_when_an_issue_it_links_to_changes_its_slug(

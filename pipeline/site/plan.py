@@ -1,0 +1,127 @@
+"""Planning: every file of the site decided in memory, nothing written.
+
+:func:`plan_site` is the first of a build's two phases. It reads the issues
+and templates and takes what the last build left as plain data
+(:class:`~pipeline.site.cache.LastBuild`); it never reads or writes public/.
+A bad issue or template therefore stops the build before any file changes.
+
+    Settings, sent, now ─ select_issues ─▶ Selection (published, newest first)
+    each published issue ─ reuse(LastBuild) or render_issue ─▶ Page + its assets
+    Pages ─▶ ArchiveEntry* ─ site_pages ─▶ archive, subscribe, 404, feeds
+    everything + static files + manifest ─▶ Site (public path → bytes or a file to copy)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.feeds import feed_item_html
+from pipeline.issue import Issue
+from pipeline.render import issue_path_url, parse_issue_body, render_issue
+from pipeline.site.cache import (
+    NO_BUILD,
+    LastBuild,
+    Page,
+    manifest,
+    page_key,
+    reuse,
+    site_fingerprint,
+)
+from pipeline.site.pages import FEED_SIZE, ArchiveEntry, site_pages, static_files
+from pipeline.site.selection import Selection, select_issues
+
+
+@dataclass(frozen=True)
+class Site:
+    """The whole site, decided: public path to bytes, or to a file to copy."""
+
+    files: Mapping[str, bytes | Path]
+    entries: tuple[ArchiveEntry, ...]
+    drafts: tuple[str, ...]
+    warnings: tuple[str, ...]
+    manifest: Mapping[str, Any] = field(default_factory=dict)
+    previous_files: tuple[str, ...] = ()
+    """The files the last build wrote, as its manifest lists them."""
+
+
+def plan_site(
+    settings: Settings,
+    sent: Mapping[str, datetime],
+    now: datetime,
+    last: LastBuild = NO_BUILD,
+) -> Site:
+    """Decide every file of the site without writing any.
+
+    ``last`` is what the previous build left in public/ (see
+    :func:`~pipeline.site.cache.read_last_build`); its pages are used again
+    where nothing they were made from changed. Raises :class:`IssueError`
+    for a published issue that cannot be rendered (a relative image with no
+    file behind it, say) and :class:`TemplateError` for a broken template.
+    """
+    selection = select_issues(settings, sent, now)
+    fingerprint = site_fingerprint(settings)
+
+    files: dict[str, bytes | Path] = {}
+    entries: list[ArchiveEntry] = []
+    pages: dict[str, Page] = {}
+    for issue, moment in selection.published:
+        in_feed = len(entries) < FEED_SIZE  # newest first, as the feeds list them
+        key = page_key(fingerprint, issue)
+        page = reuse(last, issue, key, selection, in_feed) or _render(
+            settings, issue, key, selection, in_feed
+        )
+        files[f"issues/{issue.slug}/index.html"] = page.page
+        # Every asset's file was there a moment ago: a rendered page's when
+        # render_issue resolved it, a reused page's when reuse checked it.
+        for asset in page.assets:
+            files[asset.public_path] = asset.source
+        pages[issue.slug] = page
+        entries.append(
+            ArchiveEntry(
+                issue=issue,
+                url=issue_path_url(settings, issue.slug),
+                published=moment,
+                summary=issue.preheader or page.excerpt,
+                content_html=page.content_html,
+            )
+        )
+
+    files.update(site_pages(settings, entries))
+    for public_path, source in static_files(settings).items():
+        files.setdefault(public_path, source)
+
+    return Site(
+        files=files,
+        entries=tuple(entries),
+        drafts=tuple(sorted(issue.slug for issue in selection.drafts)),
+        warnings=selection.warnings,
+        manifest=manifest(fingerprint, files, pages),
+        previous_files=last.files,
+    )
+
+
+def _render(
+    settings: Settings, issue: Issue, key: str, selection: Selection, in_feed: bool
+) -> Page:
+    """Render ``issue``'s page, noting the issues it links to by the slugs
+    they have now, so that a page is made again when one of them changes."""
+    body, resolver = parsed = parse_issue_body(issue, settings)
+    rendered = render_issue(issue, settings, parsed)
+    links = {}
+    for ref in rendered.references:
+        target = resolver.local_file(ref.target) if resolver.is_relative(ref.target) else None
+        if target is not None and target.suffix == ".md":
+            links[str(target)] = selection.slug_of(target)
+    return Page(
+        key=key,
+        page=rendered.web_html.encode(),
+        excerpt=rendered.excerpt,
+        content_html=feed_item_html(body, rendered.web_url) if in_feed else None,
+        assets=rendered.assets,
+        links=links,
+    )
