@@ -1,7 +1,7 @@
 """Drafting an issue from the blog's feed, for the editor to finish.
 
 :func:`draft_from_feed` reads the blog's RSS or Atom feed (see
-:mod:`pipeline.feeds`), picks the newest posts and writes a dated issue in
+:mod:`pipeline.blogfeed`), picks the newest posts and writes a dated issue in
 issues/ with the same front matter as ``publish new``: a heading per post,
 its picture when the feed has one, a short summary and a link to read on.
 
@@ -26,18 +26,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from pipeline.authoring import NewIssue, signature, write_new_issue
+from pipeline.blogfeed import FETCH_TIMEOUT, BlogFeed, BlogPost, read_blog_feed
+from pipeline.blogfeed import user_agent as feed_user_agent
 from pipeline.body import POSTSCRIPT
 from pipeline.config import Settings
 from pipeline.errors import FeedError, PublishError
-from pipeline.feeds import (
-    DROP_WITH_CONTENT,
-    FETCH_TIMEOUT,
-    BlogFeed,
-    BlogPost,
-    absolute_url,
-    read_blog_feed,
-)
-from pipeline.feeds import user_agent as feed_user_agent
+from pipeline.feeds import DROP_WITH_CONTENT, absolute_url
 
 if TYPE_CHECKING:
     from pipeline.fetch import Network

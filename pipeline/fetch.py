@@ -1,6 +1,7 @@
 """Fetching a page the editor named, from the public web and nowhere else.
 
-:func:`fetch_public` GETs an http(s) URL for ``publish draft --from-feed``.
+:func:`fetch_public` GETs an http(s) URL for ``publish draft --from-feed``
+(:func:`pipeline.blogfeed.read_blog_feed` fetches the blog's feed with it).
 What the server answers ends up in a draft, so a server must not be able to
 point the fetch at what only this machine can reach (a cloud's metadata
 service, a router's admin page, a database on loopback):

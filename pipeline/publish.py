@@ -1,17 +1,20 @@
-"""Publishing an issue: from the editor's command to the send loop.
+"""Sending an issue: from the editor's command to the send loop.
 
-    prepare_send(settings, path, options)   check and render the issue, see
-                                            where its send stands; writes nothing
+    prepare_send(settings, path, options)   check and render the issue, see where
+      │                                     its send stands (pipeline.sendplan);
+      │                                     writes nothing
       └─ PreparedSend.run(stop, progress)   open the transport and read its quota,
-                                            snapshot the recipients (or resume a
-                                            previous run), build the site, then
-                                            run the send loop
-    send_test(settings, path, address)      one [PREVIEW] message; no ledger
-    dry_run(settings, path)                 every message built, none sent
-    send_statuses(settings, issue)          where sends stand, as plain data
+           │                                build the site, snapshot the recipients
+           │                                (or resume a previous run), then run
+           │                                the send loop (pipeline.send)
+           └─ SendResult                    how the run ended (pipeline.outcome)
 
-The send record is created before the site is built, so the issue counts as
-published on its archive page from the first message on.
+The site is built, with the issue on it, before a new send is recorded: a site
+that cannot be built leaves no send and nobody mailed, and the issue counts
+as published on its archive page from the first message on.
+
+Trying an issue without sending it is :mod:`pipeline.preview`; where sends
+stand, :mod:`pipeline.status`.
 """
 
 from __future__ import annotations
@@ -26,36 +29,22 @@ from typing import TYPE_CHECKING, Literal
 
 from pipeline.config import Settings
 from pipeline.errors import SendError
-from pipeline.issue import Finding
+from pipeline.outcome import SendResult, finished, nothing_left, paused_at_start
 from pipeline.pacing import Budget, Pacer
-from pipeline.personalize import PREVIEW_PREFIX, Personalizer, Recipient, UndeliverableAddress
+from pipeline.personalize import Personalizer
 from pipeline.render import RenderedIssue
-from pipeline.send import (
-    PROGRESS_SECONDS,
-    Progress,
-    ProgressCallback,
-    SendLoop,
-    claim_size,
-    pool_size,
-)
-from pipeline.transports.base import (
-    Quota,
-    QuotaExhausted,
-    SendingStopped,
-    Transport,
-    TransportError,
-)
+from pipeline.send import ProgressCallback, SendLoop, claim_size, pool_size
+from pipeline.sendplan import SendPlan, checked_issue, file_digest, plan_send, relative_path
+from pipeline.transports.base import Quota, SendingStopped, Transport, TransportError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from subscribers.ledger import Ledger, Resumed, SendRecord, SendStatus, Settle, Totals
+    from subscribers.ledger import Ledger, Resumed, SendRecord, Settle
 
 log = logging.getLogger(__name__)
 
 OnAmbiguous = Literal["resend", "skip"]
-MAX_EXAMPLES = 20
-RunOutcome = Literal["done", "paused", "stopped", "interrupted", "shared"]
 
 
 @dataclass(frozen=True)
@@ -69,95 +58,8 @@ class SendOptions:
     on_ambiguous: OnAmbiguous = "resend"
 
 
-@dataclass(frozen=True)
-class SendPlan:
-    """What ``publish issue`` is about to do, for the editor to confirm."""
-
-    slug: str
-    path: Path
-    subject: str
-    transport: str
-    recipients: int
-    """Messages this run would send: every active subscriber for a new send;
-    the rows not yet sent or skipped when resuming."""
-    existing: SendRecord | None
-    totals: Totals | None
-    scheduled_for: dt.datetime | None
-    """``publish_at`` when it is still in the future and the issue was never sent."""
-    digest: str = ""
-    """sha256 of the issue file, recorded with a new send."""
-
-    @property
-    def resuming(self) -> bool:
-        return self.existing is not None
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """How a run of a send ended."""
-
-    send: SendRecord
-    outcome: RunOutcome
-    """done: nothing left; paused: daily quota; stopped: the provider refused
-    to send or too many failures; interrupted: Ctrl-C; shared: other
-    processes are sending the rest."""
-    sent: int
-    failed: int
-    skipped: int
-    totals: Totals
-    resumed: Resumed | None
-    reason: str = ""
-    paused_until: dt.datetime | None = None
-    seconds: float = 0.0
-    window: int = 0
-    """Recipients claimed at a time: the most a crash can leave undecided."""
-    rate_limit: float | None = None
-
-    @property
-    def rate(self) -> float:
-        return self.sent / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class DryRunResult:
-    """What a dry run built."""
-
-    slug: str
-    messages: int
-    bytes: int
-    seconds: float
-    failed: int = 0
-    """Recipients whose address cannot be written into a message."""
-    undeliverable: tuple[str, ...] = ()
-    """The first few of those, with the reason."""
-
-
-class IssueNotReady(SendError):
-    """The issue has lint errors; ``findings`` lists every one."""
-
-    def __init__(self, path: Path, findings: tuple[Finding, ...]) -> None:
-        self.findings = findings
-        errors = [f for f in findings if f.severity == "error"]
-        plural = "s" if len(errors) != 1 else ""
-        super().__init__(
-            f"{path}: {len(errors)} lint error{plural}, nothing sent "
-            f"(see publish check {path})"
-        )
-
-
-# ---------------------------------------------------------------------------
-# Preparing: check, render, plan
-# ---------------------------------------------------------------------------
-
-
-def checked_issue(settings: Settings, path: Path) -> RenderedIssue:
-    """The issue rendered, or :class:`IssueNotReady` if it has lint errors."""
-    from pipeline.lint import check_issue
-
-    result = check_issue(path, settings)
-    if not result.ok or result.rendered is None:
-        raise IssueNotReady(path, result.findings)
-    return result.rendered
+def transport_name(settings: Settings, options: SendOptions) -> str:
+    return options.transport or settings.transport
 
 
 def token_secret(settings: Settings) -> str:
@@ -170,7 +72,7 @@ def token_secret(settings: Settings) -> str:
     )
 
 
-def _personalizer(
+def signed_personalizer(
     settings: Settings, rendered: RenderedIssue, *, message_id_seed: str = ""
 ) -> Personalizer:
     """The personalizer of the issue's real messages, unsubscribe links signed
@@ -185,10 +87,6 @@ def _personalizer(
     )
 
 
-def transport_name(settings: Settings, options: SendOptions) -> str:
-    return options.transport or settings.transport
-
-
 def sending_ledger(settings: Settings) -> Ledger:
     """The ledger a send runs on: the settings' lease, and database errors
     that may pass tried again for ``database.retry`` seconds (at most half
@@ -198,9 +96,7 @@ def sending_ledger(settings: Settings) -> Ledger:
     from subscribers.ledger import Ledger
 
     retry = min(settings.database_retry, settings.send_lease / 2)
-    engine = connect(
-        settings.database_url, settings.root, busy_timeout=max(1.0, min(30.0, retry))
-    )
+    engine = connect(settings.database_url, settings.root, busy_timeout=max(1.0, min(30.0, retry)))
     return Ledger(engine, lease=dt.timedelta(seconds=settings.send_lease), retry_seconds=retry)
 
 
@@ -213,70 +109,11 @@ def prepare_send(settings: Settings, path: Path, options: SendOptions) -> Prepar
     ledger = sending_ledger(settings)
     engine = ledger.engine
     try:
-        existing = ledger.find(rendered.issue.slug)
-        refusal = "" if existing is None else another_issues_slug(existing, relative, digest)
-        if refusal:
-            raise SendError(refusal)
-        totals = ledger.totals(existing.id) if existing else None
-        recipients = totals.unsent if totals else ledger.active_count()
-        publish_at = rendered.issue.publish_at
-        scheduled = (
-            publish_at
-            if existing is None and publish_at is not None and publish_at > _now()
-            else None
-        )
-        plan = SendPlan(
-            slug=rendered.issue.slug,
-            path=relative,
-            subject=rendered.subject,
-            transport=transport_name(settings, options),
-            recipients=recipients,
-            existing=existing,
-            totals=totals,
-            scheduled_for=scheduled,
-            digest=digest,
-        )
+        plan = plan_send(ledger, rendered, relative, digest, transport_name(settings, options))
     except BaseException:
         engine.dispose()
         raise
     return PreparedSend(settings, rendered, options, plan, engine, ledger)
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of an issue file's bytes: which issue a send was made from."""
-    import hashlib
-
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as exc:
-        raise SendError(f"{path}: {exc.strerror}") from None
-
-
-def another_issues_slug(send: SendRecord, path: Path, digest: str) -> str:
-    """Why the file at ``path`` may not take up ``send``, or "" if it may.
-
-    A send belongs to the file it was made from: the same path (edited
-    since or not), or the same content moved to another name. Another file
-    with the same slug is another issue, and must not resume that send."""
-    if send.issue_path == str(path) or (send.issue_digest and send.issue_digest == digest):
-        return ""
-    return (
-        f"{path}: its slug {send.issue_slug!r} belongs to the send made from "
-        f"{send.issue_path} on {send.created_at:%Y-%m-%d}; give this issue its own slug "
-        "(a slug: line in its front matter)"
-    )
-
-
-def relative_path(path: Path, root: Path) -> Path:
-    """``path`` relative to the newsletter's root when it lies inside it."""
-    try:
-        return path.resolve().relative_to(root)
-    except ValueError:
-        return path
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class PreparedSend:
@@ -345,7 +182,7 @@ class PreparedSend:
         transport = transport or open_transport(self.settings, plan.transport)
         try:
             quota = self._quota(transport)
-            moment = _now()
+            moment = dt.datetime.now(dt.UTC)
             if plan.existing is None:
                 # The site first, with this issue on it, so that a site that
                 # cannot be built leaves no send recorded and nobody mailed.
@@ -380,7 +217,7 @@ class PreparedSend:
         """The personalizer of this send's messages (built once)."""
         cached = self._personalizer_cache
         if cached is None or cached[0] != send.id:
-            personalizer = _personalizer(
+            personalizer = signed_personalizer(
                 self.settings, self.rendered, message_id_seed=f"{send.issue_slug}.{send.id}"
             )
             cached = self._personalizer_cache = (send.id, personalizer)
@@ -407,18 +244,7 @@ class PreparedSend:
 
     def _nothing_left(self, send: SendRecord) -> SendResult:
         self._build_site()
-        totals = self.ledger.totals(send.id)
-        if send.status != "done" and totals.left == 0:
-            self.ledger.set_status(send.id, "done", note=_failure_note(totals))
-        return SendResult(
-            send=self.ledger.get(send.id),
-            outcome="done" if totals.left == 0 else "shared",
-            sent=0,
-            failed=0,
-            skipped=0,
-            totals=totals,
-            resumed=None,
-        )
+        return nothing_left(self.ledger, send)
 
     def _quota(self, transport: Transport) -> Quota:
         slug = self.plan.slug
@@ -457,20 +283,7 @@ class PreparedSend:
         window = claim_size(rate, workers)
 
         if budget.remaining == 0:
-            reason, until = self._pause(send, None)
-            return SendResult(
-                send=ledger.get(send.id),
-                outcome="paused",
-                sent=0,
-                failed=0,
-                skipped=0,
-                totals=ledger.totals(send.id),
-                resumed=resumed,
-                reason=reason,
-                paused_until=until,
-                window=window,
-                rate_limit=rate,
-            )
+            return paused_at_start(ledger, send, resumed, window=window, rate=rate)
 
         ledger.set_status(send.id, "sending", note="")
         personalizer = self._personalizer_for(send)
@@ -496,209 +309,4 @@ class PreparedSend:
             "unlimited" if budget.remaining is None else budget.remaining,
         )
         loop.run()
-        return self._finish(send, resumed, loop, started, rate)
-
-    def _finish(
-        self,
-        send: SendRecord,
-        resumed: Resumed | None,
-        loop: SendLoop,
-        started: float,
-        rate: float | None,
-    ) -> SendResult:
-        ledger = self.ledger
-        if loop.db_failure is not None:
-            raise SendError(self._kept(send, loop))
-        if loop.taken_back:
-            resumed = loop.taken_back if resumed is None else resumed + loop.taken_back
-        totals = ledger.totals(send.id)
-        paused_until = None
-        outcome: RunOutcome
-        if loop.quota_error is not None:
-            outcome = "paused"
-            reason, paused_until = self._pause(send, loop.quota_error)
-        elif loop.stop_reason:
-            outcome = "stopped"
-            reason = loop.stop_reason
-            ledger.set_status(send.id, "stopped", note=reason)
-        elif loop.stop.is_set():
-            outcome = "interrupted"
-            reason = "interrupted; run publish issue again to resume"
-            ledger.set_status(send.id, "interrupted", note="")
-        elif totals.left == 0:
-            outcome = "done"
-            reason = ""
-            ledger.set_status(send.id, "done", note=_failure_note(totals))
-        else:
-            outcome = "shared"
-            reason = f"{totals.left} recipients are being sent by another process"
-        return SendResult(
-            send=ledger.get(send.id),
-            outcome=outcome,
-            sent=loop.sent,
-            failed=loop.failed,
-            skipped=loop.skipped,
-            totals=totals,
-            resumed=resumed,
-            reason=reason,
-            paused_until=paused_until,
-            seconds=time.monotonic() - started,
-            window=loop.window,
-            rate_limit=rate,
-        )
-
-    def _kept(self, send: SendRecord, loop: SendLoop) -> str:
-        """The database failed mid-send: keep the results it would not take
-        in a recovery file for the next run; the one line that says so."""
-        from pipeline import recovery
-
-        error = loop.db_failure
-        unwritten = loop.unwritten
-        advice = "run publish issue again when it is fixed"
-        if not unwritten:
-            return f"{error}: sending stopped, every result is recorded; {advice}"
-        path = recovery.keep(self.settings.root, send.id, self.ledger.worker, unwritten)
-        if path is None:
-            return (
-                f"{error}: sending stopped; {len(unwritten)} results could not be kept "
-                f"anywhere, and the next run will count those recipients as undecided "
-                f"(--on-ambiguous); {advice}"
-            )
-        return (
-            f"{error}: sending stopped; {len(unwritten)} results are kept in "
-            f"{relative_path(path, self.settings.root)}, which the next run records first; {advice}"
-        )
-
-    def _pause(self, send: SendRecord, error: QuotaExhausted | None) -> tuple[str, dt.datetime]:
-        """Pause the send because the daily quota is used up (``error``: the
-        provider said so mid-run; None: the quota read before the run).
-        Returns the reason recorded and when the send may go on."""
-        until = self._resume_time(send, error)
-        reason = "the daily sending quota is used up"
-        if error is not None:
-            reason = f"{reason} ({error})"
-        self.ledger.set_status(send.id, "paused", note=reason, paused_until=until)
-        return reason, until
-
-    def _resume_time(self, send: SendRecord, error: QuotaExhausted | None) -> dt.datetime:
-        """When the daily quota should allow sending again: the moment the
-        first message this send sent in the last 24 hours ages out of the
-        provider's rolling window, or 24 hours from now."""
-        if error is not None and error.resume_at is not None:
-            return error.resume_at
-        now = _now()
-        first = self.ledger.first_sent_since(send.id, now - dt.timedelta(hours=24))
-        if first is not None:
-            return first + dt.timedelta(hours=24)
-        return now + dt.timedelta(hours=24)
-
-
-def _failure_note(totals: Totals) -> str:
-    if not totals.failed:
-        return ""
-    return f"{totals.failed} failed; run publish issue again to retry them"
-
-
-# ---------------------------------------------------------------------------
-# A preview to one address, and a dry run
-# ---------------------------------------------------------------------------
-
-
-def send_test(
-    settings: Settings, path: Path, address: str, options: SendOptions | None = None
-) -> str:
-    """Send the issue to ``address`` alone, ``[PREVIEW]`` before its subject.
-
-    The ledger is not touched: no send is created, no subscriber is involved,
-    and the unsubscribe link is a harmless sample. Returns the provider's id.
-    """
-    from pipeline.transports import open_transport
-
-    options = options or SendOptions()
-    rendered = checked_issue(settings, path)
-    personalizer = Personalizer(
-        rendered, settings, lambda _subscriber: "preview", subject_prefix=PREVIEW_PREFIX
-    )
-    try:
-        message = personalizer(Recipient(0, address.strip()))
-    except UndeliverableAddress as exc:
-        raise SendError(f"--test-to: {exc}") from None
-    with open_transport(settings, transport_name(settings, options)) as transport:
-        try:
-            return transport.send(message)
-        except TransportError as exc:
-            raise SendError(f"--test-to {address}: not sent: {exc}") from None
-
-
-def dry_run(
-    settings: Settings,
-    path: Path,
-    *,
-    on_progress: ProgressCallback | None = None,
-) -> DryRunResult:
-    """Build every message the next real run would send, and send none.
-
-    Reads the subscribers (or the send's unsent rows when resuming) in
-    batches, so memory stays flat however long the list.
-    """
-    messages = size = failed = 0
-    undeliverable: list[str] = []
-    with prepare_send(settings, path, SendOptions()) as prepared:
-        plan = prepared.plan
-        personalizer = _personalizer(settings, prepared.rendered)
-        started = time.monotonic()
-        last = 0.0
-        for row in prepared.ledger.iter_unsent(plan.existing.id if plan.existing else None):
-            try:
-                message = personalizer(Recipient(row.subscriber_id, row.email, row.name))
-            except UndeliverableAddress as exc:
-                failed += 1
-                if len(undeliverable) < MAX_EXAMPLES:
-                    undeliverable.append(str(exc))
-                continue
-            messages += 1
-            size += len(message.raw)
-            if on_progress is not None and time.monotonic() - last >= PROGRESS_SECONDS:
-                last = time.monotonic()
-                elapsed = last - started
-                rate = messages / elapsed if elapsed else 0.0
-                on_progress(Progress(plan.recipients, messages, failed, 0, rate, None))
-    return DryRunResult(
-        slug=plan.slug,
-        messages=messages,
-        bytes=size,
-        seconds=time.monotonic() - started,
-        failed=failed,
-        undeliverable=tuple(undeliverable),
-    )
-
-
-def send_statuses(settings: Settings, issue: str | None = None) -> list[SendStatus]:
-    """Where each send stands (newest first), or the send of ``issue`` (a
-    slug, or an issue file whose slug is used). Plain data, ready for JSON."""
-    from subscribers.db import connect
-    from subscribers.ledger import Ledger
-
-    slug = None if issue is None else issue_slug(settings, issue)
-    engine = connect(settings.database_url, settings.root)
-    try:
-        ledger = Ledger(engine)
-        if slug is None:
-            return [ledger.status(send.id) for send in ledger.sends()]
-        send = ledger.find(slug)
-        if send is None:
-            raise SendError(f"{issue}: never sent (no send for the slug {slug!r})")
-        return [ledger.status(send.id)]
-    finally:
-        engine.dispose()
-
-
-def issue_slug(settings: Settings, name: str) -> str:
-    """The slug ``name`` stands for: an issue file's slug, or ``name`` itself."""
-    from pipeline.errors import IssueError
-    from pipeline.issue import find_issue, load_issue
-
-    try:
-        return load_issue(find_issue(name, settings.issues_dir)).slug
-    except IssueError:
-        return name
+        return finished(ledger, self.settings.root, send, resumed, loop, started=started, rate=rate)

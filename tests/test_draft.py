@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from pipeline.blogfeed import BlogPost
 from pipeline.cli import app
 from pipeline.draft import choose_posts, draft_from_feed, markdown_text, summary_markdown
 from pipeline.errors import FeedError, PublishError
-from pipeline.feeds import BlogPost
 from pipeline.issue import load_issue
 from pipeline.lint import check_issue
 from pipeline.render import render_issue

@@ -18,6 +18,7 @@ from pipeline.pacing import DECREASE, FLOOR, RECOVERY, WINDOW, Budget, Pacer, ba
 from pipeline.publish import SendOptions, prepare_send
 from pipeline.send import Progress, claim_size, pool_size
 from pipeline.transports.base import OutgoingMessage, Transport
+from pipeline.transports.memory import MemoryTransport
 from pipeline.transports.ses import SesTransport
 from subscribers.db import connect
 from subscribers.ledger import Ledger
@@ -291,28 +292,16 @@ def _dead_worker() -> str:
     return f"{socket.gethostname()[:60]}:{2**22 + 12345}:deadbeef"
 
 
-class Unrecorded(Transport):
-    """The outbox, as a transport that keeps no record of what it accepted
-    (as SES): a handed message without a result stays undecided."""
-
-    name = "outbox"
-
-    def __init__(self, settings) -> None:
-        from pipeline.transports.outbox import OutboxTransport
-
-        self.inner = OutboxTransport(settings.outbox_dir)
-
-    def send(self, message: OutgoingMessage) -> str:
-        return self.inner.send(message)
-
-
 def test_ambiguous_rows_are_sent_again_by_default(settings, store):
     addresses = add_subscribers(store, 12)
     leftovers = _crash_leftovers(settings, 4, _dead_worker())
-    result = run(settings, transport=Unrecorded(settings))
+    # A transport that keeps no record of what it accepted (as SES): a
+    # handed message without a result stays undecided.
+    unrecorded = MemoryTransport(records=False)
+    result = run(settings, transport=unrecorded)
     assert result.resumed.ambiguous == 4 and result.resumed.ambiguous_action == "resend"
     assert result.sent == 12
-    assert outbox_recipients(settings) == Counter(addresses)
+    assert Counter(m.recipient for m in unrecorded.outbox) == Counter(addresses)
     assert len(leftovers) == 4
 
 
@@ -328,7 +317,7 @@ def test_handed_rows_the_outbox_never_wrote_are_simply_pending_again(settings, s
 def test_ambiguous_rows_can_be_skipped(settings, store):
     add_subscribers(store, 12)
     leftovers = set(_crash_leftovers(settings, 4, _dead_worker()))
-    result = run(settings, on_ambiguous="skip", transport=Unrecorded(settings))
+    result = run(settings, on_ambiguous="skip", transport=MemoryTransport(records=False))
     assert result.resumed.ambiguous == 4 and result.sent == 8
     skipped = [r for r in rows(settings) if r.status == "skipped"]
     assert {r.id for r in skipped} == leftovers
@@ -347,7 +336,8 @@ def test_rows_claimed_but_never_handed_are_pending_again_not_ambiguous(settings,
 
 def test_handed_rows_found_in_the_outbox_are_recorded_sent_not_sent_again(settings, store):
     from pipeline.personalize import Recipient
-    from pipeline.publish import _personalizer, checked_issue
+    from pipeline.publish import signed_personalizer as _personalizer
+    from pipeline.sendplan import checked_issue
     from pipeline.transports.outbox import OutboxTransport
 
     addresses = add_subscribers(store, 10)

@@ -16,7 +16,8 @@ from pipeline.config import TRANSPORTS
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from pipeline.publish import PreparedSend, SendResult
+    from pipeline.outcome import SendResult
+    from pipeline.publish import PreparedSend
     from pipeline.send import Progress
     from subscribers.ledger import SendStatus
 
@@ -85,8 +86,9 @@ def issue_command(
     Example: publish issue issues/2026-12-01-calf-stretch.md --transport ses
     """
     from pipeline.issue import find_issue
-    from pipeline.publish import IssueNotReady, SendOptions, prepare_send
+    from pipeline.publish import SendOptions, prepare_send
     from pipeline.send import stop_on_signals
+    from pipeline.sendplan import IssueNotReady
 
     config = settings(ctx)
     path = find_issue(issue, config.issues_dir)
@@ -156,14 +158,14 @@ def _exit_for(result: SendResult) -> None:
 
 
 def _send_test(config: Any, path: Path, address: str, options: Any) -> None:
-    from pipeline.publish import send_test
+    from pipeline.preview import send_test
 
     message_id = send_test(config, path, address, options)
     echo(f"sent a [PREVIEW] of {path.name} to {address} ({message_id})")
 
 
 def _dry_run(config: Any, path: Path) -> None:
-    from pipeline.publish import dry_run
+    from pipeline.preview import dry_run
 
     with _progress_bar(_console(), f"dry run {path.name}", 0) as report:
         result = dry_run(config, path, on_progress=report)
@@ -334,7 +336,7 @@ def status(
 
     Example: publish status calf-stretch --json
     """
-    from pipeline.publish import send_statuses
+    from pipeline.status import send_statuses
 
     statuses = send_statuses(settings(ctx), issue)
     if as_json:

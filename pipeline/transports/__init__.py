@@ -4,7 +4,11 @@
     ses      Amazon SES v2 SendEmail with raw content (boto3)
     smtp     any SMTP relay, SES's SMTP interface included
 
-:func:`open_transport` picks one by name from the settings.
+:func:`open_transport` picks one by name from the settings. Tests and
+benches build :class:`~pipeline.transports.memory.MemoryTransport` directly
+instead: it keeps each message in a list and can be told to be slow or to
+fail. It has no name in the settings, because a real send through it would
+record every reader as sent while delivering nothing.
 """
 
 from __future__ import annotations

@@ -1,0 +1,114 @@
+"""Trying an issue without sending it: a preview to one address, and a dry run.
+
+    send_test(settings, path, address)   one [PREVIEW] message through the
+                                         transport; no ledger, no subscriber
+    dry_run(settings, path)              every message the next real run would
+                                         send, built and measured, none sent
+                                         → DryRunResult
+
+Both check the issue as a send does (:func:`pipeline.sendplan.checked_issue`):
+an issue with lint errors is neither previewed nor dry-run. The dry run
+builds each message with the send's own personalizer
+(:func:`pipeline.publish.signed_personalizer`), so an address a real run
+could not write into a message is found here first.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import Settings
+from pipeline.errors import SendError
+from pipeline.personalize import PREVIEW_PREFIX, Personalizer, Recipient, UndeliverableAddress
+from pipeline.publish import SendOptions, prepare_send, signed_personalizer, transport_name
+from pipeline.send import PROGRESS_SECONDS, Progress, ProgressCallback
+from pipeline.sendplan import checked_issue
+from pipeline.transports.base import TransportError
+
+MAX_EXAMPLES = 20
+"""Undeliverable addresses a dry run names; it counts the rest."""
+
+
+@dataclass(frozen=True)
+class DryRunResult:
+    """What a dry run built."""
+
+    slug: str
+    messages: int
+    bytes: int
+    seconds: float
+    failed: int = 0
+    """Recipients whose address cannot be written into a message."""
+    undeliverable: tuple[str, ...] = ()
+    """The first few of those, with the reason."""
+
+
+def send_test(
+    settings: Settings, path: Path, address: str, options: SendOptions | None = None
+) -> str:
+    """Send the issue to ``address`` alone, ``[PREVIEW]`` before its subject.
+
+    The ledger is not touched: no send is created, no subscriber is involved,
+    and the unsubscribe link is a harmless sample. Returns the provider's id.
+    """
+    from pipeline.transports import open_transport
+
+    options = options or SendOptions()
+    rendered = checked_issue(settings, path)
+    personalizer = Personalizer(
+        rendered, settings, lambda _subscriber: "preview", subject_prefix=PREVIEW_PREFIX
+    )
+    try:
+        message = personalizer(Recipient(0, address.strip()))
+    except UndeliverableAddress as exc:
+        raise SendError(f"--test-to: {exc}") from None
+    with open_transport(settings, transport_name(settings, options)) as transport:
+        try:
+            return transport.send(message)
+        except TransportError as exc:
+            raise SendError(f"--test-to {address}: not sent: {exc}") from None
+
+
+def dry_run(
+    settings: Settings,
+    path: Path,
+    *,
+    on_progress: ProgressCallback | None = None,
+) -> DryRunResult:
+    """Build every message the next real run would send, and send none.
+
+    Reads the subscribers (or the send's unsent rows when resuming) in
+    batches, so memory stays flat however long the list.
+    """
+    messages = size = failed = 0
+    undeliverable: list[str] = []
+    with prepare_send(settings, path, SendOptions()) as prepared:
+        plan = prepared.plan
+        personalizer = signed_personalizer(settings, prepared.rendered)
+        started = time.monotonic()
+        last = 0.0
+        for row in prepared.ledger.iter_unsent(plan.existing.id if plan.existing else None):
+            try:
+                message = personalizer(Recipient(row.subscriber_id, row.email, row.name))
+            except UndeliverableAddress as exc:
+                failed += 1
+                if len(undeliverable) < MAX_EXAMPLES:
+                    undeliverable.append(str(exc))
+                continue
+            messages += 1
+            size += len(message.raw)
+            if on_progress is not None and time.monotonic() - last >= PROGRESS_SECONDS:
+                last = time.monotonic()
+                elapsed = last - started
+                rate = messages / elapsed if elapsed else 0.0
+                on_progress(Progress(plan.recipients, messages, failed, 0, rate, None))
+    return DryRunResult(
+        slug=plan.slug,
+        messages=messages,
+        bytes=size,
+        seconds=time.monotonic() - started,
+        failed=failed,
+        undeliverable=tuple(undeliverable),
+    )
