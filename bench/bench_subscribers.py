@@ -122,9 +122,9 @@ SERVER = textwrap.dedent(
     import sys
     from dataclasses import replace
     from pathlib import Path
-    from pipeline.cli.subscribers import _web_config, run_service
+    from pipeline.cli.serve import _web_config, run_service
     from pipeline.config import load_settings
-    from subscribers.web import Limit
+    from subscribers.models import Limit
 
     root, port = Path(sys.argv[1]), int(sys.argv[2])
     settings = load_settings(root, {"web_port": port})

@@ -132,52 +132,63 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from starlette.exceptions import HTTPException
+        from starlette.requests import Request
 
         if sum(len(name) + len(value) for name, value in scope.get("headers", [])) > MAX_HEADERS:
-            from starlette.requests import Request
-
             await self.on_error(Request(scope), 431)(scope, receive, send)
             return
         headers = self.headers
         if scope.get("scheme") == "https":
             headers = [*headers, (b"strict-transport-security", HSTS.encode())]
-        declared = _content_length(scope)
         limit = self.body_limits.get(scope.get("path", ""), self.max_body)
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            if declared is not None and declared > limit:
-                raise HTTPException(413)
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise HTTPException(413)
-            return message
-
-        started = False
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [
-                    (name, value) for name, value in headers if name not in present
-                ]
-            await send(message)
-
+        response = _WithHeaders(send, headers)
         try:
-            await self.app(scope, limited_receive, send_with_headers)
+            await self.app(scope, _limited(receive, _content_length(scope), limit), response.send)
         except Exception:
             log.exception("error serving %s %s", scope.get("method"), scope.get("path"))
-            if started:
+            if response.started:
                 raise  # too late for an error page; the server drops the connection
-            from starlette.requests import Request
-
             await self.on_error(Request(scope), 500)(scope, receive, send)
+
+
+def _limited(receive: Receive, declared: int | None, limit: int) -> Receive:
+    """``receive``, raising a 413 ``HTTPException`` once the body is declared
+    or found to be over ``limit`` bytes."""
+    from starlette.exceptions import HTTPException
+
+    received = 0
+
+    async def limited_receive() -> Message:
+        nonlocal received
+        if declared is not None and declared > limit:
+            raise HTTPException(413)
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413)
+        return message
+
+    return limited_receive
+
+
+class _WithHeaders:
+    """``send``, adding ``headers`` the response does not set itself; whether
+    the response has started."""
+
+    def __init__(self, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+        self._send = send
+        self.headers = headers
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            present = {name.lower() for name, _ in message.get("headers", [])}
+            message["headers"] = list(message.get("headers", [])) + [
+                (name, value) for name, value in self.headers if name not in present
+            ]
+        await self._send(message)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -15,8 +15,8 @@ import typer.main
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.cli.subscribers import health
 from subscribers import db
+from subscribers.health import health
 from subscribers.models import Stats, Status
 from subscribers.store import Store
 from tests.support.aws import free_port

@@ -351,7 +351,7 @@ def test_stats_rates_come_from_what_ses_reported_in_the_last_30_days(store):
 
 
 def test_health_levels_against_the_providers_thresholds():
-    from pipeline.cli.subscribers import health
+    from subscribers.health import health
 
     def levels(bounced: int, complained: int) -> list[str]:
         figures = Stats(by_status={}, sent=100_000, bounced=bounced, complained=complained)

@@ -331,7 +331,7 @@ def test_fuzzed_posts_never_get_a_server_error(fuzz_hook, fields, raw, use_raw):
 
 
 def test_publish_serve_configures_the_endpoint_from_settings(newsletter, monkeypatch):
-    from pipeline.cli.subscribers import _web_config
+    from pipeline.cli.serve import _web_config
     from pipeline.config import load_settings
 
     monkeypatch.setenv("NEWSLETTER_SNS_TOPIC_ARNS", f"{TOPIC}, {OTHER_TOPIC}")

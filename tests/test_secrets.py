@@ -211,7 +211,7 @@ def test_serve_signs_with_the_settings_secret(newsletter, monkeypatch):
     )
     served = []
     monkeypatch.setattr(
-        "pipeline.cli.subscribers.run_service", lambda config, web: served.append(web)
+        "pipeline.cli.serve.run_service", lambda config, web: served.append(web)
     )
     result = run("serve", "--host", "0.0.0.0")  # a public host needs a configured secret
     assert result.exit_code == 0, result.output

@@ -280,7 +280,7 @@ def serve_with(monkeypatch, environment: dict[str, str]):
         monkeypatch.setenv(name, value)
     served = []
     monkeypatch.setattr(
-        "pipeline.cli.subscribers.run_service", lambda config, web: served.append(web)
+        "pipeline.cli.serve.run_service", lambda config, web: served.append(web)
     )
     return CliRunner().invoke(app, ["serve"]), served
 

@@ -49,9 +49,12 @@ class OutboxTransport(Transport):
     def send(self, message: OutgoingMessage) -> str:
         with self._lock:
             sequence = next(self._counter)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        # One reading of the clock for both parts, so names sort in the
+        # order the files were written even across a second's boundary.
+        now = time.time_ns()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 10**9))
         message_id = _message_id(message.raw[:HEAD]) or f"{stamp}-{sequence}"
-        name = f"{stamp}-{time.time_ns() % 10**9:09d}-{sequence:06d}-{_tag(message_id)}.eml"
+        name = f"{stamp}-{now % 10**9:09d}-{sequence:06d}-{_tag(message_id)}.eml"
         # Each file is a reader's address and their personal links: the
         # owner's alone, in a folder only the owner can list.
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)

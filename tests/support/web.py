@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from subscribers import db
+from subscribers.models import Limit
 from subscribers.store import Store
 from subscribers.tokens import Signer
-from subscribers.web import Limit, WebConfig, create_app
+from subscribers.web import WebConfig, create_app
 from tests.support.aws import free_port
 
 SECRET = "web-test-secret-0123456789abcdef"

@@ -1,0 +1,101 @@
+"""The web service's settings, as one frozen :class:`WebConfig`.
+
+Whoever serves the app builds one (`publish serve` from its Settings, the
+tests by hand) and hands it to :func:`subscribers.web.create_app`; the
+confirmation mailer's process builds its :class:`Subscriptions` from the same
+one, so that both sign and read links with the same secret and count the
+same limits::
+
+    WebConfig ──> create_app(engine, config, send_mail)   the pages
+              └─> config.subscriptions(engine, send_mail)  the rules, anywhere
+
+Nothing here imports FastAPI or SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import TYPE_CHECKING
+
+from subscribers.models import (
+    CONFIRMATIONS_PER_ADDRESS,
+    CONFIRMATIONS_PER_DOMAIN,
+    SIGNUPS_PER_IP,
+    TRUSTED_PROXIES,
+    Limit,
+    Newsletter,
+    consent_wording,
+)
+from subscribers.tokens import Signer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from subscribers.service import Subscriptions
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """What the web service is for: the newsletter it signs readers up to,
+    the secret its links are signed with, its limits and body sizes."""
+
+    name: str
+    site_url: str
+    sender: str
+    """``Pain Free Living <newsletter@example.com>``"""
+    reply_to: str
+    postal_address: str
+    secret: str = field(repr=False)
+    previous_secret: str = field(default="", repr=False)
+    """The secret of a rotation that links are still read with (see tokens.py)."""
+    consent_text: str = ""
+    """The wording next to the button, kept with each signup (empty: the default)."""
+    per_ip: Limit = SIGNUPS_PER_IP
+    """Signup requests from one client network (an IPv4 address, an IPv6 /64)."""
+    per_address: Limit = CONFIRMATIONS_PER_ADDRESS
+    """Confirmation messages to one mailbox, however its address is spelled."""
+    per_domain: Limit = CONFIRMATIONS_PER_DOMAIN
+    """Confirmation messages to one domain; more wait for a later window."""
+    trusted_proxies: tuple[str, ...] = TRUSTED_PROXIES
+    """Addresses and networks whose ``X-Forwarded-For`` the server believes
+    (uvicorn's ``forwarded_allow_ips``; whoever serves the app passes it)."""
+    max_body: int = 16 * 1024
+    sns_topic_arns: tuple[str, ...] = ()
+    """The SNS topics whose notifications ``POST /ses/events`` accepts."""
+    transient_bounce_limit: int = 3
+    max_events_body: int = 300 * 1024
+    """SNS messages are up to 256 KB, plus the envelope."""
+
+    @property
+    def newsletter(self) -> Newsletter:
+        return Newsletter(
+            name=self.name,
+            site_url=self.site_url,
+            sender=self.sender,
+            reply_to=self.reply_to,
+            postal_address=self.postal_address,
+        )
+
+    @property
+    def consent(self) -> str:
+        return consent_wording(self.name, self.consent_text)
+
+    def subscriptions(
+        self, engine: Engine, send_mail: Callable[[EmailMessage], None]
+    ) -> Subscriptions:
+        """The subscription rules over the subscribers in ``engine``, with
+        this configuration's secret, newsletter and per-address limit."""
+        from subscribers.service import Subscriptions
+        from subscribers.store import Store
+
+        return Subscriptions(
+            Store(engine),
+            Signer(self.secret, self.previous_secret),
+            self.newsletter,
+            send_mail,
+            self.per_address,
+            per_domain=self.per_domain,
+            per_network=self.per_ip,
+        )
