@@ -67,7 +67,7 @@ def add_subscribers(root: Path, count: int) -> None:
     from subscribers.db import connect, writing
     from subscribers.models import Source, Status
     from subscribers.schema import subscribers
-    from subscribers.store import new_row
+    from subscribers.store.rows import new_row
 
     engine = connect("sqlite:///subscribers.db", root)
     names = ["Alex Morgan", "Sam", "Priya Natarajan", "", "Zoë Ünal", "José García"]

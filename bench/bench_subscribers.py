@@ -73,7 +73,8 @@ def populate(root: Path, count: int) -> float:
     """Put ``count`` subscribers in the root's database, fast (not the CLI)."""
     sys.path.insert(0, str(ROOT))
     from subscribers.models import Source, Status
-    from subscribers.store import Store, new_row
+    from subscribers.store import Store
+    from subscribers.store.rows import new_row
 
     started = time.perf_counter()
     with Store.open("sqlite:///subscribers.db", root) as store:

@@ -32,7 +32,8 @@ from subscribers.models import (
     email_key,
     utcnow,
 )
-from subscribers.store import BATCH, Store, Transaction, chunks, new_row
+from subscribers.store import Store, Transaction
+from subscribers.store.rows import BATCH, chunks, new_row
 
 
 class Action(Enum):

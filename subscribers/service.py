@@ -70,7 +70,8 @@ from subscribers.models import (
     normalize_email,
     utcnow,
 )
-from subscribers.store import ClaimedConfirmation, Store, Transaction, consent_columns
+from subscribers.store import ClaimedConfirmation, Store, Transaction
+from subscribers.store.rows import consent_columns
 from subscribers.tokens import CONFIRM_LIFETIME, ConfirmLink, Signer, new_signup_nonce
 
 log = logging.getLogger(__name__)

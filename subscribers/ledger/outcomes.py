@@ -1,0 +1,191 @@
+"""Recording what became of claimed rows, in group commits.
+
+    write(outcomes, hand=, heartbeat=)       one transaction, in this order:
+      1. outcomes   sent ──▶ "sent" + the provider's id    (whoever holds it)
+                    failed, skipped ──▶ that status         (rows still ours)
+                    pending ──▶ released, claim undone      (rows still ours)
+      2. hand       rows stamped ``handed_at`` before they go to the
+                    transport; only the ids returned may be sent
+      3. heartbeat  every claim this worker holds on the send refreshed
+
+Stamping ``handed_at`` in a commit of its own before a message goes out is
+what lets a later run tell a dead worker's rows that were never sent from
+the ambiguous ones (:mod:`subscribers.ledger.claims`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from subscribers import db
+from subscribers.ledger.base import LedgerBase
+from subscribers.ledger.records import Outcome, stored_id
+from subscribers.models import utcnow
+from subscribers.schema import send_recipients as sr
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+
+class Outcomes(LedgerBase):
+    """Writing results, handing rows to the transport, and the heartbeat."""
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Write what became of claimed rows."""
+        if outcomes:
+            self.write(outcomes)
+
+    def write(
+        self,
+        outcomes: Sequence[Outcome] = (),
+        *,
+        hand: Sequence[int] = (),
+        heartbeat: int | None = None,
+    ) -> set[int]:
+        """One group commit, in this order: the results in ``outcomes``; the
+        rows in ``hand`` stamped as handed to the transport, of those still
+        this worker's (the ids returned: only those may be sent); and with
+        ``heartbeat`` (a send id) every claim this worker holds on that send
+        refreshed. A single unit of work, tried again as a whole."""
+        if not (outcomes or hand or heartbeat is not None):
+            return set()
+        return self._retrying(lambda: self._write(outcomes, hand, heartbeat))
+
+    def _write(
+        self, outcomes: Sequence[Outcome], hand: Sequence[int], heartbeat: int | None
+    ) -> set[int]:
+        from sqlalchemy import update
+
+        now = utcnow()
+        handed: set[int] = set()
+        with db.writing(self.engine) as conn:
+            if outcomes:
+                record_outcomes(conn, self.worker, outcomes, now)
+            if hand:
+                rows = conn.execute(
+                    update(sr)
+                    .where(sr.c.id.in_(list(hand)), *held_by(self.worker))
+                    .values(handed_at=now, updated_at=now)
+                    .returning(sr.c.id)
+                ).all()
+                handed = {int(row.id) for row in rows}
+            if heartbeat is not None:
+                conn.execute(
+                    update(sr)
+                    .where(sr.c.send_id == heartbeat, *held_by(self.worker))
+                    .values(updated_at=now)
+                )
+        if heartbeat is not None:
+            self._last_heartbeat = now
+        return handed
+
+    def heartbeat(self, send_id: int, *, force: bool = False) -> None:
+        """Refresh this worker's claims so that no other run takes them for
+        a crashed one's; cheap to call often (it acts every
+        :attr:`heartbeat_every`)."""
+        if not force and utcnow() - self._last_heartbeat < self.heartbeat_every:
+            return
+        self.write(heartbeat=send_id)
+
+    def apply_recovered(self, send_id: int, worker: str, outcomes: Sequence[Outcome]) -> int:
+        """Write results that ``worker`` could not record before it stopped
+        (kept in a recovery file): a sent message always, other results only
+        where the row is still that worker's. Returns the rows changed."""
+        from sqlalchemy import bindparam, update
+
+        sent = [o for o in outcomes if o.status == "sent"]
+        others = [o for o in outcomes if o.status != "sent"]
+
+        def write() -> int:
+            now = utcnow()
+            changed = 0
+            with db.writing(self.engine) as conn:
+                if sent:
+                    changed += int(
+                        conn.execute(
+                            update(sr)
+                            .where(
+                                sr.c.id == bindparam("row_id"),
+                                sr.c.send_id == send_id,
+                                sr.c.status != "sent",
+                            )
+                            .values(
+                                status="sent",
+                                message_id=bindparam("message_id"),
+                                sent_at=bindparam("at"),
+                                updated_at=now,
+                                error=None,
+                            ),
+                            [
+                                {
+                                    "row_id": o.row_id,
+                                    "message_id": stored_id(o.message_id),
+                                    "at": o.at,
+                                }
+                                for o in sent
+                            ],
+                        ).rowcount
+                        or 0
+                    )
+                if others:
+                    record_outcomes(conn, worker, others, now)
+            return changed + len(others)
+
+        return self._retrying(write)
+
+
+def record_outcomes(
+    conn: Connection, worker: str, outcomes: Sequence[Outcome], now: dt.datetime
+) -> None:
+    """Write ``outcomes`` on ``conn``: a sent message whoever holds its row,
+    any other result only on rows ``worker`` still holds."""
+    from sqlalchemy import bindparam, update
+
+    sent = [o for o in outcomes if o.status == "sent"]
+    if sent:
+        # A sent message is a fact whoever holds the claim now: always recorded.
+        conn.execute(
+            update(sr)
+            .where(sr.c.id == bindparam("row_id"))
+            .values(
+                status="sent",
+                message_id=bindparam("message_id"),
+                sent_at=bindparam("at"),
+                updated_at=now,
+                error=None,
+            ),
+            [{"row_id": o.row_id, "message_id": stored_id(o.message_id), "at": o.at} for o in sent],
+        )
+    for status in ("failed", "skipped"):
+        batch = [o for o in outcomes if o.status == status]
+        if batch:
+            conn.execute(
+                update(sr)
+                .where(sr.c.id == bindparam("row_id"), *held_by(worker))
+                .values(status=status, error=bindparam("error"), updated_at=now),
+                [{"row_id": o.row_id, "error": (o.error or "")[:2000]} for o in batch],
+            )
+    released = [o for o in outcomes if o.status == "pending"]
+    if released:
+        # Back to pending. Never attempted: the claim is undone, attempts
+        # included; attempted: the attempt counts and its error is kept.
+        conn.execute(
+            update(sr)
+            .where(sr.c.id == bindparam("row_id"), *held_by(worker))
+            .values(
+                status="pending",
+                claimed_by=None,
+                attempts=sr.c.attempts - bindparam("undo"),
+                error=bindparam("error"),
+                handed_at=None,
+                updated_at=now,
+            ),
+            [{"row_id": o.row_id, "undo": 0 if o.error else 1, "error": o.error} for o in released],
+        )
+
+
+def held_by(worker: str) -> tuple[Any, ...]:
+    """Conditions for a row ``worker`` holds in ``sending``."""
+    return (sr.c.status == "sending", sr.c.claimed_by == worker)
