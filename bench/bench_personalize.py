@@ -20,6 +20,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from pipeline.config import load_settings
+from pipeline.context import Context
 from pipeline.issue import load_issue
 from pipeline.personalize import Personalizer, Recipient
 from pipeline.render import render_issue
@@ -40,7 +41,7 @@ def main() -> None:
 
     settings = load_settings(ROOT)
     started = time.perf_counter()
-    rendered = render_issue(load_issue(ISSUE), settings)
+    rendered = render_issue(load_issue(ISSUE), Context.load(settings))
     personalizer = Personalizer(
         rendered, settings, Signer("bench-secret-0123456789").unsubscribe,
         message_id_seed="calf-stretch.1",

@@ -1,4 +1,11 @@
-"""Starting an issue and previewing it."""
+"""Starting an issue and previewing it.
+
+    new_issue(settings, title, date)       issues/YYYY-MM-DD-slug.md, a skeleton
+    write_preview(context, path, folder)   SLUG.html and SLUG.txt for a sample reader
+
+A preview is rendered from the command's context (:mod:`pipeline.context`),
+like every rendering.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,11 @@ from functools import cached_property
 from pathlib import Path
 
 from pipeline.config import Settings
+from pipeline.context import Context
 from pipeline.errors import PublishError
-from pipeline.files import write_atomic
-from pipeline.issue import load_issue, slugify
+from pipeline.issue import slugify
 from pipeline.render import RenderedIssue, render_issue, sample_values
+from subscribers.files import write_atomic
 
 SKELETON = """\
 Start with the reader: what hurts, and what they will be able to do about it
@@ -124,9 +132,11 @@ def local_images(html: str, rendered: RenderedIssue, settings: Settings) -> str:
     return html
 
 
-def write_preview(settings: Settings, issue_path: Path, folder: Path) -> tuple[Path, Path]:
-    """Render the issue for a sample reader into ``folder``/SLUG.html and .txt."""
-    rendered = render_issue(load_issue(issue_path), settings)
+def write_preview(context: Context, issue_path: Path, folder: Path) -> tuple[Path, Path]:
+    """Render the issue at ``issue_path`` (read into ``context``) for a sample
+    reader into ``folder``/SLUG.html and .txt."""
+    settings = context.settings
+    rendered = render_issue(context.issues.load(issue_path), context)
     html, text = rendered.fill(sample_values(settings))
     html = local_images(html, rendered, settings)
     html_path = folder / f"{rendered.issue.slug}.html"

@@ -18,27 +18,27 @@ paragraphs from the first one starting with "P.S." to the end are the P.S.
 Both are optional.
 
 Relative link and image targets are files in the newsletter: images next to
-the issue or in ``issues/images/``, other issues by their ``.md`` file. They
-become absolute URLs on the site, and the files become :class:`Asset` s that
-the site writer copies, so an email never carries a relative URL.
+the issue or in ``issues/images/``, other issues by their ``.md`` file. The
+:class:`~pipeline.links.Resolver` makes them absolute URLs on the site, and
+the files :class:`~pipeline.links.Asset` s that the site writer copies, so an
+email never carries a relative URL. Parsing reads no file: the resolver
+answers from the index the command built.
 """
 
 from __future__ import annotations
 
-import posixpath
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from pipeline.links import SCHEME, Asset, Resolver
+
 # A paragraph opening the P.S.: "P.S.", "P.P.S.", "PS:".
 POSTSCRIPT = re.compile(r"^\s*(?:P\.\s*)+S\b\.?|^\s*PS\b[:.]?", re.IGNORECASE)
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 SAFE_SCHEMES = ("http", "https", "mailto")
 
 LINK_STYLE = "color:#1f5f8b;text-decoration:underline;"
@@ -57,16 +57,8 @@ def markdown(*, html: bool = False) -> MarkdownIt:
 
 
 def _valid_link(url: str) -> bool:
-    scheme = url.split(":", 1)[0].strip().lower() if _SCHEME.match(url.strip()) else ""
+    scheme = url.split(":", 1)[0].strip().lower() if SCHEME.match(url.strip()) else ""
     return scheme in ("", *SAFE_SCHEMES)
-
-
-@dataclass(frozen=True)
-class Asset:
-    """A local file the site must publish at ``public_path``."""
-
-    source: Path
-    public_path: str
 
 
 @dataclass(frozen=True)
@@ -113,87 +105,6 @@ class Body:
     references: tuple[Reference, ...]
     assets: tuple[Asset, ...]
     excerpt: str
-
-
-class Resolver:
-    """Turns the targets written in an issue into absolute URLs.
-
-    ``issue_url`` maps another issue's file to its page URL, so that a link
-    to ``2026-11-15-neck.md`` points at that issue on the site.
-    """
-
-    def __init__(
-        self,
-        issue_path: Path,
-        issues_dir: Path,
-        site_url: str,
-        issue_url: Callable[[Path], str] | None = None,
-    ) -> None:
-        self.issue_dir = issue_path.parent.resolve()
-        self.issues_dir = issues_dir.resolve()
-        self.site_url = site_url.rstrip("/")
-        self.issue_url = issue_url
-        self.assets: dict[str, Asset] = {}
-        self._files: dict[str, Path | None] = {}
-        self._problems: dict[str, str] = {}
-
-    def local_file(self, target: str) -> Path | None:
-        """The file a relative target names, or None when there is none.
-
-        Linting and rendering ask about the same targets several times; the
-        file system is asked once per target."""
-        if target not in self._files:
-            self._files[target] = self._find(target)
-        return self._files[target]
-
-    def problem(self, target: str) -> str | None:
-        """Why ``target`` can name no file at all (a NUL character, a name
-        too long), or None; asked after :meth:`local_file` found none."""
-        self.local_file(target)
-        return self._problems.get(target)
-
-    def _find(self, target: str) -> Path | None:
-        path_part = urlsplit(target).path
-        if not path_part:
-            return None
-        relative = unquote(path_part)
-        if "\x00" in relative:
-            self._problems[target] = "it contains a NUL character (%00), which no file name can"
-            return None
-        candidates = [self.issue_dir / relative]
-        if "/" not in relative:
-            candidates.append(self.issues_dir / "images" / relative)
-        for candidate in candidates:
-            try:
-                resolved = candidate.resolve()
-                if resolved.is_file() and resolved.is_relative_to(self.issues_dir):
-                    return resolved
-            except (OSError, ValueError) as exc:
-                reason = getattr(exc, "strerror", None) or str(exc)
-                self._problems[target] = f"the system cannot look it up ({reason})"
-        return None
-
-    def is_relative(self, target: str) -> bool:
-        return bool(target) and not _SCHEME.match(target) and not target.startswith(("//", "#"))
-
-    def url(self, target: str) -> str:
-        """An absolute URL for ``target``; relative ones must name a local file."""
-        target = target.strip()
-        if not self.is_relative(target):
-            return target
-        local = self.local_file(target)
-        if local is None:
-            return target  # lint reports it; render refuses it
-        fragment = urlsplit(target).fragment
-        if local.suffix == ".md" and self.issue_url is not None:
-            url = self.issue_url(local)
-        else:
-            public_path = "media/" + posixpath.join(
-                *local.relative_to(self.issues_dir).parts
-            )
-            self.assets.setdefault(public_path, Asset(local, public_path))
-            url = f"{self.site_url}/{quote(public_path)}"
-        return f"{url}#{fragment}" if fragment else url
 
 
 _MULTILINE_INLINE = ("code_inline", "html_inline")
@@ -420,9 +331,6 @@ class _EmailRenderer:
                 "word-break:normal;overflow-wrap:normal;".lstrip(";"),
             )
         elif token.type == "blockquote_open":
-            token.attrSet(
-                "style", "margin:16px 0;padding:4px 16px;border-left:4px solid #8aa48c;"
-            )
+            token.attrSet("style", "margin:16px 0;padding:4px 16px;border-left:4px solid #8aa48c;")
         for child in token.children or ():
             self._rewrite(child)
-

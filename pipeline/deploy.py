@@ -27,6 +27,7 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, SiteError
+from subscribers.aws import aws_problem
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,6 @@ def deploy_site(
     files = local_files(settings.public_dir)
 
     import boto3
-    import botocore.exceptions
 
     client = boto3.client("s3")
     target = s3_url(bucket, prefix)
@@ -239,18 +239,11 @@ def deploy_site(
         if not dry_run:
             _upload(client, plan, progress)
             _delete(client, plan, progress)
-    except botocore.exceptions.NoCredentialsError:
-        raise SiteError(
-            f"{target}: no AWS credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY)"
-        ) from None
-    except botocore.exceptions.ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "error")
-        message = error.get("Message") or code
-        raise SiteError(f"{target}: {code}: {message}") from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise SiteError(f"{target}: {exc}") from None
+    except Exception as exc:
+        problem = aws_problem(exc)
+        if problem is None:
+            raise
+        raise SiteError(f"{target}: {problem}") from None
 
     return DeployReport(
         bucket=bucket,

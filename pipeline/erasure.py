@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.files import write_atomic
 from pipeline.recovery import folders as recovery_folders
 from subscribers.addresses import ascii_domain
 from subscribers.errors import InvalidDomain
+from subscribers.files import write_atomic
 
 if TYPE_CHECKING:
     from pipeline.config import Settings

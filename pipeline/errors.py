@@ -1,26 +1,23 @@
-"""The errors an editor can cause and fix.
+"""The errors an editor can cause and fix: the pipeline's part of the one
+exception tree of both packages, which :mod:`subscribers.errors` draws
+whole (``PublishError`` under its ``NewsletterError``).
 
 Every exception here carries a one-line message that names the file, line
 or setting at fault; the CLI prints it as ``error: <message>`` and exits 1.
-Anything else that escapes is a bug.
-
-    PublishError
-     ├── ConfigError        newsletter.toml, environment or flags
-     ├── LocatedError       a problem at path:line in a file
-     │    ├── IssueError    an issue file: front matter, body, images
-     │    └── TemplateError a template in templates/ that does not compile
-     ├── SiteError          building or deploying the static site
-     ├── FeedError          reading a blog feed for a draft
-     └── SendError          a send that cannot start or must stop
+Anything else that escapes is a bug. The rest of the pipeline's part stands
+beside the code that raises it: ``FetchError`` (fetch.py), ``IssueNotReady``
+(sendplan.py) and the ``TransportError`` family (transports/base.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from subscribers.errors import NewsletterError
 
-class PublishError(Exception):
-    """A user-facing error with a one-line message."""
+
+class PublishError(NewsletterError):
+    """A problem with the newsletter's files, settings, site or sends."""
 
 
 class ConfigError(PublishError):

@@ -37,6 +37,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, urljoin, urlsplit
 
+from pipeline.errors import FeedError
+
 MAX_REDIRECTS = 5
 MAX_BYTES = 5 * 1024 * 1024
 _CHUNK = 64 * 1024
@@ -51,8 +53,9 @@ Connect = Callable[[str, int, float], socket.socket]
 """An address, a port and a timeout in seconds to a connected socket."""
 
 
-class FetchError(Exception):
-    """A URL that was refused or could not be fetched; the message says why."""
+class FetchError(FeedError):
+    """A URL that was refused or could not be fetched; the message says why
+    (the caller, which knows what the URL was for, puts it in front)."""
 
 
 def system_resolve(host: str) -> list[str]:

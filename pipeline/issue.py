@@ -1,4 +1,4 @@
-"""Read an issue file: YAML front matter, then a markdown body.
+"""An issue file: YAML front matter, then a markdown body.
 
     ---
     title: An easy stretch for chronic calf pain
@@ -6,16 +6,19 @@
     ---
     Body in CommonMark with tables...
 
-:func:`read_issue` returns the :class:`Issue` together with every front-matter
-problem found, each located at its line; :func:`load_issue` is the strict form
-that raises the first error. :func:`read_issue_file` also returns the body
-when the front matter is broken, so that its problems are reported too.
+:func:`parse_issue_file` turns a file's text into the :class:`Issue`, its
+body (also when the front matter is broken, so that the body's problems are
+reported too) and every front-matter problem found, each located at its
+line; it reads nothing. Reading is the edge's: :func:`read_issue_text` reads
+and decodes a file, and :func:`read_issue_file`, :func:`read_issue` and
+:func:`load_issue` (the strict form that raises the first error) read and
+parse one. A command reads its issues once, into its context
+(:mod:`pipeline.context`), and parses from there.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -25,6 +28,7 @@ import yaml
 
 from pipeline.errors import IssueError
 from pipeline.yaml_errors import explain
+from subscribers.text import one_line
 
 REQUIRED_KEYS = ("title", "date")
 OPTIONAL_KEYS = ("subject", "preheader", "slug", "author", "tags", "publish_at")
@@ -113,14 +117,9 @@ def default_slug(path: Path) -> str:
     return slugify(_DATE_PREFIX.sub("", path.stem))
 
 
-def read_text(path: Path) -> str:
-    """An issue file's text; unreadable or non-UTF-8 files are an IssueError."""
-    # Control characters are invisible in an editor and break MJML's parser.
-    return _CONTROL.sub("", _decode(path))
-
-
-def _decode(path: Path) -> str:
-    """The file as text with LF line ends, control characters and all."""
+def read_issue_text(path: Path) -> str:
+    """The file as text with LF line ends, control characters and all;
+    unreadable or non-UTF-8 files are an IssueError."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -155,23 +154,35 @@ def _split(path: Path, text: str) -> tuple[str, int, str, int]:
 
 
 def read_issue(path: Path) -> tuple[Issue | None, list[Finding]]:
-    """Parse ``path``; return the issue (None if unusable) and every finding.
-
-    Findings here cover the front matter only; see :mod:`pipeline.lint` for
-    the body and the rendered email.
-    """
+    """Read and parse ``path``: the issue (None if unusable) and every finding
+    about its front matter (:mod:`pipeline.lint` checks the rest)."""
     read = read_issue_file(path)
     return read.issue, list(read.findings)
 
 
 def read_issue_file(path: Path) -> IssueFile:
-    """Parse ``path`` into the issue, its body and the findings about them."""
+    """Read and parse ``path`` into the issue, its body and the findings about them."""
     try:
-        raw = _decode(path)
-        text = _CONTROL.sub("", raw)
+        raw = read_issue_text(path)
+    except IssueError as exc:
+        return unreadable(path, exc)
+    return parse_issue_file(path, raw)
+
+
+def unreadable(path: Path, error: IssueError) -> IssueFile:
+    """What :func:`read_issue_file` found of a file it could not read as text."""
+    return IssueFile(None, None, (Finding(path, error.line or 1, "error", error.message),))
+
+
+def parse_issue_file(path: Path, raw: str) -> IssueFile:
+    """Parse ``raw``, the text of the file at ``path`` (as :func:`read_issue_text`
+    gives it), into the issue, its body and the findings; reads nothing."""
+    # Control characters are invisible in an editor and break MJML's parser.
+    text = _CONTROL.sub("", raw)
+    try:
         front, front_line, body, body_line = _split(path, text)
     except IssueError as exc:
-        return IssueFile(None, None, (Finding(path, exc.line or 1, "error", exc.message),))
+        return unreadable(path, exc)
     markdown = IssueBody(path, body, body_line)
     nul = [Finding(path, line, "error", NUL_BYTE) for line in _nul_lines(raw)]
     issue, findings = _read_front(path, text, front, front_line, markdown)
@@ -179,7 +190,7 @@ def read_issue_file(path: Path) -> IssueFile:
 
 
 def _nul_lines(text: str) -> list[int]:
-    """The lines holding a NUL byte (a control character read_text drops,
+    """The lines holding a NUL byte (a control character parsing drops,
     which would silently change a file name written around it)."""
     if "\x00" not in text:
         return []
@@ -271,19 +282,23 @@ def _read_front(
 
 
 def load_issue(path: Path) -> Issue:
-    """Parse ``path`` or raise :class:`IssueError` for the first error."""
-    issue, findings = read_issue(path)
-    for finding in findings:
+    """Read and parse ``path`` or raise :class:`IssueError` for the first error."""
+    return strict(read_issue_file(path))
+
+
+def strict(read: IssueFile) -> Issue:
+    """The issue of ``read``, or :class:`IssueError` for its first error."""
+    for finding in read.findings:
         if finding.severity == "error":
             raise IssueError(finding.path, finding.line, finding.message)
-    assert issue is not None
-    return issue
+    assert read.issue is not None
+    return read.issue
 
 
 def _single_line(value: Any, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected text, got {_type_name(value)}")
-    text = " ".join(_CONTROL.sub("", value).split())
+    text = one_line(value)
     if not text and not allow_empty:
         raise ValueError("must not be empty")
     return text
@@ -366,17 +381,6 @@ def find_issue_files(issues_dir: Path) -> list[Path]:
     if not issues_dir.is_dir():
         return []
     return sorted(p for p in issues_dir.glob("*.md") if p.is_file())
-
-
-def issue_slugs(paths: Iterable[Path]) -> dict[Path, str]:
-    """The slug each issue file would be published under: its front matter's
-    ``slug``, or its file name's when the front matter gives none or cannot
-    be read."""
-    slugs: dict[Path, str] = {}
-    for path in paths:
-        issue, _ = read_issue(path)
-        slugs[path.resolve()] = issue.slug if issue is not None else default_slug(path)
-    return slugs
 
 
 def find_issue(name: str, issues_dir: Path) -> Path:

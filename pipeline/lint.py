@@ -2,40 +2,34 @@
 
 :func:`check_issue` parses and renders an issue and returns its findings,
 each ``path:line: error|warning: message``. Errors stop a send; warnings are
-for the editor's judgement.
+for the editor's judgement. It works from the command's context alone (the
+issue's text, the other issues' slugs, the templates and the index of
+issues/ were all read when the context was built), so checking reads no file.
+
+    path + Context ─ parse ─ front matter, body, links, raw HTML ─┐
+                   └ render ─ size as sent, footer parts ──────────┴─▶ CheckResult
 """
 
 from __future__ import annotations
 
+import email
 import re
-from collections.abc import Mapping
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from markupsafe import escape
 
-from pipeline.body import Reference, Resolver, raw_html
+from pipeline.body import Reference, raw_html
 from pipeline.config import CONFIG_FILE, Settings
+from pipeline.context import Context
 from pipeline.errors import LocatedError, PublishError
-from pipeline.issue import (
-    Finding,
-    Issue,
-    IssueBody,
-    default_slug,
-    expected_file_name,
-    find_issue_files,
-    issue_slugs,
-    read_issue_file,
-)
-from pipeline.render import (
-    EMAIL_TEMPLATE,
-    RenderedIssue,
-    parse_issue_body,
-    render_issue,
-    sample_values,
-    templates,
-    templates_dir,
-)
+from pipeline.issue import Finding, Issue, IssueBody, default_slug, expected_file_name
+from pipeline.links import Resolver
+from pipeline.personalize import Personalizer, Recipient
+from pipeline.render import RenderedIssue, parse_issue_body, render_issue, sample_values
+from pipeline.templates import EMAIL_TEMPLATE
+from subscribers.tokens import Signer
 
 SUBJECT_MAX = 78
 PREHEADER_RANGE = (40, 130)
@@ -62,31 +56,27 @@ class CheckResult:
         return not self.errors
 
 
-def check_issue(
-    path: Path, settings: Settings, slugs: Mapping[Path, str] | None = None
-) -> CheckResult:
-    """Lint one issue file; never raises for a problem in the issue.
+def check_issue(path: Path, context: Context) -> CheckResult:
+    """Lint the issue file at ``path`` (read into ``context`` when it was
+    built); never raises for a problem in the issue.
 
     The body is checked even when the front matter is broken, and the email
     template whatever the issue, so that one run reports everything; the
     email is rendered and measured only once nothing else is wrong.
-    ``slugs`` is :func:`~pipeline.issue.issue_slugs` of every issue in
-    issues/, when the caller checks many and has read them once.
     """
-    read = read_issue_file(path)
+    settings = context.settings
+    read = context.issues.read(path)
     issue = read.issue
     findings = list(read.findings)
     findings.extend(_check_file_name(path, issue))
-    if slugs is None:
-        slugs = issue_slugs(find_issue_files(settings.issues_dir))
-    findings.extend(_check_shared_slug(path, issue, slugs, settings))
-    findings.extend(_check_template_elements(settings))
+    findings.extend(_check_shared_slug(path, issue, context))
+    findings.extend(_check_template_elements(context))
     if issue is not None:
         findings.extend(_check_front_matter(issue))
 
     parsed = None
     if read.body is not None:
-        body, resolver = parsed = parse_issue_body(read.body, settings)
+        body, resolver = parsed = parse_issue_body(read.body, context)
         findings.extend(_check_references(path, body.references, resolver))
         findings.extend(_check_dangling_brackets(read.body))
         findings.extend(_check_raw_html(read.body))
@@ -94,11 +84,11 @@ def check_issue(
     rendered: RenderedIssue | None = None
     if issue is not None and parsed is not None and not _has_errors(findings):
         try:
-            rendered = render_issue(issue, settings, parsed)
+            rendered = render_issue(issue, context, parsed)
         except LocatedError as exc:
             findings.append(Finding(exc.path, exc.line or 1, "error", exc.message))
     if rendered is not None:
-        findings.extend(_check_rendered(rendered, settings))
+        findings.extend(_check_rendered(rendered, settings, context.templates.folder))
 
     unique = list(dict.fromkeys(findings))
     unique.sort(key=lambda f: (str(f.path), f.line, f.severity != "error"))
@@ -109,20 +99,21 @@ def _has_errors(findings: list[Finding]) -> bool:
     return any(f.severity == "error" for f in findings)
 
 
-def _check_shared_slug(
-    path: Path, issue: Issue | None, slugs: Mapping[Path, str], settings: Settings
-) -> list[Finding]:
+def _check_shared_slug(path: Path, issue: Issue | None, context: Context) -> list[Finding]:
     """Two files with one slug would be one page on the site and one send in
     the ledger: the second would resume the first's send and mail nobody."""
     slug = issue.slug if issue is not None else default_slug(path)
-    here = path.resolve()
+    files = context.issues.files
+    here = files.resolve(path)
+    slugs = context.issues.issue_slugs()
     others = sorted(p for p, s in slugs.items() if s == slug and p != here)
+    root = files.resolve(context.settings.root)
     return [
         Finding(
             path,
             1,
             "error",
-            f"the slug {slug!r} is also the slug of {_shown(other, settings.root)}: "
+            f"the slug {slug!r} is also the slug of {_shown(other, root)}: "
             "give one of them its own slug (a slug: line in its front matter)",
         )
         for other in others
@@ -131,7 +122,7 @@ def _check_shared_slug(
 
 def _shown(path: Path, root: Path) -> str:
     try:
-        return str(path.relative_to(root.resolve()))
+        return str(path.relative_to(root))
     except ValueError:
         return str(path)
 
@@ -146,10 +137,10 @@ def _check_file_name(path: Path, issue: Issue | None) -> list[Finding]:
     return [Finding(path, 1, "warning", message)]
 
 
-def _check_template_elements(settings: Settings) -> list[Finding]:
+def _check_template_elements(context: Context) -> list[Finding]:
     """The email template's tags that name no MJML element."""
     try:
-        return list(templates(settings).unknown_mjml)
+        return list(context.templates.unknown_mjml)
     except LocatedError as exc:
         return [Finding(exc.path, exc.line or 1, "error", exc.message)]
 
@@ -280,10 +271,10 @@ def _check_dangling_brackets(markdown: IssueBody) -> list[Finding]:
     return out
 
 
-def _check_rendered(rendered: RenderedIssue, settings: Settings) -> list[Finding]:
+def _check_rendered(rendered: RenderedIssue, settings: Settings, folder: Path) -> list[Finding]:
     out: list[Finding] = []
     issue = rendered.issue
-    template = templates_dir(settings) / EMAIL_TEMPLATE
+    template = folder / EMAIL_TEMPLATE
     _, text = rendered.fill(sample_values(settings))
     try:
         size, encoding = sent_html_size(rendered, settings)
@@ -332,12 +323,6 @@ def sent_html_size(rendered: RenderedIssue, settings: Settings) -> tuple[int, st
     """(bytes, transfer encoding) of the HTML part as a sample reader's
     message carries it, encoded: the message is built by the personalizer
     that builds every message sent, so the measure follows how it encodes."""
-    import email
-    import secrets
-
-    from pipeline.personalize import Personalizer, Recipient
-    from subscribers.tokens import Signer
-
     signer = Signer(secrets.token_hex(16))  # a real token's length; never sent
     personalizer = Personalizer(rendered, settings, signer.unsubscribe)
     values = sample_values(settings)
@@ -348,4 +333,3 @@ def sent_html_size(rendered: RenderedIssue, settings: Settings) -> tuple[int, st
             encoding = str(part.get("Content-Transfer-Encoding", "8bit")).lower()
             return len(str(part.get_payload()).encode("ascii", "surrogateescape")), encoding
     return 0, "none"  # pragma: no cover - every message has an HTML part
-

@@ -38,15 +38,14 @@ from pipeline.errors import SendError
 from pipeline.issue import slugify
 from pipeline.render import SLOT_NAMES, RenderedIssue
 from pipeline.transports.base import OutgoingMessage
-from subscribers.addresses import ascii_domain
-from subscribers.errors import InvalidDomain
+from subscribers.addresses import ascii_address, ascii_domain
+from subscribers.errors import UndeliverableAddress
+from subscribers.text import one_line
 
 PREVIEW_PREFIX = "[PREVIEW] "
 MAX_LINE = 78
 """Header lines are folded to this many characters (RFC 5322 2.1.1)."""
 
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+")
 _Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
 _Q_BYTE = tuple(
     "_" if b == 0x20 else chr(b) if b in _Q_SAFE else f"={b:02X}" for b in range(256)
@@ -54,10 +53,6 @@ _Q_BYTE = tuple(
 _WORD_OVERHEAD = len("=?utf-8?q?") + len("?=")
 _WORD_MAX = 75
 _SOFT_BREAK = b"=\r\n"
-
-
-class UndeliverableAddress(ValueError):
-    """An address that cannot be written into a message (the ledger records why)."""
 
 
 @dataclass(frozen=True)
@@ -74,15 +69,9 @@ class Recipient:
 # ---------------------------------------------------------------------------
 
 
-def clean_text(text: str) -> str:
-    """One line of text: control characters (CR and LF among them) become
-    spaces, runs of whitespace one space, no space at either end."""
-    return " ".join(_CONTROLS.sub(" ", text).split())
-
-
 def greeting_name(name: str, fallback: str) -> str:
     """The name a greeting uses: the first word of ``name``, or ``fallback``."""
-    words = clean_text(name).split(" ", 1)
+    words = one_line(name).split(" ", 1)
     return words[0] or fallback
 
 
@@ -127,7 +116,7 @@ def _needs_encoding(text: str) -> bool:
 
 def encode_unstructured(name: str, text: str) -> bytes:
     """An unstructured header (Subject) for ``text``, encoded and folded."""
-    text = clean_text(text)
+    text = one_line(text)
     if not _needs_encoding(text):
         words = text.split(" ")
         if all(len(w) <= MAX_LINE - 1 - (len(name) + 1) for w in words):
@@ -156,7 +145,7 @@ def display_name(text: str, room: int = _WORD_MAX) -> str:
     One encoded-word, because readers disagree about the space between two
     adjacent ones: RFC 2047 says to drop it, Python's email package keeps it.
     """
-    text = clean_text(text)
+    text = one_line(text)
     if not _needs_encoding(text) or len(_encoded_word(text)) <= room:
         return text
     text = text[: room - _WORD_OVERHEAD]
@@ -178,25 +167,6 @@ def encode_mailbox(name: str, display: str, address: str) -> bytes:
             return _fold(name, [*phrase.split(" "), f"<{address}>"]).encode("ascii")
         return f"{name}: {phrase} <{address}>\r\n".encode("ascii")
     return _fold(name, [_encoded_word(display), f"<{address}>"]).encode("ascii")
-
-
-def ascii_address(address: str) -> str:
-    """``address`` as it can stand in a header and an SMTP envelope.
-
-    The domain is written as the subscriber store writes it (lowercase,
-    IDNA 2008: see :mod:`subscribers.addresses`); a non-ASCII local part
-    would need SMTPUTF8, which bulk mail through SES cannot use.
-    """
-    local, _, domain = address.rpartition("@")
-    if not local.isascii():
-        raise UndeliverableAddress(f"{address}: a non-ASCII mailbox name needs SMTPUTF8")
-    try:
-        address = f"{local}@{ascii_domain(domain)}"
-    except InvalidDomain as exc:
-        raise UndeliverableAddress(f"{address!r}: {exc}") from None
-    if not _PLAIN_ADDRESS.fullmatch(address) or len(address) > 254:
-        raise UndeliverableAddress(f"{address!r} is not an address this newsletter can mail")
-    return address
 
 
 # ---------------------------------------------------------------------------

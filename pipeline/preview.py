@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import Settings
+from pipeline.context import Context
 from pipeline.errors import SendError
-from pipeline.personalize import PREVIEW_PREFIX, Personalizer, Recipient, UndeliverableAddress
+from pipeline.personalize import PREVIEW_PREFIX, Personalizer, Recipient
+from pipeline.progress import PROGRESS_SECONDS, Progress, ProgressCallback
 from pipeline.publish import SendOptions, prepare_send, signed_personalizer, transport_name
-from pipeline.send import PROGRESS_SECONDS, Progress, ProgressCallback
 from pipeline.sendplan import checked_issue
 from pipeline.transports.base import TransportError
+from subscribers.errors import UndeliverableAddress
 
 MAX_EXAMPLES = 20
 """Undeliverable addresses a dry run names; it counts the rest."""
@@ -56,7 +58,7 @@ def send_test(
     from pipeline.transports import open_transport
 
     options = options or SendOptions()
-    rendered = checked_issue(settings, path)
+    rendered = checked_issue(Context.load(settings, [path]), path)
     personalizer = Personalizer(
         rendered, settings, lambda _subscriber: "preview", subject_prefix=PREVIEW_PREFIX
     )

@@ -1,8 +1,8 @@
 """Sending an issue: from the editor's command to the send loop.
 
-    prepare_send(settings, path, options)   check and render the issue, see where
-      │                                     its send stands (pipeline.sendplan);
-      │                                     writes nothing
+    prepare_send(settings, path, options)   read the command's context, check and
+      │                                     render the issue, see where its send
+      │                                     stands (pipeline.sendplan); writes nothing
       └─ PreparedSend.run(stop, progress)   open the transport and read its quota,
            │                                build the site, snapshot the recipients
            │                                (or resume a previous run), then run
@@ -11,7 +11,9 @@
 
 The site is built, with the issue on it, before a new send is recorded: a site
 that cannot be built leaves no send and nobody mailed, and the issue counts
-as published on its archive page from the first message on.
+as published on its archive page from the first message on. The build works
+from the same context and uses the issue as checked and rendered, so the
+issue is rendered once.
 
 Trying an issue without sending it is :mod:`pipeline.preview`; where sends
 stand, :mod:`pipeline.status`.
@@ -28,13 +30,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pipeline.config import Settings
+from pipeline.context import Context
 from pipeline.errors import SendError
 from pipeline.outcome import SendResult, finished, nothing_left, paused_at_start
 from pipeline.pacing import Budget, Pacer
 from pipeline.personalize import Personalizer
+from pipeline.progress import ProgressCallback
 from pipeline.render import RenderedIssue
-from pipeline.send import ProgressCallback, SendLoop, claim_size, pool_size
+from pipeline.send import SendLoop
 from pipeline.sendplan import SendPlan, checked_issue, file_digest, plan_send, relative_path
+from pipeline.sizing import claim_size, pool_size
 from pipeline.transports.base import Quota, SendingStopped, Transport, TransportError
 
 if TYPE_CHECKING:
@@ -103,7 +108,8 @@ def sending_ledger(settings: Settings) -> Ledger:
 def prepare_send(settings: Settings, path: Path, options: SendOptions) -> PreparedSend:
     """Check and render the issue and see where its send stands; nothing is
     written. Close the result (it holds the database) or use it in ``with``."""
-    rendered = checked_issue(settings, path)
+    context = Context.load(settings, [path])
+    rendered = checked_issue(context, path)
     relative = relative_path(path, settings.root)
     digest = file_digest(path)
     ledger = sending_ledger(settings)
@@ -113,7 +119,7 @@ def prepare_send(settings: Settings, path: Path, options: SendOptions) -> Prepar
     except BaseException:
         engine.dispose()
         raise
-    return PreparedSend(settings, rendered, options, plan, engine, ledger)
+    return PreparedSend(context, rendered, options, plan, engine, ledger)
 
 
 class PreparedSend:
@@ -121,14 +127,15 @@ class PreparedSend:
 
     def __init__(
         self,
-        settings: Settings,
+        context: Context,
         rendered: RenderedIssue,
         options: SendOptions,
         plan: SendPlan,
         engine: Engine,
         ledger: Ledger,
     ) -> None:
-        self.settings = settings
+        self.context = context
+        self.settings = context.settings
         self.rendered = rendered
         self.options = options
         self.plan = plan
@@ -262,7 +269,9 @@ class PreparedSend:
         from subscribers.db import unavailable
 
         with unavailable(self.engine, writing=False):
-            build_site_from_ledger(self.settings, self.engine, sending=sending)
+            build_site_from_ledger(
+                self.context, self.engine, sending=sending, rendered=[self.rendered]
+            )
 
     def _run(
         self,

@@ -30,8 +30,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.files import write_atomic
-from pipeline.personalize import Personalizer, Recipient, UndeliverableAddress, ascii_address
+from pipeline.personalize import Personalizer, Recipient
+from subscribers.addresses import ascii_address
+from subscribers.errors import UndeliverableAddress
+from subscribers.files import write_atomic
 
 if TYPE_CHECKING:
     from pipeline.transports.base import Transport

@@ -11,6 +11,12 @@ Three outputs come from the one body:
 * ``html``: the email, responsive, with slots;
 * ``text``: the plain-text part, with slots;
 * ``web_html``: the archive page, the same email without personal parts.
+
+Rendering is pure: it takes the command's :class:`~pipeline.context.Context`
+and fills the templates loaded there, resolving the issue's links and images
+against the index of issues/ made there, without opening a file.
+
+    Issue + Context ─ parse_issue_body ─▶ Body (+ Resolver) ─ render_issue ─▶ RenderedIssue
 """
 
 from __future__ import annotations
@@ -18,27 +24,25 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import html as html_lib
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import mjml
 from markupsafe import Markup
 
-from pipeline.body import Asset, Body, Figure, Reference, Resolver, parse_body
+from pipeline.body import Body, Figure, Reference, parse_body
 from pipeline.config import Settings
+from pipeline.context import Context
 from pipeline.errors import IssueError, TemplateError
-from pipeline.issue import Finding, Issue, IssueBody, default_slug, read_issue
-from pipeline.mjml_elements import unknown_elements
-from pipeline.plaintext import TextWriter, underline
+from pipeline.issue import Issue, IssueBody
+from pipeline.links import Asset, Resolver
+from pipeline.plaintext import TextWriter
+from pipeline.templates import EMAIL_TEMPLATE, TEXT_TEMPLATE, template_errors
 
-EMAIL_TEMPLATE = "email.mjml.j2"
-TEXT_TEMPLATE = "email.txt.j2"
 SLOT_NAMES = ("unsubscribe_url", "first_name")
-PACKAGED_TEMPLATES = Path(__file__).parent / "_templates"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class RenderedIssue:
     references: tuple[Reference, ...]
     excerpt: str
     nonce: str
+    body: Body = field(repr=False, compare=False)
+    """The parsed body it was rendered from (the site's feeds use it)."""
 
     def slot(self, name: str) -> str:
         """The marker standing for slot ``name`` in ``html`` and ``text``."""
@@ -81,148 +87,39 @@ def issue_path_url(settings: Settings, slug: str) -> str:
     return settings.url(f"issues/{slug}/")
 
 
-def templates_dir(settings: Settings) -> Path:
-    """The newsletter's templates/, or the copy shipped with the package."""
-    if (settings.templates_dir / EMAIL_TEMPLATE).is_file():
-        return settings.templates_dir
-    for fallback in (PACKAGED_TEMPLATES, Path(__file__).parent.parent / "templates"):
-        if (fallback / EMAIL_TEMPLATE).is_file():
-            return fallback
-    raise TemplateError(settings.templates_dir / EMAIL_TEMPLATE, None, "template not found")
-
-
-@dataclass(frozen=True)
-class Templates:
-    """The email templates as loaded: their Jinja environment and a digest of
-    their sources (part of every slot nonce)."""
-
-    folder: Path
-    env: jinja2.Environment
-    digest: bytes
-    unknown_mjml: tuple[Finding, ...] = ()
-    """A tag naming no MJML element in the email template (or one it
-    includes), which MRML would pass through silently; each is an error."""
-
-
-def templates(settings: Settings) -> Templates:
-    """The email templates, loaded once per process and again only after an edit."""
-    folder = templates_dir(settings)
-    stamps = tuple((path, path.stat().st_mtime_ns) for path in sorted(folder.rglob("*.j2")))
-    return _load_templates(folder, stamps)
-
-
-def jinja_environment(
-    loader: jinja2.BaseLoader,
-    autoescape: bool | Callable[[str | None], bool],
-    filters: Mapping[str, Callable[..., Any]],
-) -> jinja2.Environment:
-    """The Jinja environment every template here is filled in: undefined
-    values are errors, block tags leave no blank lines, a template's final
-    newline is kept."""
-    env = jinja2.Environment(
-        loader=loader,
-        autoescape=autoescape,  # noqa: S701 - True or select_autoescape, by each caller
-        undefined=jinja2.StrictUndefined,
-        # Compiled templates are cached in the temp folder between runs,
-        # keyed by the template's source, so `publish check` starts fast.
-        bytecode_cache=jinja2.FileSystemBytecodeCache(),
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(filters)
-    return env
-
-
-@lru_cache(maxsize=8)
-def _load_templates(folder: Path, stamps: tuple[tuple[Path, int], ...]) -> Templates:
-    env = jinja_environment(
-        jinja2.FileSystemLoader(folder),
-        # Every template is autoescaped except the plain-text part.
-        jinja2.select_autoescape(
-            enabled_extensions=("mjml.j2", "html.j2", "xml.j2"),
-            disabled_extensions=("txt.j2",),
-            default_for_string=True,
-            default=True,
-        ),
-        {"underline": underline},
-    )
-    digest = hashlib.sha256()
-    for path, _ in stamps:
-        # Names too: moving text from one template into the next is a change.
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
-    return Templates(folder, env, digest.digest(), _unknown_mjml(env, folder))
-
-
-def _unknown_mjml(env: jinja2.Environment, folder: Path) -> tuple[Finding, ...]:
-    """The unknown MJML elements of the email template and of every template
-    it includes, imports or extends, each at its file and line."""
-    from jinja2 import meta
-
-    loader = env.loader
-    assert loader is not None
-    found: list[Finding] = []
-    pending, seen = [EMAIL_TEMPLATE], set()
-    while pending:
-        name = pending.pop(0)
-        if name in seen:
-            continue
-        seen.add(name)
-        try:
-            source, filename, _ = loader.get_source(env, name)
-            names = meta.find_referenced_templates(env.parse(source))
-        except jinja2.TemplateError:
-            continue  # rendering reports it, located
-        path = Path(filename) if filename else folder / name
-        found.extend(Finding(path, line, "error", text) for line, text in unknown_elements(source))
-        pending.extend(other for other in names if other)
-    return tuple(found)
-
-
-@contextmanager
-def template_errors(folder: Path, name: str) -> Iterator[None]:
-    """Jinja's errors while rendering ``name`` as one-line TemplateErrors
-    naming the template file (in ``folder``) and, where Jinja knows it, the line."""
-    try:
-        yield
-    except jinja2.TemplateSyntaxError as exc:
-        where = exc.filename or str(folder / name)
-        raise TemplateError(where, exc.lineno, exc.message or "syntax error") from None
-    except jinja2.TemplateNotFound as exc:
-        raise TemplateError(folder / str(exc.name), None, "template not found") from None
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(folder / name, None, exc.message or "undefined value") from None
-
-
-def issue_resolver(settings: Settings, issue: Issue | IssueBody) -> Resolver:
-    """The resolver that maps an issue's relative targets onto the site."""
+def issue_resolver(context: Context, issue: Issue | IssueBody) -> Resolver:
+    """The resolver that maps an issue's relative targets onto the site: files
+    from the context's index, other issues' slugs as the context read them."""
+    settings, issues = context.settings, context.issues
 
     def other_issue_url(path: Path) -> str:
-        other, _ = read_issue(path)
-        return issue_path_url(settings, other.slug if other else default_slug(path))
+        return issue_path_url(settings, issues.slug_of(path))
 
-    return Resolver(issue.path, settings.issues_dir, settings.site_url, other_issue_url)
+    return Resolver(issue.path, issues.files, settings.site_url, other_issue_url)
 
 
-def parse_issue_body(issue: Issue | IssueBody, settings: Settings) -> tuple[Body, Resolver]:
+def parse_issue_body(issue: Issue | IssueBody, context: Context) -> tuple[Body, Resolver]:
     """The issue's body (or a body whose front matter is broken) parsed
     against the site's URLs."""
     markdown = issue.markdown if isinstance(issue, Issue) else issue
-    resolver = issue_resolver(settings, markdown)
+    resolver = issue_resolver(context, markdown)
     return parse_body(markdown.text, resolver, markdown.first_line), resolver
 
 
 def render_issue(
-    issue: Issue, settings: Settings, parsed: tuple[Body, Resolver] | None = None
+    issue: Issue, context: Context, parsed: tuple[Body, Resolver] | None = None
 ) -> RenderedIssue:
-    """Render ``issue`` to email HTML, plain text and its web page.
+    """Render ``issue`` to email HTML, plain text and its web page, from the
+    context's templates and index alone (``parsed``: its body, if parsed
+    already by :func:`parse_issue_body`).
 
     Raises :class:`IssueError` for a relative link or image with no file
     behind it (an email must never carry a relative URL), and
     :class:`TemplateError` for a template that does not compile or names an
     element MJML does not have.
     """
-    body, resolver = parsed or parse_issue_body(issue, settings)
+    settings = context.settings
+    body, resolver = parsed or parse_issue_body(issue, context)
     for ref in body.references:
         if resolver.is_relative(ref.target) and resolver.local_file(ref.target) is None:
             what = "image" if ref.kind == "image" else "link target"
@@ -230,7 +127,7 @@ def render_issue(
             why = f"is not a file name: {problem}" if problem else "not found"
             raise IssueError(issue.path, ref.line, f"{what} {ref.target!r} {why}")
 
-    loaded = templates(settings)
+    loaded = context.templates
     if loaded.unknown_mjml:
         first = loaded.unknown_mjml[0]
         raise TemplateError(first.path, first.line, first.message)
@@ -244,15 +141,15 @@ def render_issue(
         "sign_off": text_writer.render(body.sign_off_tokens),
         "postscript": text_writer.render(body.postscript_tokens),
     }
-    context = _context(settings, issue, body, web_url)
+    values = _values(settings, issue, body, web_url)
     email_slots = {name: slot_marker(nonce, name) for name in SLOT_NAMES}
 
-    html = _compile(env, context | {"web": False, "slots": email_slots}, folder)
-    web_html = _compile(env, context | {"web": True, "slots": {}}, folder)
+    html = _compile(env, values | {"web": False, "slots": email_slots}, folder)
+    web_html = _compile(env, values | {"web": True, "slots": {}}, folder)
     text = _fill(
         env,
         TEXT_TEMPLATE,
-        context
+        values
         | {
             "web": False,
             "slots": email_slots,
@@ -273,6 +170,7 @@ def render_issue(
         references=body.references,
         excerpt=body.excerpt,
         nonce=nonce,
+        body=body,
     )
 
 
@@ -286,7 +184,8 @@ def issue_author(issue: Issue, settings: Settings) -> str:
     return issue.author or settings.author
 
 
-def _context(settings: Settings, issue: Issue, body: Body, web_url: str) -> dict[str, Any]:
+def _values(settings: Settings, issue: Issue, body: Body, web_url: str) -> dict[str, Any]:
+    """What the templates are filled with."""
     # The HTML pieces come from markdown-it with raw HTML disabled, so every
     # character of the editor's text is already escaped in them.
     article = [
@@ -333,15 +232,13 @@ def _context(settings: Settings, issue: Issue, body: Body, web_url: str) -> dict
     }
 
 
-def _fill(env: jinja2.Environment, name: str, context: dict[str, Any], folder: Path) -> str:
+def _fill(env: jinja2.Environment, name: str, values: dict[str, Any], folder: Path) -> str:
     with template_errors(folder, name):
-        return env.get_template(name).render(context)
+        return env.get_template(name).render(values)
 
 
-def _compile(env: jinja2.Environment, context: dict[str, Any], folder: Path) -> str:
-    import mjml
-
-    source = _fill(env, EMAIL_TEMPLATE, context, folder)
+def _compile(env: jinja2.Environment, values: dict[str, Any], folder: Path) -> str:
+    source = _fill(env, EMAIL_TEMPLATE, values, folder)
     try:
         return str(mjml.mjml2html(source, disable_comments=True))
     except ValueError as exc:

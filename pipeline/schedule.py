@@ -31,8 +31,8 @@ from pipeline.config import Settings
 from pipeline.errors import PublishError
 from pipeline.issue import Finding, default_slug, find_issue_files, read_issue_file
 from pipeline.outcome import SendResult
+from pipeline.progress import ProgressCallback
 from pipeline.publish import SendOptions, prepare_send
-from pipeline.send import ProgressCallback
 from pipeline.sendplan import another_issues_slug, file_digest, relative_path
 
 if TYPE_CHECKING:

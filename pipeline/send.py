@@ -1,13 +1,21 @@
 """The send loop: claim, build, hand, deliver, record, until nothing is left.
 
+    ledger.claim(window) ──> personalize ──> Senders' queue ──> sending threads:
+         ^                                                    hand (committed),
+         │                                                    deliver, record
+         └── claimed again while half the window is left; when the claims
+             run dry: take back dead workers' rows, wait for live ones'
+
 :class:`SendLoop` claims a small batch of recipients from the ledger (the
-*window*, about half a second of sending), builds each message
-(:mod:`pipeline.personalize`) and queues it for a pool of sending threads.
-Each thread takes a few messages from the queue, has them stamped as handed
-to the transport (:meth:`pipeline.recorder.Recorder.hand`: committed before
-any of them goes), then delivers them one by one, each first waiting its
-turn at the shared :class:`~pipeline.pacing.Pacer`, and hands each result to
-the recorder, which commits it within a few tens of milliseconds.
+*window*, about half a second of sending: :mod:`pipeline.sizing`), builds
+each message (:mod:`pipeline.personalize`) and queues it for a pool of
+sending threads (:mod:`pipeline.senders`). Each thread takes a few messages
+from the queue, has them stamped as handed to the transport
+(:meth:`pipeline.recorder.Recorder.hand`: committed before any of them
+goes), then delivers them one by one (:mod:`pipeline.delivery`: each first
+waiting its turn at the shared :class:`~pipeline.pacing.Pacer`, retrying
+what may be retried), and hands each result to the recorder, which commits
+it within a few tens of milliseconds.
 
 Paced (SES, or any ``--rate``), a message is handed over in its turn at the
 pacer, a few milliseconds before its call, so a crash (SIGKILL, power) leaves
@@ -18,19 +26,13 @@ longer than a commit, more only for a transport that answers at once (whose
 records, like the outbox's files, then settle them). Rows claimed and never
 handed are simply pending again for the next run.
 
-What a transport error does (see :mod:`pipeline.transports.base`):
-
-    Throttled          slow the pacer, back off with jitter, retry
-    TemporaryFailure   back off, retry a few times, then mark failed
-    Rejected           mark this recipient failed; go on
-    QuotaExhausted     release the rest; the send pauses until the quota allows
-    SendingStopped     release the rest; the send stops
-
-When the claims run dry the loop is not done until every recipient is
-decided: it takes back what dead workers left (``take_back``: a lease run
-out, or a process gone from this host; see :meth:`Ledger.take_back`) and
-sends it, and waits, polling, while live workers elsewhere still hold rows;
-their lease bounds the wait should they die.
+A used-up quota releases the rest and pauses the send; a provider's refusal
+(or too many failures in a row) stops it. When the claims run dry the loop
+is not done until every recipient is decided: it takes back what dead
+workers left (``take_back``: a lease run out, or a process gone from this
+host; see :meth:`Ledger.take_back`) and sends it, and waits, polling, while
+live workers elsewhere still hold rows; their lease bounds the wait should
+they die.
 
 When the database fails, nothing more is handed to the transport; the
 recorder retries for its bound and the send goes on if it comes back.
@@ -38,118 +40,44 @@ Otherwise the loop stops, the calls in flight finish, and the results that
 could not be written are left in :attr:`SendLoop.unwritten` (the caller
 keeps them in a recovery file) with the cause in :attr:`SendLoop.db_failure`.
 
-When ``stop`` is set (Ctrl-C or SIGTERM, see :func:`stop_on_signals`),
-messages not yet handed to the transport are released back to pending, the
-ones in flight finish and are recorded. Nothing is left in ``sending``.
+When ``stop`` is set (Ctrl-C or SIGTERM, see
+:func:`pipeline.signals.stop_on_signals`), messages not yet handed to the
+transport are released back to pending, the ones in flight finish and are
+recorded. Nothing is left in ``sending``.
 
-The loop reports through a callback (:class:`Progress`); it never prints.
+The loop reports through a callback (:class:`~pipeline.progress.Progress`);
+it never prints.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pipeline.pacing import Budget, Pacer, backoff
-from pipeline.personalize import Recipient, UndeliverableAddress
+from pipeline.delivery import Delivery, failed
+from pipeline.pacing import Budget, Pacer
+from pipeline.personalize import Recipient
+from pipeline.progress import Progress, ProgressCallback, ProgressMeter
 from pipeline.recorder import Recorder
-from pipeline.transports.base import (
-    OutgoingMessage,
-    QuotaExhausted,
-    Rejected,
-    SendingStopped,
-    TemporaryFailure,
-    Throttled,
-    Transport,
-    TransportError,
-)
-from subscribers.errors import DatabaseUnavailable
+from pipeline.senders import Ready, Senders
+from pipeline.sizing import claim_size, most_handed, pool_size
+from pipeline.transports.base import OutgoingMessage, QuotaExhausted, Transport
+from subscribers.errors import DatabaseUnavailable, UndeliverableAddress
 from subscribers.ledger import Outcome, Resumed
 
 if TYPE_CHECKING:
-    from subscribers.ledger import Claimed, Ledger
+    from subscribers.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
-MAX_THROTTLED = 8
-"""Throttled this many times in a row, a message is marked failed (retried next run)."""
-THROTTLE_BACKOFF = 0.1
-"""Seconds before a throttled message's first retry (doubling, with jitter)."""
-MAX_TEMPORARY = 4
-"""Attempts at a message that keeps failing temporarily before it is marked failed."""
 MAX_FAILURES_IN_A_ROW = 50
 """So many failures without one success stop the send: something is wrong
 with the account or the message, not with the recipients."""
-PROGRESS_SECONDS = 0.2
-WINDOW_SECONDS = 0.5
-MAX_WORKERS = 64
-ROUND_TRIP = 0.1
-"""Seconds an API call is assumed to take when sizing the thread pool."""
-MAX_HANDED = 64
-"""The most messages one thread has handed at a time (a transport that answers at once)."""
 POLL_SECONDS = 1.0
 """How often a sender waiting for other workers' rows looks again."""
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A snapshot for a progress bar, reported through the ``on_progress`` callback."""
-
-    total: int
-    sent: int
-    failed: int
-    skipped: int
-    rate: float
-    """Messages per second, over the last few seconds."""
-    seconds_left: float | None
-
-    @property
-    def done(self) -> int:
-        return self.sent + self.failed + self.skipped
-
-    @property
-    def left(self) -> int:
-        return max(0, self.total - self.done)
-
-
-ProgressCallback = Callable[[Progress], None]
-
-
-def pool_size(workers: int, rate: float | None) -> int:
-    """Threads enough to keep ``rate`` calls a second going with a round
-    trip of ROUND_TRIP seconds, and never fewer than ``workers``."""
-    if rate is None:
-        return max(1, workers)
-    return max(1, workers, min(MAX_WORKERS, math.ceil(rate * ROUND_TRIP)))
-
-
-def claim_size(rate: float | None, workers: int) -> int:
-    """Recipients claimed at a time: about half a second of sending, enough
-    to keep every thread busy, and at most 500."""
-    if rate is None:
-        return max(4 * workers, 200)
-    return max(2 * workers, min(500, math.ceil(rate * WINDOW_SECONDS)))
-
-
-def batch_size(current: int, stamp_seconds: float, per_message: float, most: int) -> int:
-    """Messages a thread hands at a time next: as many as it delivers while
-    one stamp commits (so that the commits cost it at most half its time),
-    at least one, at most twice ``current`` (one slow commit is no reason to
-    hand over many more) and at most ``most``."""
-    wanted = most if per_message <= 0 else math.ceil(stamp_seconds / per_message)
-    return max(1, min(most, 2 * current, wanted))
-
-
-# ---------------------------------------------------------------------------
-# The loop
-# ---------------------------------------------------------------------------
 
 
 class SendLoop:
@@ -195,156 +123,28 @@ class SendLoop:
         """What this run took back from dead workers while it ran."""
         self.sent = self.failed = self.skipped = 0
         self.recorder = Recorder(ledger, send_id, on_failure=self._db_failed)
+        self.delivery = Delivery(
+            transport,
+            pacer=pacer,
+            budget=budget,
+            halt=self.halt,
+            writable=self.recorder.wait_writable,
+            on_quota=self._quota_used_up,
+            on_stopped=self._halt,
+        )
+        self.senders = Senders(
+            self.recorder,
+            self.delivery,
+            most=most_handed(window, workers),
+            count=self._count,
+            on_crash=self._halt,
+        )
         self._in_a_row = 0
         self._counting = threading.Lock()
-        self._queue: deque[tuple[Claimed, OutgoingMessage]] = deque()
-        self._changed = threading.Condition()
-        self._busy = 0
-        self._closing = False
-        self._most = max(1, min(MAX_HANDED, window // max(1, workers)))
-        self._samples: list[tuple[float, int]] = []
-        self._last_progress = 0.0
         self._waiting = False
-        self._base = ledger.totals(send_id)
+        self._meter = ProgressMeter(ledger.totals(send_id), on_progress)
 
-    # -- in the sending threads ----------------------------------------------
-
-    def _work(self) -> None:
-        size = 1
-        while True:
-            with self._changed:
-                while not self._queue and not self._closing:
-                    self._changed.wait()
-                if not self._queue:
-                    return
-                batch = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
-                self._busy += 1
-            try:
-                size = self._send_batch(batch, size)
-            except BaseException:  # a bug: stop the send rather than go on a thread short
-                log.exception("a sending thread failed")
-                self._halt("a sending thread failed unexpectedly")
-                raise
-            finally:
-                with self._changed:
-                    self._busy -= 1
-                    self._changed.notify_all()
-
-    def _send_batch(self, batch: list[tuple[Claimed, OutgoingMessage]], size: int) -> int:
-        """Hand ``batch`` over (committed first), deliver it, record each
-        result; the batch size to take next.
-
-        Paced, each message is handed over in its turn at the pacer, just
-        before its call (:meth:`Pacer.acquire`'s ``ready``), so that those
-        waiting for their turn are not undecided after a crash; unpaced, the
-        batch is handed over at once."""
-        if self.pacer.rate is not None:
-            for row, message in batch:
-                self._record(row, self._deliver(row, message, hand=True))
-            return 1
-        started = time.monotonic()
-        handed = None
-        if not self.halt.is_set() and self.recorder.wait_writable(self.halt):
-            handed = self.recorder.hand([row.row_id for row, _ in batch])
-        if handed is None:  # stopping, or the database failed: none of it goes
-            for row, _ in batch:
-                self.recorder.record(Outcome(row.row_id, "pending"))
-            return size
-        stamped = time.monotonic()
-        for row, message in batch:
-            if row.row_id not in handed:
-                self._record(row, None)
-                continue
-            self._record(row, self._deliver(row, message))
-        per_message = (time.monotonic() - stamped) / len(batch)
-        return batch_size(size, stamped - started, per_message, self._most)
-
-    def _record(self, row: Claimed, outcome: Outcome | None) -> None:
-        if outcome is None:
-            log.warning("%s was taken back by another sender; leaving it to it", row.email)
-            return
-        self.recorder.record(self._count(outcome))
-
-    def _hand_one(self, row: Claimed) -> bool | None:
-        """Hand ``row`` over, committed: True; None when it is another
-        sender's now; False when the database failed."""
-        handed = self.recorder.hand([row.row_id])
-        if handed is None:
-            return False
-        return True if row.row_id in handed else None
-
-    def _deliver(
-        self, row: Claimed, message: OutgoingMessage, *, hand: bool = False
-    ) -> Outcome | None:
-        """Deliver one message, retrying what may be retried; never raises.
-
-        A row given back unsent is ``pending``; with an ``error`` when an
-        attempt was made (a timeout may still have delivered it). With
-        ``hand``, the row is handed over just before the first call; None
-        when it turns out to be another sender's.
-        """
-        throttled = temporary = 0
-        attempted: str | None = None
-        lost = False
-
-        def ready() -> bool:
-            nonlocal hand, lost
-            if not hand:
-                return True
-            handed = self._hand_one(row)
-            hand = False
-            lost = handed is None
-            return bool(handed)
-
-        while True:
-            if self.halt.is_set() or not self.recorder.wait_writable(self.halt):
-                return Outcome(row.row_id, "pending", error=attempted)
-            if not self.pacer.acquire(self.halt, ready if hand else None):
-                return None if lost else Outcome(row.row_id, "pending", error=attempted)
-            if not self.budget.take():
-                self._quota_used_up(QuotaExhausted("the daily quota is used up"))
-                return Outcome(row.row_id, "pending", error=attempted)
-            try:
-                message_id = self.transport.send(message)
-            except Throttled as exc:
-                self.budget.give_back()
-                self.pacer.throttled()
-                throttled += 1
-                attempted = str(exc)
-                if throttled >= MAX_THROTTLED:
-                    return self._failed(row, f"throttled {throttled} times: {exc}")
-                # The pacer has already slowed every thread; this thread's own
-                # wait only keeps it from retrying in the same instant.
-                if self.halt.wait(backoff(throttled, base=THROTTLE_BACKOFF)):
-                    return Outcome(row.row_id, "pending", error=str(exc))
-            except TemporaryFailure as exc:
-                self.budget.give_back()
-                temporary += 1
-                attempted = str(exc)
-                if temporary >= MAX_TEMPORARY:
-                    return self._failed(row, f"{exc} (after {temporary} attempts)")
-                if self.halt.wait(backoff(temporary)):
-                    return Outcome(row.row_id, "pending", error=str(exc))
-            except QuotaExhausted as exc:
-                self.budget.give_back()
-                self._quota_used_up(exc)
-                return Outcome(row.row_id, "pending", error=attempted)
-            except SendingStopped as exc:
-                self.budget.give_back()
-                self._halt(str(exc))
-                return Outcome(row.row_id, "pending", error=attempted)
-            except (Rejected, TransportError) as exc:
-                return self._failed(row, str(exc))
-            except Exception as exc:
-                log.exception("the %s transport failed unexpectedly", self.transport.name)
-                return self._failed(row, f"{type(exc).__name__}: {exc}")
-            else:
-                self.pacer.succeeded()
-                return Outcome(row.row_id, "sent", message_id=message_id)
-
-    def _failed(self, row: Claimed, error: str) -> Outcome:
-        log.info("not sent to %s: %s", row.email, error)
-        return Outcome(row.row_id, "failed", error=error)
+    # -- what winds it down (called from any thread) --------------------------
 
     def _quota_used_up(self, error: QuotaExhausted) -> None:
         if self.quota_error is None:
@@ -361,19 +161,13 @@ class SendLoop:
             self.db_failure = error
         self.ledger.give_up.set()
         self.halt.set()
-        with self._changed:
-            self._changed.notify_all()
+        self.senders.wake()
 
-    # -- in the main thread --------------------------------------------------
+    # -- the loop --------------------------------------------------
 
     def run(self) -> None:
         self.recorder.start()
-        threads = [
-            threading.Thread(target=self._work, name=f"send-{i}", daemon=True)
-            for i in range(self.workers)
-        ]
-        for thread in threads:
-            thread.start()
+        self.senders.start(self.workers)
         self._report(force=True)
         exhausted = False
         try:
@@ -382,8 +176,7 @@ class SendLoop:
                     self.halt.set()
                 if self.halt.is_set():
                     break
-                with self._changed:
-                    queued, idle = len(self._queue), self._busy == 0
+                queued, idle = self.senders.load()
                 if not exhausted and queued <= self.window // 2:
                     exhausted = self._claim(self.window - queued) == 0
                     continue
@@ -392,13 +185,12 @@ class SendLoop:
                         break
                     exhausted = False
                     continue
-                with self._changed:
-                    self._changed.wait(0.25)
+                self.senders.wait(0.25)
                 self._report()
         except DatabaseUnavailable as exc:
             self._db_failed(exc)
         finally:
-            self._wind_down(threads)
+            self._wind_down()
 
     def _claim(self, limit: int) -> int:
         """Claim up to ``limit`` rows, build their messages and queue them;
@@ -406,18 +198,16 @@ class SendLoop:
         claimed, skipped = self.ledger.claim(self.send_id, limit)
         with self._counting:
             self.skipped += len(skipped)
-        ready: list[tuple[Claimed, OutgoingMessage]] = []
+        ready: list[Ready] = []
         for row in claimed:
             try:
                 message = self.personalize(Recipient(row.subscriber_id, row.email, row.name))
             except UndeliverableAddress as exc:
-                self.recorder.record(self._count(self._failed(row, str(exc))))
+                self.recorder.record(self._count(failed(row, str(exc))))
                 continue
             ready.append((row, message))
         if ready:
-            with self._changed:
-                self._queue.extend(ready)
-                self._changed.notify_all()
+            self.senders.put(ready)
         return len(claimed) + len(skipped)
 
     def _more_to_do(self) -> bool:
@@ -448,19 +238,11 @@ class SendLoop:
             self._report()
         return True
 
-    def _wind_down(self, threads: list[threading.Thread]) -> None:
+    def _wind_down(self) -> None:
         """Release what no thread has taken, let the calls in flight finish,
         and commit every result (or keep those the database would not take)."""
         self.halt.set()
-        with self._changed:
-            queued = [row for row, _ in self._queue]
-            self._queue.clear()
-            self._closing = True
-            self._changed.notify_all()
-        for row in queued:
-            self.recorder.record(Outcome(row.row_id, "pending"))
-        for thread in threads:
-            thread.join()
+        self.senders.close()
         self.unwritten = self.recorder.close()
         if self.recorder.failure is not None and self.db_failure is None:
             self.db_failure = self.recorder.failure
@@ -485,65 +267,11 @@ class SendLoop:
         return outcome
 
     def progress(self) -> Progress:
-        base = self._base
-        now = time.monotonic()
-        samples = self._samples
-        samples.append((now, self.sent))
-        while len(samples) > 2 and now - samples[0][0] > 10:
-            samples.pop(0)
-        elapsed = now - samples[0][0]
-        rate = (self.sent - samples[0][1]) / elapsed if elapsed > 0.5 else 0.0
-        sent = base.sent + self.sent
-        failed = base.failed + self.failed
-        skipped = base.skipped + self.skipped
-        left = max(0, base.total - sent - failed - skipped)
-        return Progress(
-            total=base.total,
-            sent=sent,
-            failed=failed,
-            skipped=skipped,
-            rate=rate,
-            seconds_left=left / rate if rate > 0 else None,
-        )
+        """Where the send stands now: the ledger's totals plus this run's counts."""
+        return self._meter.snapshot(self.sent, self.failed, self.skipped)
 
     def _report(self, *, force: bool = False) -> None:
-        if self.on_progress is None:
-            return
-        now = time.monotonic()
-        if not force and now - self._last_progress < PROGRESS_SECONDS:
-            return
-        self._last_progress = now
-        self.on_progress(self.progress())
-
-
-# ---------------------------------------------------------------------------
-# Signals
-# ---------------------------------------------------------------------------
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by the first Ctrl-C (SIGINT) or SIGTERM, so that a send
-    winds down cleanly; a second Ctrl-C interrupts at once."""
-    import signal
-
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handle(signum: int, _frame: object) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        log.warning("stopping after the messages in flight (Ctrl-C again to abort)")
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        self._meter.report(self.sent, self.failed, self.skipped, force=force)
 
 
 __all__ = [
@@ -552,5 +280,4 @@ __all__ = [
     "SendLoop",
     "claim_size",
     "pool_size",
-    "stop_on_signals",
 ]

@@ -1,6 +1,6 @@
 """Planning a send: what ``publish issue`` is about to do, before anything is written.
 
-    checked_issue(settings, path)   the issue linted and rendered, or
+    checked_issue(context, path)    the issue linted and rendered, or
       │                             IssueNotReady with every finding
       └─ plan_send(ledger, ...)     where the issue's send stands in the
                                     ledger → SendPlan, for the editor to confirm
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.config import Settings
+from pipeline.context import Context
 from pipeline.errors import SendError
 from pipeline.issue import Finding
 from pipeline.render import RenderedIssue
@@ -64,11 +64,12 @@ class IssueNotReady(SendError):
         )
 
 
-def checked_issue(settings: Settings, path: Path) -> RenderedIssue:
-    """The issue rendered, or :class:`IssueNotReady` if it has lint errors."""
+def checked_issue(context: Context, path: Path) -> RenderedIssue:
+    """The issue at ``path`` (read into ``context``) rendered, or
+    :class:`IssueNotReady` if it has lint errors."""
     from pipeline.lint import check_issue
 
-    result = check_issue(path, settings)
+    result = check_issue(path, context)
     if not result.ok or result.rendered is None:
         raise IssueNotReady(path, result.findings)
     return result.rendered

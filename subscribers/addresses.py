@@ -1,20 +1,43 @@
-"""The one way a domain is written into mail and links: IDNA 2008.
+"""The one way an email address is written: where it is stored, compared,
+configured and mailed.
 
-    ascii_domain("faß.de")  ->  "xn--fa-hia.de"
+    normalize_address("Dana@Faß.de ")  ->  "Dana@xn--fa-hia.de"
+      ├── ascii_domain(domain)          the domain: lowercase, IDNA 2008
+      └── email-validator's rules       ASCII local part, no quoting, a dot in
+                                        the domain, at most 254 characters
+    normalize_email(text)               the same for the store, the form and
+                                        imports: messages name the field ``email``
+    ascii_address(address)              an address as a header and an SMTP
+                                        envelope carry it, checked per
+                                        recipient at a few microseconds
 
-The store (through :func:`subscribers.models.normalize_email`), the sender's
-addresses in the settings, ``--test-to``, Message-IDs and the hosts of the
-links in a message all go through :func:`ascii_domain`, so an address is the
-same everywhere. It does what email-validator does to a domain: UTS #46
+The settings (``sender.from``, naming their key in the message), the store
+and the SES feedback it reads all go through :func:`normalize_address`;
+``--test-to``, Message-IDs and the hosts of the links in a message through
+:func:`ascii_domain`, so an address is the same everywhere.
+
+:func:`ascii_domain` does what email-validator does to a domain: UTS #46
 mapping (lowercase, NFC, compatibility forms and full stops folded;
 non-transitional, so ``ß`` stays ``ß``), then IDNA 2008 A-labels. Python's
 ``"idna"`` codec is IDNA 2003, which would turn ``faß.de`` into
 ``fass.de``: another domain, someone else's.
+
+A local part that is not ASCII is refused everywhere: Amazon SES and most
+relays cannot deliver it (it needs SMTPUTF8).
 """
 
 from __future__ import annotations
 
-from subscribers.errors import InvalidDomain
+import re
+from functools import cache
+from typing import Any
+
+from subscribers.errors import InvalidDomain, InvalidEmail, UndeliverableAddress
+
+MAX_EMAIL = 320
+"""The longest address the store reads (its column's size)."""
+
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+")
 
 
 def ascii_domain(domain: str) -> str:
@@ -30,3 +53,72 @@ def ascii_domain(domain: str) -> str:
         return idna.encode(domain, uts46=True).decode("ascii")  # non-transitional
     except UnicodeError as exc:  # idna.IDNAError is one
         raise InvalidDomain(f"the domain {domain!r} is not valid: {exc}") from None
+
+
+def normalize_address(text: str) -> str:
+    """``text`` (surrounding spaces ignored) as an address is stored and
+    mailed: validated by email-validator's rules, the domain written by
+    :func:`ascii_domain` (no lookups in DNS), the local part as given.
+
+    Raises :class:`InvalidDomain` for a domain IDNA 2008 refuses, and
+    :class:`InvalidEmail` saying what is wrong in words that name neither
+    the address nor where it came from: the caller names those.
+    """
+    candidate = text.strip()
+    local, at, domain = candidate.rpartition("@")
+    if at:
+        candidate = f"{local}@{ascii_domain(domain)}"
+    validate_email, EmailNotValidError = _validator()
+    try:
+        result = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise InvalidEmail(str(exc)) from None
+    return str(result.ascii_email)
+
+
+def normalize_email(text: str) -> str:
+    """:func:`normalize_address` for the store, the signup form and imports,
+    at most :data:`MAX_EMAIL` characters. :class:`InvalidEmail` names the
+    field: ``email: 'x' is not valid: ...``."""
+    candidate = text.strip()
+    if not candidate:
+        raise InvalidEmail("email: must not be empty")
+    if len(candidate) > MAX_EMAIL:
+        raise InvalidEmail(f"email: longer than {MAX_EMAIL} characters")
+    try:
+        return normalize_address(candidate)
+    except (InvalidEmail, InvalidDomain) as exc:
+        raise InvalidEmail(f"email: {_shorten(candidate)!r} is not valid: {exc}") from None
+
+
+@cache
+def _validator() -> tuple[Any, type[Exception]]:
+    # Imported on first use (it loads idna's tables), once: imports are not
+    # free in a loop over a hundred thousand rows.
+    from email_validator import EmailNotValidError, validate_email
+
+    return validate_email, EmailNotValidError
+
+
+def ascii_address(address: str) -> str:
+    """``address`` as it can stand in a header and an SMTP envelope, or
+    :class:`UndeliverableAddress` saying why not.
+
+    The domain is written as :func:`normalize_address` writes it; the rest
+    is a plain pattern match, cheap enough for every recipient of a send
+    (their addresses were validated when they were stored).
+    """
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        raise UndeliverableAddress(f"{address}: a non-ASCII mailbox name needs SMTPUTF8")
+    try:
+        address = f"{local}@{ascii_domain(domain)}"
+    except InvalidDomain as exc:
+        raise UndeliverableAddress(f"{address!r}: {exc}") from None
+    if not _PLAIN_ADDRESS.fullmatch(address) or len(address) > 254:
+        raise UndeliverableAddress(f"{address!r} is not an address this newsletter can mail")
+    return address
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

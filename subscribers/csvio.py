@@ -31,16 +31,15 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
 import re
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from subscribers.addresses import normalize_email
 from subscribers.csvreader import Row, open_table
 from subscribers.errors import SubscriberError
+from subscribers.files import PRIVATE, atomic_text
 from subscribers.imports import import_subscribers
 from subscribers.models import (
     MAX_IP,
@@ -50,11 +49,9 @@ from subscribers.models import (
     Problem,
     Status,
     as_utc,
-    clean_name,
-    clip,
-    normalize_email,
 )
 from subscribers.store import Store
+from subscribers.text import clean_name, clip
 
 HEADERS: dict[str, tuple[str, ...]] = {
     "email": ("email", "email_address", "e_mail", "e_mail_address", "mail"),
@@ -330,29 +327,13 @@ def export_csv(store: Store, out: TextIO, status: Status | None = None) -> int:
 
 
 def export_file(store: Store, path: Path, status: Status | None = None) -> int:
-    """Export to ``path``, which appears only once complete."""
-    with atomic_text(path) as out:
-        return export_csv(store, out, status)
-
-
-@contextmanager
-def atomic_text(path: Path) -> Iterator[TextIO]:
-    """A text file written aside and renamed into place when the block ends
-    without error; otherwise removed. Readable by its owner only: it holds
-    personal data."""
+    """Export to ``path``, which appears only once complete. Readable by its
+    owner only: it holds personal data."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with atomic_text(path, mode=PRIVATE, newline="") as out:
+            return export_csv(store, out, status)
     except OSError as exc:
         raise SubscriberError(f"{path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _formula_safe(text: str) -> str:

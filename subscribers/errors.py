@@ -1,25 +1,77 @@
-"""Errors a reader, editor or operator can cause and fix.
+"""Every error a person can cause and fix, for both packages: one tree.
 
-    SubscriberError            one-line, user-facing
-     ├── InvalidEmail          an address that is not one
-     ├── InvalidDomain         a domain IDNA 2008 refuses (see addresses.py)
-     ├── NotFound              no such subscriber
-     ├── Suppressed            an erased or complained address
-     ├── TokenError            a forged, altered or expired link
-     ├── StoreError            the database cannot be used as configured
-     │    └── DatabaseUnavailable  it cannot be read or written now, even after retrying
-     └── QueueError            the SQS queue of SES notifications cannot be read
+Each carries a one-line message that says what is wrong and where (the
+file and line, the setting, the field, the queue); ``publish`` prints it as
+``error: <message>`` and exits 1, and the web service answers with it.
+Anything else that escapes is a bug. The lower layer's classes are defined
+here or, where a module is named below, beside the one code that raises
+them; ``pipeline`` adds its own under :class:`~pipeline.errors.PublishError`.
+
+    NewsletterError                  a user-facing error with a one-line message
+     ├── SubscriberError             subscribers, the store, the web service
+     │    ├── InvalidEmail           an address that is not one
+     │    │    └── UndeliverableAddress  one no message can carry
+     │    ├── InvalidDomain          a domain IDNA 2008 refuses
+     │    ├── NotFound               no such subscriber
+     │    ├── Suppressed             an erased or complained address
+     │    ├── TooManySignups         too many signups from one network (signup.py)
+     │    ├── BadInput               a posted body that is no signup (forms.py)
+     │    ├── TokenError             a forged, altered or expired link
+     │    │    ├── ExpiredToken      a genuine confirmation link, too old (tokens.py)
+     │    │    └── StaleLink         a genuine one whose signup is gone (confirm.py)
+     │    ├── StoreError             the database cannot be used as configured
+     │    │    ├── DatabaseUnavailable  it cannot be read or written now, even after retrying
+     │    │    └── Conflict          two writers raced for one address (store/)
+     │    └── QueueError             the SQS queue of SES notifications cannot be read
+     └── PublishError                the editor's commands (pipeline/errors.py)
+          ├── ConfigError            newsletter.toml, environment or flags
+          ├── LocatedError           a problem at path:line in a file
+          │    ├── IssueError        an issue file: front matter, body, images
+          │    └── TemplateError     a template in templates/ that does not compile
+          ├── SiteError              building or deploying the static site
+          ├── FeedError              reading a blog feed for a draft
+          │    └── FetchError        a URL refused or not fetched (pipeline/fetch.py)
+          ├── SendError              a send that cannot start or must stop
+          │    └── IssueNotReady     an issue with lint errors (pipeline/sendplan.py)
+          └── TransportError         a message not accepted (pipeline/transports/base.py)
+               ├── Throttled         slow down and retry this message
+               ├── QuotaExhausted    the daily quota is used up; pause the send
+               ├── Rejected          this recipient or message is refused
+               ├── TemporaryFailure  a network or 5xx problem; retry later
+               └── SendingStopped    the account cannot send; stop the send
+
+A failed recipient is a result, not an error that stops a send: the send
+loop records a TransportError or an UndeliverableAddress in the ledger.
+
+Outside the tree are the signals that never reach a person as an error,
+each handled where it is caught:
+
+    SnsRejected              subscribers/sns_fetch.py: /ses/events answers 403, logs why
+    MalformedNotification    subscribers/notifications.py (a ValueError): the
+                             webhook answers 400, the queue keeps the message
+    TooDeep                  subscribers/jsontext.py (a ValueError): forms.py
+                             makes it a BadInput
 """
 
 from __future__ import annotations
 
 
-class SubscriberError(Exception):
+class NewsletterError(Exception):
     """A user-facing error with a one-line message."""
+
+
+class SubscriberError(NewsletterError):
+    """A problem with a subscriber, the store or the web service."""
 
 
 class InvalidEmail(SubscriberError):
     pass
+
+
+class UndeliverableAddress(InvalidEmail):
+    """An address that cannot be written into a message: a non-ASCII local
+    part (it would need SMTPUTF8), or no address at all. The send records
+    why in the ledger and goes on."""
 
 
 class InvalidDomain(SubscriberError):

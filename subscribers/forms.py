@@ -18,7 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from subscribers.models import MAX_EMAIL, MAX_NAME
+from subscribers.addresses import MAX_EMAIL
+from subscribers.errors import SubscriberError
+from subscribers.text import MAX_NAME
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -62,7 +64,7 @@ ONE_CLICK_BODY = {
 }
 
 
-class BadInput(Exception):
+class BadInput(SubscriberError):
     """A body that is no signup: answer ``status`` with ``message`` (empty:
     the status's own wording)."""
 

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from subscribers.aws import aws_problem
 from subscribers.errors import first_line
 
 log = logging.getLogger(__name__)
@@ -155,9 +156,6 @@ class Heartbeat:
 
 
 def _reason(exc: BaseException) -> str:
-    """An AWS error as ``Code: message``; anything else by its first line."""
-    error = getattr(exc, "response", None)
-    if isinstance(error, dict) and isinstance(error.get("Error"), dict):
-        code = error["Error"].get("Code", "error")
-        return f"{code}: {error['Error'].get('Message') or code}"
-    return first_line(exc, 300)
+    """An AWS error in :func:`~subscribers.aws.aws_problem`'s words; anything
+    else by its first line."""
+    return aws_problem(exc) or first_line(exc, 300)

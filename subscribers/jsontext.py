@@ -17,7 +17,11 @@ _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 class TooDeep(ValueError):
-    """The document nests deeper than allowed."""
+    """The document nests deeper than allowed.
+
+    An internal signal, outside the tree of :mod:`subscribers.errors`, and a
+    ValueError like the others ``json.loads`` raises, so that callers that
+    catch those catch it too; the signup form answers it as a ``BadInput``."""
 
 
 def loads(data: str | bytes, *, max_depth: int) -> Any:

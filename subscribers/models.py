@@ -1,5 +1,6 @@
 """What the store holds, as plain frozen data: subscribers, their consent and
-their history; and the rules for what an address and a name may be.
+their history; and the keys that make addresses comparable. How an address
+is written is :mod:`subscribers.addresses`'s; a name, :mod:`subscribers.text`'s.
 
 Nothing here touches the database or the network, so the rest of the package
 (and ``pipeline``) can pass these around and test them freely.
@@ -11,18 +12,14 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
 from typing import Any
 
-from subscribers.addresses import ascii_domain
-from subscribers.errors import InvalidDomain, InvalidEmail, SubscriberError
+# Re-exported for the store, which imports it from here.
+from subscribers.addresses import normalize_email as normalize_email
 
-MAX_EMAIL = 320
-MAX_NAME = 200
 MAX_USER_AGENT = 512
 MAX_IP = 64
 
@@ -95,41 +92,8 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 # ---------------------------------------------------------------------------
-# Addresses and names
+# Addresses as keys
 # ---------------------------------------------------------------------------
-
-
-def normalize_email(text: str) -> str:
-    """The address as stored and mailed: validated, the domain written by
-    :func:`~subscribers.addresses.ascii_domain` as the sender writes it
-    (lowercase, IDNA 2008; no lookups in DNS). Raises :class:`InvalidEmail`.
-
-    Addresses whose local part is not ASCII are refused: Amazon SES and most
-    relays cannot deliver them (they need SMTPUTF8).
-    """
-    validate_email, EmailNotValidError = _validator()
-    candidate = text.strip()
-    if not candidate:
-        raise InvalidEmail("email: must not be empty")
-    if len(candidate) > MAX_EMAIL:
-        raise InvalidEmail(f"email: longer than {MAX_EMAIL} characters")
-    local, at, domain = candidate.rpartition("@")
-    try:
-        if at:
-            candidate = f"{local}@{ascii_domain(domain)}"
-        result = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
-    except (EmailNotValidError, InvalidDomain) as exc:
-        raise InvalidEmail(f"email: {_shorten(text.strip())!r} is not valid: {exc}") from None
-    return str(result.ascii_email)
-
-
-@cache
-def _validator() -> tuple[Any, type[Exception]]:
-    # Imported on first use (it loads idna's tables), once: imports are not
-    # free in a loop over a hundred thousand rows.
-    from email_validator import EmailNotValidError, validate_email
-
-    return validate_email, EmailNotValidError
 
 
 def email_key(email: str) -> str:
@@ -167,32 +131,6 @@ def mailbox_key(email: str) -> str:
 def mailbox_domain(email: str) -> str:
     """The domain of :func:`mailbox_key` (Gmail's two spelled as one)."""
     return mailbox_key(email).rpartition("@")[2]
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_SPACES = re.compile(r"\s+")
-
-
-def clean_name(text: str | None) -> str:
-    """A display name as stored: one line, spaces collapsed, at most
-    ``MAX_NAME`` characters. Raises :class:`SubscriberError` if too long."""
-    if not text:
-        return ""
-    name = _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
-    if len(name) > MAX_NAME:
-        raise SubscriberError(f"name: longer than {MAX_NAME} characters")
-    return name
-
-
-def clip(text: str | None, limit: int) -> str | None:
-    """Request metadata (IP, user agent) as recorded: one line, at most ``limit``."""
-    if text is None:
-        return None
-    return _CONTROL.sub(" ", text)[:limit]
-
-
-def _shorten(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def consent_wording(newsletter_name: str, configured: str = "") -> str:

@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from subscribers.addresses import MAX_EMAIL, normalize_address
+from subscribers.errors import InvalidDomain, InvalidEmail
+
 MAX_BODY_BYTES = 256 * 1024  # SQS's and SNS's own message size limit
 MAX_RECIPIENTS = 100  # SES allows 50 recipients a message
 MAX_FIELD = 1000
@@ -31,7 +34,11 @@ BOUNCE_TYPES = ("Permanent", "Transient", "Undetermined")
 
 
 class MalformedNotification(ValueError):
-    """The message is not a readable SES notification."""
+    """The message is not a readable SES notification.
+
+    An internal signal, outside the tree of :mod:`subscribers.errors`: the
+    webhook answers 400 and logs it, and the queue keeps the message for its
+    dead-letter queue. A ValueError, like what ``json`` raises for bad input."""
 
 
 @dataclass(frozen=True)
@@ -191,17 +198,23 @@ def _text(value: Any, what: str, limit: int = MAX_FIELD) -> str:
 
 
 def _address(value: Any, what: str) -> str:
+    """The recipient, spelled as the store spells addresses, so that it is
+    found there; one the store could never hold is kept as given, and finds
+    nobody."""
     text = _text(value, what, limit=400).strip()
     # Bounce reports may carry a display name: "Name <a@b.example>".
     if "<" in text and text.endswith(">"):
         text = text[text.rindex("<") + 1 : -1].strip()
     if (
         text.count("@") < 1
-        or len(text) > 320
+        or len(text) > MAX_EMAIL
         or any(c.isspace() or not c.isprintable() for c in text)
     ):
         raise MalformedNotification(f"{what} is not an email address")
-    return text
+    try:
+        return normalize_address(text)
+    except (InvalidEmail, InvalidDomain):
+        return text
 
 
 def _time(value: Any, what: str) -> datetime:

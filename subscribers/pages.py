@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
+from subscribers.addresses import MAX_EMAIL
 from subscribers.mail import TEMPLATES, templates
 from subscribers.middleware import COMMON_HEADERS
-from subscribers.models import MAX_EMAIL, MAX_NAME, mask_email
+from subscribers.models import mask_email
+from subscribers.text import MAX_NAME
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -220,7 +222,7 @@ class Pages:
     def confirm_problem(self, error: TokenError) -> Response:
         """A confirmation link that confirms nothing: out of date or expired
         (410, with the form to sign up again), or not one of ours (400)."""
-        from subscribers.service import StaleLink
+        from subscribers.confirm import StaleLink
         from subscribers.tokens import ExpiredToken
 
         if isinstance(error, StaleLink):

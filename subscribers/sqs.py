@@ -23,7 +23,8 @@ in turn; the database takes one transaction at a time on SQLite, and row
 locks taken in one order on PostgreSQL.
 
 The SQS client is passed in (a boto3 client), so the caller decides how it
-is configured; this module imports botocore only to name its errors.
+is configured; its errors become a :class:`QueueError` naming the queue, in
+:func:`subscribers.aws.aws_problem`'s words.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from subscribers.aws import aws_problem, error_response
 from subscribers.errors import QueueError, first_line
 from subscribers.events import Applied, Policy, apply_feedback
 from subscribers.heartbeat import Heartbeat
@@ -297,8 +299,8 @@ def _queue_visibility(sqs: Any, queue_url: str) -> int | None:
             QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"]
         )
     except Exception as exc:
-        error = getattr(exc, "response", None)
-        code = error.get("Error", {}).get("Code") if isinstance(error, dict) else None
+        answer = error_response(exc)
+        code = answer.code if answer is not None else None
         if code not in ("AccessDenied", "AccessDeniedException"):
             raise
         log.warning(
@@ -315,19 +317,5 @@ def _queue_visibility(sqs: Any, queue_url: str) -> int | None:
 
 def _queue_error(exc: BaseException, queue_url: str) -> BaseException:
     """botocore's errors as one line naming the queue; others unchanged."""
-    try:
-        import botocore.exceptions as aws
-    except ImportError:  # pragma: no cover - boto3 is a dependency
-        return exc
-    if isinstance(exc, aws.NoCredentialsError):
-        return QueueError(
-            f"{queue_url}: no AWS credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY)"
-        )
-    if isinstance(exc, aws.ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "error")
-        return QueueError(f"{queue_url}: {code}: {error.get('Message') or code}")
-    if isinstance(exc, aws.BotoCoreError):
-        return QueueError(f"{queue_url}: {exc}")
-    return exc
+    problem = aws_problem(exc)
+    return exc if problem is None else QueueError(f"{queue_url}: {problem}")

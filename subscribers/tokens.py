@@ -37,15 +37,14 @@ import hmac
 import ipaddress
 import logging
 import math
-import os
 import re
 import secrets
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from subscribers.errors import TokenError
+from subscribers.files import PRIVATE, atomic_text
 
 log = logging.getLogger(__name__)
 
@@ -341,19 +340,12 @@ def _local_secret(path: Path) -> str:
     # got there first, and nobody ever reads a half-written secret.
     secret = secrets.token_urlsafe(32)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".secret.", dir=path.parent)  # mode 0600
-    except OSError as exc:
-        raise TokenError(f"{path}: cannot keep the local token secret: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
+        with atomic_text(path, mode=PRIVATE, exclusive=True, encoding="ascii") as handle:
             handle.write(secret + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(tmp, path)
     except FileExistsError:
         return _read_secret(path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    except OSError as exc:
+        raise TokenError(f"{path}: cannot keep the local token secret: {exc.strerror}") from None
     log.info("made a local token secret in %s", path)
     return secret
 

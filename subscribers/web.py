@@ -109,9 +109,9 @@ def _state(
     """What the handlers share: the rules over the store, the pages, the
     SNS endpoint and, with ``mailer``, a confirmation mailer thread."""
     from subscribers.events import Policy, SnsEndpoint
+    from subscribers.mailer import ConfirmationMailer
     from subscribers.pages import Pages
     from subscribers.routes.deps import WebState
-    from subscribers.service import ConfirmationMailer
     from subscribers.sns import SnsVerifier, fetch_https
 
     service = config.subscriptions(engine, send_mail)

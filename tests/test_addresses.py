@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.config import load_settings
+from pipeline.context import Context
 from pipeline.issue import load_issue
 from pipeline.personalize import Personalizer, Recipient, UndeliverableAddress, ascii_address
 from pipeline.render import render_issue
@@ -76,7 +77,7 @@ def test_the_store_and_the_sender_agree(settings):
     with Store.open(settings.database_url, settings.root) as store:
         stored = store.add("dana@faß.de", name="Dana").email
     assert stored == "dana@xn--fa-hia.de"
-    rendered = render_issue(load_issue(settings.root / ISSUE), settings)
+    rendered = render_issue(load_issue(settings.root / ISSUE), Context.load(settings))
     message = Personalizer(rendered, settings, SIGNER.unsubscribe)(Recipient(1, "dana@faß.de"))
     assert message.recipient == stored
     assert parse(message.raw)["To"].addresses[0].addr_spec == stored
@@ -103,7 +104,7 @@ def test_a_sender_and_a_site_on_international_domains(newsletter):
     settings = load_settings(newsletter)
     assert settings.sender.email == "newsletter@xn--fa-hia.de"
     assert settings.reply_to.email == "dana@xn--strae-oqa.de"
-    rendered = render_issue(load_issue(newsletter / ISSUE), settings)
+    rendered = render_issue(load_issue(newsletter / ISSUE), Context.load(settings))
     message = Personalizer(rendered, settings, SIGNER.unsubscribe)(Recipient(1, "r@example.com"))
     parsed = parse(message.raw)
     assert message.sender == "newsletter@xn--fa-hia.de"

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from subscribers.csvio import export_csv, export_file, import_csv
 from subscribers.errors import SubscriberError
-from subscribers.models import Status, clean_name
+from subscribers.models import Status
 from subscribers.store import Store
+from subscribers.text import clean_name
 
 SAMPLE = Path(__file__).resolve().parent.parent / "subscribers" / "sample.csv"
 

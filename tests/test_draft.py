@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from pipeline.blogfeed import BlogPost
 from pipeline.cli import app
+from pipeline.context import Context
 from pipeline.draft import choose_posts, draft_from_feed, markdown_text, summary_markdown
 from pipeline.errors import FeedError, PublishError
 from pipeline.issue import load_issue
@@ -53,7 +54,7 @@ def markdown_targets(text: str) -> list[str]:
 
 
 def assert_publishable(settings, path: Path) -> None:
-    result = check_issue(path, settings)
+    result = check_issue(path, Context.load(settings))
     assert result.errors == (), [str(f) for f in result.findings]
 
 
@@ -96,7 +97,7 @@ def test_a_draft_from_each_sample_feed_is_ready_to_finish(settings, name, titles
     assert len(issue.preheader) <= 130
     assert_publishable(settings, result.path)
 
-    rendered = render_issue(issue, settings)
+    rendered = render_issue(issue, Context.load(settings))
     for post in result.posts:
         assert post.link in rendered.text  # each post links to the blog
         assert post.title.split('"')[0] in rendered.text
@@ -191,7 +192,7 @@ def test_hostile_feed_content_never_reaches_the_draft(settings):
     assert_publishable(settings, result.path)
 
     issue = load_issue(result.path)
-    rendered = render_issue(issue, settings)
+    rendered = render_issue(issue, Context.load(settings))
     assert "<script" not in rendered.html and "<script" not in rendered.web_html
     assert "&lt;script&gt;alert(" in rendered.web_html  # shown as text
     hosts = {re.sub(r"^https?://([^/]+).*", r"\1", url) for url in links_in(rendered.web_html)}

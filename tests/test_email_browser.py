@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.authoring import write_preview
+from pipeline.context import Context
 
 pytestmark = pytest.mark.browser
 
@@ -31,7 +32,7 @@ LAYOUT = """() => {
 @pytest.mark.parametrize("slug", ["calf-stretch", "desk-wrist-routine"])
 def test_email_fits_and_keeps_its_footer(browser, newsletter, settings, tmp_path, width, slug):
     issue = next((newsletter / "issues").glob(f"*-{slug}.md"))
-    html_path, _ = write_preview(settings, issue, tmp_path)
+    html_path, _ = write_preview(Context.load(settings), issue, tmp_path)
     page = browser.new_page(viewport={"width": width, "height": 900})
     try:
         page.goto(html_path.as_uri())
@@ -52,7 +53,7 @@ def test_email_fits_and_keeps_its_footer(browser, newsletter, settings, tmp_path
 
 def test_sample_image_loads_in_preview(browser, newsletter, settings, tmp_path):
     issue = next((newsletter / "issues").glob("*-calf-stretch.md"))
-    html_path, _ = write_preview(settings, issue, tmp_path)
+    html_path, _ = write_preview(Context.load(settings), issue, tmp_path)
     page = browser.new_page(viewport={"width": 375, "height": 900})
     try:
         page.goto(html_path.as_uri())
@@ -93,7 +94,7 @@ CONTRAST = """() => {
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_article_text_stays_readable_in_both_colour_schemes(browser, newsletter, settings, tmp_path, scheme):
     issue = next((newsletter / "issues").glob("*-calf-stretch.md"))
-    html_path, _ = write_preview(settings, issue, tmp_path)
+    html_path, _ = write_preview(Context.load(settings), issue, tmp_path)
     page = browser.new_page(viewport={"width": 600, "height": 900}, color_scheme=scheme)
     try:
         page.goto(html_path.as_uri())

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import feedparser
 
 from pipeline.config import with_overrides
+from pipeline.context import Context
 from pipeline.feeds import clean_feed_html, issue_guid, rfc822, rfc3339, xml_text
 from pipeline.issue import find_issue, load_issue
 from pipeline.site import FEED_SIZE, build_site
@@ -50,7 +51,7 @@ VALIDATOR_SAFE_ATTRIBUTES = {
 
 
 def build(settings, sent=SENT, now=NOW):
-    build_site(settings, sent, now)
+    build_site(Context.load(settings), sent, now)
     public = settings.public_dir
     return (public / "feed.xml").read_bytes(), (public / "feed.atom").read_bytes()
 

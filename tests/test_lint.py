@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.context import Context
 from pipeline.lint import GMAIL_CLIP_BYTES, check_issue
 from pipeline.render import sample_values
 
@@ -25,7 +26,7 @@ def issue(root: Path, body: str, header: str = HEADER, name: str = "2026-11-15-s
 
 
 def findings(path: Path, settings) -> list[tuple[int, str, str]]:
-    return [(f.line, f.severity, f.message) for f in check_issue(path, settings).findings]
+    return [(f.line, f.severity, f.message) for f in check_issue(path, Context.load(settings)).findings]
 
 
 def only(path, settings, severity: str) -> list[tuple[int, str]]:
@@ -34,7 +35,7 @@ def only(path, settings, severity: str) -> list[tuple[int, str]]:
 
 def test_sample_issues_are_clean(newsletter, settings):
     for path in sorted((newsletter / "issues").glob("*.md")):
-        result = check_issue(path, settings)
+        result = check_issue(path, Context.load(settings))
         assert result.findings == (), result.findings
         assert result.ok and result.rendered is not None
 
@@ -68,7 +69,7 @@ def test_good_links_pass(newsletter, settings):
     )
     path = issue(newsletter, body)
     assert only(path, settings, "error") == []
-    rendered = check_issue(path, settings).rendered
+    rendered = check_issue(path, Context.load(settings)).rendered
     assert rendered is not None
     assert 'href="https://painfreeliving.example.com/issues/calf-stretch/"' in rendered.html
     assert 'src="https://painfreeliving.example.com/media/images/calf-stretch.png"' in rendered.html
@@ -124,7 +125,7 @@ def test_template_without_required_footer_parts(newsletter, settings, needle, me
     if "urls.web" in needle:
         text = text.replace('<a href="{{ urls.web }}">View this issue in your browser</a>', "")
     template.write_text(text)
-    errors = [f for f in check_issue(issue(newsletter, "Hi.\n"), settings).findings if f.severity == "error"]
+    errors = [f for f in check_issue(issue(newsletter, "Hi.\n"), Context.load(settings)).findings if f.severity == "error"]
     assert [(f.path, f.line) for f in errors] == [(template, 1)]
     assert message in errors[0].message
 
@@ -134,7 +135,7 @@ def test_broken_template_is_located(newsletter, settings):
     lines = template.read_text().split("\n")
     lines[12] += " {% if %}"
     template.write_text("\n".join(lines))
-    result = check_issue(issue(newsletter, "Hi.\n"), settings)
+    result = check_issue(issue(newsletter, "Hi.\n"), Context.load(settings))
     assert [(f.line, f.severity) for f in result.findings] == [(13, "error")]
     assert str(result.findings[0]).startswith(f"{template}:13: error: ")
 
@@ -142,7 +143,7 @@ def test_broken_template_is_located(newsletter, settings):
 def test_broken_mjml_is_reported(newsletter, settings):
     template = newsletter / "templates" / "email.mjml.j2"
     template.write_text(template.read_text().replace("</mjml>", ""))
-    result = check_issue(issue(newsletter, "Hi.\n"), settings)
+    result = check_issue(issue(newsletter, "Hi.\n"), Context.load(settings))
     assert len(result.errors) == 1
     assert "MJML" in result.errors[0].message
 
@@ -166,7 +167,7 @@ def test_gmail_clip_size_is_the_html_part_as_sent(newsletter, settings):
         f"Étirez doucement le mollet gauche, puis le droit — répétez {n} fois à l’été. " * 5 + "\n\n"
         for n in range(150)
     )
-    result = check_issue(issue(newsletter, body), settings)
+    result = check_issue(issue(newsletter, body), Context.load(settings))
     assert result.rendered is not None
     decoded, _ = result.rendered.fill(sample_values(settings))
     assert len(decoded.encode("utf-8")) < GMAIL_CLIP_BYTES  # what was measured before
@@ -260,7 +261,7 @@ def template_with(newsletter: Path, old: str, new: str, count: int = 1) -> tuple
 
 def test_an_unknown_mjml_element_is_an_error_at_its_template_line(newsletter, settings):
     template, (line,) = template_with(newsletter, "<mj-column>", "<mj-colum>")
-    result = check_issue(issue(newsletter, "Hi.\n"), settings)
+    result = check_issue(issue(newsletter, "Hi.\n"), Context.load(settings))
     assert [(f.path, f.line, f.severity) for f in result.findings] == [(template, line, "error")]
     assert result.findings[0].message.startswith("unknown MJML element <mj-colum>")
     assert "<mj-column>" in result.findings[0].message  # the suggestion
@@ -271,7 +272,7 @@ def test_every_unknown_mjml_element_is_reported_even_with_a_broken_issue(newslet
     template, lines = template_with(newsletter, "<mj-text", "<mj-txt", count=2)
     _, closing = template_with(newsletter, "</mj-section>", "</mj-sektion>")
     header = "---\ntitle: [unclosed\ndate: 2026-11-15\n---\n"
-    result = check_issue(issue(newsletter, "Hi.\n", header), settings)
+    result = check_issue(issue(newsletter, "Hi.\n", header), Context.load(settings))
     found = [(f.line, f.message.split(" (")[0]) for f in result.findings if f.path == template]
     assert found == [
         (lines[0], "unknown MJML element <mj-txt>"),
@@ -285,7 +286,7 @@ def test_mjml_elements_in_comments_are_not_checked(newsletter, settings):
     text = template.read_text()
     text = text.replace("<mj-head>", "<mj-head>\n{# <mj-colum> is a typo #}\n<!-- <mj-foo> -->", 1)
     template.write_text(text)
-    assert check_issue(issue(newsletter, "Hi.\n"), settings).findings == ()
+    assert check_issue(issue(newsletter, "Hi.\n"), Context.load(settings)).findings == ()
 
 
 def test_every_element_mrml_knows_passes(newsletter, settings):

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from pipeline.context import Context
 from pipeline.issue import load_issue
 from pipeline.personalize import (
     PREVIEW_PREFIX,
@@ -23,11 +24,11 @@ from pipeline.personalize import (
     Recipient,
     UndeliverableAddress,
     build_template,
-    clean_text,
     display_name,
     greeting_name,
 )
 from pipeline.render import render_issue
+from subscribers.text import one_line as clean_text
 from subscribers.tokens import Signer
 
 SIGNER = Signer("a test secret that is long enough")
@@ -48,7 +49,7 @@ HEADERS = [
 
 @pytest.fixture
 def rendered(settings):
-    return render_issue(load_issue(settings.issues_dir / "2026-12-01-calf-stretch.md"), settings)
+    return render_issue(load_issue(settings.issues_dir / "2026-12-01-calf-stretch.md"), Context.load(settings))
 
 
 @pytest.fixture
@@ -312,7 +313,7 @@ def test_the_date_header_is_utc_as_plus_0000(newsletter, settings):
 
     path = newsletter / "issues" / "2027-02-01-dated.md"
     path.write_text("---\ntitle: Dated\ndate: 2027-02-01\n---\nHello.\n", encoding="utf-8")
-    rendered = render_issue(load_issue(path), settings)
+    rendered = render_issue(load_issue(path), Context.load(settings))
     before = int(time.time())
     raw = Personalizer(rendered, settings, SIGNER.unsubscribe)(Recipient(1, "r@example.com")).raw
     after = time.time()

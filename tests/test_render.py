@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.context import Context
 from pipeline.issue import load_issue
 from pipeline.render import SLOT_NAMES, render_issue, sample_values
 
@@ -24,12 +25,12 @@ SAMPLES = sorted((Path(__file__).parent / "fixtures" / "newsletter" / "issues").
 def render(newsletter: Path, settings, text: str, name: str = "2026-11-15-test.md"):
     path = newsletter / "issues" / name
     path.write_text(text, encoding="utf-8")
-    return render_issue(load_issue(path), settings)
+    return render_issue(load_issue(path), Context.load(settings))
 
 
 @pytest.mark.parametrize("sample", [p.name for p in SAMPLES])
 def test_sample_issue_matches_golden(newsletter, settings, sample):
-    rendered = render_issue(load_issue(newsletter / "issues" / sample), settings)
+    rendered = render_issue(load_issue(newsletter / "issues" / sample), Context.load(settings))
     html, text = rendered.fill(sample_values(settings))
     outputs = {
         f"{rendered.issue.slug}.html": html,
@@ -44,7 +45,7 @@ def test_sample_issue_matches_golden(newsletter, settings, sample):
 
 
 def test_email_structure(newsletter, settings):
-    rendered = render_issue(load_issue(newsletter / "issues" / SAMPLES[0].name), settings)
+    rendered = render_issue(load_issue(newsletter / "issues" / SAMPLES[0].name), Context.load(settings))
     html = rendered.html
     assert html.startswith("<!doctype html><html lang=\"en\"")
     assert 'name="viewport"' in html and 'name="color-scheme" content="light dark"' in html
@@ -62,7 +63,7 @@ def test_email_structure(newsletter, settings):
 
 
 def test_slots_are_left_for_each_recipient(newsletter, settings):
-    rendered = render_issue(load_issue(newsletter / "issues" / SAMPLES[0].name), settings)
+    rendered = render_issue(load_issue(newsletter / "issues" / SAMPLES[0].name), Context.load(settings))
     unsubscribe, first_name = (rendered.slot(n) for n in SLOT_NAMES)
     assert f'href="{unsubscribe}"' in rendered.html
     assert f"Unsubscribe: {unsubscribe}" in rendered.text

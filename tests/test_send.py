@@ -335,6 +335,7 @@ def test_rows_claimed_but_never_handed_are_pending_again_not_ambiguous(settings,
 
 
 def test_handed_rows_found_in_the_outbox_are_recorded_sent_not_sent_again(settings, store):
+    from pipeline.context import Context
     from pipeline.personalize import Recipient
     from pipeline.publish import signed_personalizer as _personalizer
     from pipeline.sendplan import checked_issue
@@ -344,7 +345,7 @@ def test_handed_rows_found_in_the_outbox_are_recorded_sent_not_sent_again(settin
     leftovers = _crash_leftovers(settings, 4, _dead_worker())
     # The dead worker had written two of its four messages to the outbox.
     personalizer = _personalizer(
-        settings, checked_issue(settings, settings.issues_dir / ISSUE),
+        settings, checked_issue(Context.load(settings), settings.issues_dir / ISSUE),
         message_id_seed="calf-stretch.1",
     )
     outbox = OutboxTransport(settings.outbox_dir)

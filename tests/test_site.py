@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 import pipeline.site.plan as site_module
 from pipeline.cli import app
 from pipeline.config import Address, Settings, load_settings, with_overrides
+from pipeline.context import Context
 from pipeline.errors import ConfigError, IssueError, SiteError
 from pipeline.issue import find_issue, load_issue
 from pipeline.render import render_issue
@@ -55,7 +56,7 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def test_build_writes_pages_archive_subscribe_page_feeds_and_media(settings):
-    report = build_site(settings, SENT, NOW)
+    report = build_site(Context.load(settings), SENT, NOW)
 
     public = settings.public_dir
     assert report.issues == ("desk-wrist-routine", "calf-stretch")
@@ -72,7 +73,7 @@ def test_build_writes_pages_archive_subscribe_page_feeds_and_media(settings):
         "subscribe/index.html",
     }
     calf = load_issue(find_issue("calf-stretch", settings.issues_dir))
-    rendered = render_issue(calf, settings)
+    rendered = render_issue(calf, Context.load(settings))
     page = (public / "issues" / "calf-stretch" / "index.html").read_text()
     assert page == rendered.web_html
     assert rendered.web_url == "https://painfreeliving.example.com/issues/calf-stretch/"
@@ -94,7 +95,7 @@ def test_build_writes_pages_archive_subscribe_page_feeds_and_media(settings):
 
 
 def test_the_archive_lists_issues_newest_first_with_dates_and_preheaders(settings):
-    build_site(settings, SENT, NOW)
+    build_site(Context.load(settings), SENT, NOW)
     index = (settings.public_dir / "index.html").read_text()
 
     wrist = index.index("A five-minute wrist routine for desk workers")
@@ -114,7 +115,7 @@ def test_drafts_and_future_issues_stay_off_the_site(newsletter, settings):
                 publish_at="2027-01-19T07:00:00+00:00")
     write_issue(newsletter, "2026-11-01-never-sent.md", "Never sent", "2026-11-01")
 
-    report = build_site(settings, {}, NOW)
+    report = build_site(Context.load(settings), {}, NOW)
 
     assert report.issues == ("knees",)
     assert set(report.drafts) == {"hips", "never-sent", "calf-stretch", "desk-wrist-routine"}
@@ -125,7 +126,7 @@ def test_drafts_and_future_issues_stay_off_the_site(newsletter, settings):
         assert "Knees" in text
         assert "Hips" not in text and "Never sent" not in text and "calf" not in text.lower()
 
-    later = build_site(settings, {}, datetime(2027, 1, 19, 7, 0, tzinfo=UTC))
+    later = build_site(Context.load(settings), {}, datetime(2027, 1, 19, 7, 0, tzinfo=UTC))
     assert later.issues == ("hips", "knees")
 
 
@@ -140,11 +141,11 @@ def test_publication_time_is_the_send_or_the_schedule(newsletter, settings):
 
 
 def test_an_unchanged_rebuild_rewrites_nothing(settings):
-    first = build_site(settings, SENT, NOW)
+    first = build_site(Context.load(settings), SENT, NOW)
     assert first.written
     before = snapshot(settings.public_dir)
 
-    again = build_site(settings, SENT, NOW + timedelta(days=30))
+    again = build_site(Context.load(settings), SENT, NOW + timedelta(days=30))
 
     assert again.written == () and again.removed == ()
     assert again.unchanged == len(first.written)
@@ -152,11 +153,11 @@ def test_an_unchanged_rebuild_rewrites_nothing(settings):
 
 
 def test_a_changed_issue_rewrites_its_page_and_the_lists_only(settings):
-    build_site(settings, SENT, NOW)
+    build_site(Context.load(settings), SENT, NOW)
     path = find_issue("desk-wrist-routine", settings.issues_dir)
     path.write_text(path.read_text().replace("Three gentle moves", "Three easy moves"))
 
-    report = build_site(settings, SENT, NOW)
+    report = build_site(Context.load(settings), SENT, NOW)
 
     assert set(report.written) == {
         "issues/desk-wrist-routine/index.html",
@@ -167,7 +168,7 @@ def test_a_changed_issue_rewrites_its_page_and_the_lists_only(settings):
 
 
 def test_a_rebuild_reuses_pages_whose_inputs_are_unchanged(settings, monkeypatch):
-    build_site(settings, SENT, NOW)
+    build_site(Context.load(settings), SENT, NOW)
     renders = []
     real = site_module.render_issue
 
@@ -176,14 +177,14 @@ def test_a_rebuild_reuses_pages_whose_inputs_are_unchanged(settings, monkeypatch
         return real(issue, config, *args)
 
     monkeypatch.setattr(site_module, "render_issue", counting)
-    build_site(settings, SENT, NOW)
+    build_site(Context.load(settings), SENT, NOW)
     assert renders == []
 
     # A page edited by hand in public/ is rendered again and put right.
     page = settings.public_dir / "issues" / "calf-stretch" / "index.html"
     good = page.read_bytes()
     page.write_bytes(good.replace(b"calf", b"CALF"))
-    report = build_site(settings, SENT, NOW)
+    report = build_site(Context.load(settings), SENT, NOW)
     assert renders == ["calf-stretch"]
     assert report.written == ("issues/calf-stretch/index.html",)
     assert page.read_bytes() == good
@@ -192,12 +193,12 @@ def test_a_rebuild_reuses_pages_whose_inputs_are_unchanged(settings, monkeypatch
     template = settings.templates_dir / "email.mjml.j2"
     template.write_text(template.read_text() + "\n")
     renders.clear()
-    build_site(settings, SENT, NOW)
+    build_site(Context.load(settings), SENT, NOW)
     assert sorted(renders) == ["calf-stretch", "desk-wrist-routine"]
 
 
 def test_delivery_settings_never_render_a_page_again_and_the_site_title_does(settings, monkeypatch):
-    build_site(settings, SENT, NOW)
+    build_site(Context.load(settings), SENT, NOW)
     renders = []
     real = site_module.render_issue
 
@@ -216,12 +217,12 @@ def test_delivery_settings_never_render_a_page_again_and_the_site_title_does(set
         database_url="postgresql://pipeline:hunter2@db.example.net/newsletter",
         token_secret="another secret",
     )
-    report = build_site(delivery, SENT, NOW)
+    report = build_site(Context.load(delivery), SENT, NOW)
     assert renders == []
     assert report.written == () and report.removed == ()
 
     renamed = with_overrides(delivery, name="Pain Free Living Weekly")
-    report = build_site(renamed, SENT, NOW)
+    report = build_site(Context.load(renamed), SENT, NOW)
     assert sorted(renders) == ["calf-stretch", "desk-wrist-routine"]
     assert {"issues/calf-stretch/index.html", "index.html", "feed.xml"} <= set(report.written)
     page = settings.public_dir / "issues" / "calf-stretch" / "index.html"
@@ -241,14 +242,14 @@ def test_no_setting_outside_the_fingerprint_changes_an_issue_page(newsletter, se
     calf = load_issue(find_issue("calf-stretch", settings.issues_dir))
     knees = load_issue(write_issue(newsletter, "2027-01-05-knees.md", "Knees", "2027-01-05"))
     assert not knees.author  # so the newsletter's author is shown
-    pages = [render_issue(issue, settings).web_html for issue in (calf, knees)]
+    pages = [render_issue(issue, Context.load(settings)).web_html for issue in (calf, knees)]
     checked = []
     for item in fields(Settings):
         if item.name == "templates_dir":
             continue  # the fingerprint has the templates' own digest
         other = replace(settings, **{item.name: _another(getattr(settings, item.name))})
         if page_settings(other) == page_settings(settings):
-            again = [render_issue(issue, other).web_html for issue in (calf, knees)]
+            again = [render_issue(issue, Context.load(other)).web_html for issue in (calf, knees)]
             assert again == pages, item.name
             checked.append(item.name)
     assert {"transport", "rate", "smtp_host", "database_url", "token_secret"} <= set(checked)
@@ -271,13 +272,13 @@ def _another(value):
 
 
 def test_planning_takes_the_last_build_as_data_and_never_reads_public(settings, monkeypatch):
-    build_site(settings, SENT, NOW)
+    build_site(Context.load(settings), SENT, NOW)
     last = read_last_build(settings.public_dir)
     assert set(last.pages) == {"calf-stretch", "desk-wrist-routine"}
     shutil.rmtree(settings.public_dir)
     monkeypatch.setattr(site_module, "render_issue", None)  # reusing renders nothing
 
-    site = plan_site(settings, SENT, NOW, last)
+    site = plan_site(Context.load(settings), SENT, NOW, last)
 
     assert site.files["issues/calf-stretch/index.html"] == last.pages["calf-stretch"]
     assert not settings.public_dir.exists()
@@ -289,23 +290,23 @@ def test_a_page_is_rendered_again_when_an_issue_it_links_to_changes_its_slug(
     write_issue(newsletter, "2027-01-05-knees.md", "Knees", "2027-01-05",
                 body="See [the calf stretch](2026-12-01-calf-stretch.md).",
                 publish_at="2027-01-05T07:00:00+00:00")
-    build_site(settings, SENT, NOW)
+    build_site(Context.load(settings), SENT, NOW)
     knees_page = settings.public_dir / "issues" / "knees" / "index.html"
     assert "https://painfreeliving.example.com/issues/calf-stretch/" in knees_page.read_text()
 
     calf = find_issue("calf-stretch", settings.issues_dir)
     calf.write_text(calf.read_text().replace("tags:", "slug: calves\ntags:", 1))
-    build_site(settings, {"calves": SENT["calf-stretch"]}, NOW)
+    build_site(Context.load(settings), {"calves": SENT["calf-stretch"]}, NOW)
 
     assert "https://painfreeliving.example.com/issues/calves/" in knees_page.read_text()
 
 
 def test_an_unpublished_issue_is_removed_and_files_we_did_not_write_are_kept(settings):
-    build_site(settings, SENT, NOW)
+    build_site(Context.load(settings), SENT, NOW)
     public = settings.public_dir
     (public / "CNAME").write_text("painfreeliving.example.com\n")
 
-    report = build_site(settings, {"desk-wrist-routine": SENT["desk-wrist-routine"]}, NOW)
+    report = build_site(Context.load(settings), {"desk-wrist-routine": SENT["desk-wrist-routine"]}, NOW)
 
     assert set(report.removed) == {"issues/calf-stretch/index.html", "media/images/calf-stretch.png"}
     assert not (public / "issues" / "calf-stretch").exists()
@@ -320,15 +321,15 @@ def test_a_relative_image_without_a_file_stops_the_build_before_anything_is_writ
                 body="Before.\n\n![A knee](images/knee.png)\n",
                 publish_at="2027-01-05T07:00:00+00:00")
     with pytest.raises(IssueError, match=r"2027-01-05-knees\.md:8: image 'images/knee\.png' not found"):
-        build_site(settings, SENT, NOW)
+        build_site(Context.load(settings), SENT, NOW)
     assert not settings.public_dir.exists()
 
     (newsletter / "issues" / "images" / "knee.png").write_bytes(b"\x89PNG\r\n\x1a\nknee")
-    build_site(settings, SENT, NOW)
+    build_site(Context.load(settings), SENT, NOW)
     before = snapshot(settings.public_dir)
     (newsletter / "issues" / "images" / "knee.png").unlink()
     with pytest.raises(IssueError, match="not found"):
-        build_site(settings, SENT, NOW)
+        build_site(Context.load(settings), SENT, NOW)
     assert snapshot(settings.public_dir) == before
 
 
@@ -350,7 +351,7 @@ def test_a_site_url_without_a_scheme_is_refused_before_anything_is_written(
 
 def test_a_broken_draft_is_left_out_with_a_warning(newsletter, settings):
     (newsletter / "issues" / "2027-02-01-half-written.md").write_text("---\ntitle: [oops\n---\n")
-    report = build_site(settings, SENT, NOW)
+    report = build_site(Context.load(settings), SENT, NOW)
     assert report.issues == ("desk-wrist-routine", "calf-stretch")
     assert len(report.warnings) == 1
     assert "2027-02-01-half-written.md:2: error:" in report.warnings[0]
@@ -361,22 +362,22 @@ def test_a_broken_issue_that_was_sent_is_an_error(newsletter, settings):
     path = find_issue("calf-stretch", settings.issues_dir)
     path.write_text(path.read_text().replace("date: 2026-12-01", "date: someday"))
     with pytest.raises(IssueError, match=r"2026-12-01-calf-stretch\.md:3: date:"):
-        build_site(settings, SENT, NOW)
+        build_site(Context.load(settings), SENT, NOW)
 
 
 def test_two_published_issues_cannot_share_a_slug(newsletter, settings):
     write_issue(newsletter, "2027-01-05-other.md", "Other", "2027-01-05", slug="calf-stretch")
     with pytest.raises(SiteError, match="slug 'calf-stretch' is also used by"):
-        build_site(settings, SENT, NOW)
+        build_site(Context.load(settings), SENT, NOW)
 
 
 def test_a_sent_issue_without_a_file_is_reported(settings):
-    report = build_site(settings, {**SENT, "lost-issue": NOW}, NOW)
+    report = build_site(Context.load(settings), {**SENT, "lost-issue": NOW}, NOW)
     assert report.warnings == (f"issue 'lost-issue' was sent but has no file in {settings.issues_dir}",)
 
 
 def test_site_files_are_readable_by_everyone(settings):
-    build_site(settings, SENT, NOW)
+    build_site(Context.load(settings), SENT, NOW)
     for path in settings.public_dir.rglob("*"):
         if path.is_file() and path.name != MANIFEST:
             assert stat.S_IMODE(path.stat().st_mode) & 0o044 == 0o044 & ~_umask(), path
@@ -394,7 +395,7 @@ def test_the_issue_about_to_be_sent_is_published_with_the_ledger(settings):
     engine = connect(settings.database_url, settings.root)
     try:
         report = build_site_from_ledger(
-            settings, engine, NOW, sending={"calf-stretch": NOW}
+            Context.load(settings), engine, NOW, sending={"calf-stretch": NOW}
         )
     finally:
         engine.dispose()

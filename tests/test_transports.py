@@ -10,6 +10,7 @@ from email.parser import BytesParser
 
 import pytest
 
+from pipeline.context import Context
 from pipeline.issue import load_issue
 from pipeline.personalize import Personalizer, Recipient
 from pipeline.render import render_issue
@@ -33,7 +34,7 @@ from tests.support.smtp import SMTP_PASSWORD, SMTP_USER
 
 @pytest.fixture
 def messages(settings):
-    rendered = render_issue(load_issue(settings.issues_dir / "2026-12-01-calf-stretch.md"), settings)
+    rendered = render_issue(load_issue(settings.issues_dir / "2026-12-01-calf-stretch.md"), Context.load(settings))
     personalize = Personalizer(rendered, settings, Signer("x" * 32).unsubscribe)
 
     def make(address: str = "reader@example.com", name: str = "Reader") -> OutgoingMessage:

@@ -1,8 +1,8 @@
 """The Typer application `publish` and what every command shares.
 
 Commands parse their flags, build Settings once, call one library function
-and report. Errors from the library (``PublishError`` and the subscribers
-package's ``SubscriberError``) become ``error: <one line>`` and exit 1; the
+and report. Errors from the library, the one tree under ``NewsletterError``
+(:mod:`subscribers.errors`), become ``error: <one line>`` and exit 1; the
 top group catches them so that every command behaves the same.
 """
 
@@ -18,13 +18,8 @@ import typer
 from typer.core import TyperGroup
 
 from pipeline.config import Settings, load_settings
-from pipeline.errors import PublishError
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from subscribers.errors import SubscriberError
-
-    return (PublishError, SubscriberError)
+from subscribers.errors import NewsletterError
+from subscribers.text import NOT_IN_TEXT
 
 
 class PublishGroup(TyperGroup):
@@ -33,7 +28,7 @@ class PublishGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except _user_errors() as exc:
+        except NewsletterError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
 
@@ -73,15 +68,18 @@ def settings(ctx: typer.Context, **overrides: Any) -> Settings:
     return load_settings(root, overrides)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def printable(text: str) -> str:
-    """``text`` with every control character but newline and tab written out
-    as an escape (``\\x1b``): stored text (a stranger's name, a user agent,
-    a provider's error) cannot move the cursor, retitle the window or plant
-    a hyperlink in the editor's terminal."""
-    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+    """``text`` with every character that never belongs in a line of text
+    but newline and tab (:data:`subscribers.text.NOT_IN_TEXT`) written out
+    as an escape (``\\x1b``, ``\\u2028``): stored text (a stranger's name, a
+    user agent, a provider's error) cannot move the cursor, retitle the
+    window or plant a hyperlink in the editor's terminal."""
+    return NOT_IN_TEXT.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def echo(message: str = "", *, err: bool = False) -> None:

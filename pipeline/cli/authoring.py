@@ -49,20 +49,18 @@ def check(
 
     Example: publish check issues/2026-12-01-calf-stretch.md
     """
-    from pipeline.issue import Finding, find_issue, find_issue_files, issue_slugs
+    from pipeline.context import Context
+    from pipeline.issue import Finding, find_issue
     from pipeline.lint import check_issue
 
     config = settings(ctx)
-    paths = (
-        [find_issue(name, config.issues_dir) for name in issues]
-        if issues
-        else find_issue_files(config.issues_dir)
-    )
+    given = [find_issue(name, config.issues_dir) for name in issues or ()]
+    context = Context.load(config, given)
+    paths = given or list(context.issues.paths)
     errors = warnings = 0
     reported: set[Finding] = set()
-    slugs = issue_slugs({*find_issue_files(config.issues_dir), *paths})
     for path in paths:
-        result = check_issue(path, config, slugs)
+        result = check_issue(path, context)
         # A template's findings come with every issue; each is shown once.
         for finding in result.findings:
             if finding in reported:
@@ -101,11 +99,13 @@ def preview(
     Example: publish preview calf-stretch -o /tmp/preview --open
     """
     from pipeline.authoring import write_preview
+    from pipeline.context import Context
     from pipeline.issue import find_issue
 
     config = settings(ctx)
+    path = find_issue(issue, config.issues_dir)
     html_path, text_path = write_preview(
-        config, find_issue(issue, config.issues_dir), output or config.preview_dir
+        Context.load(config, [path]), path, output or config.preview_dir
     )
     echo(shown(html_path))
     echo(shown(text_path))

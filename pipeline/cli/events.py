@@ -58,7 +58,7 @@ def sync(
     Example: publish events sync --max 5000 --wait 5
     """
     from pipeline.errors import ConfigError
-    from pipeline.send import stop_on_signals
+    from pipeline.signals import stop_on_signals
     from subscribers.events import Policy
     from subscribers.sqs import sync_queue
     from subscribers.store import Store

@@ -184,7 +184,7 @@ def _run_mailer(root: Path, web: WebConfig, parent_alive: Any, parent: int) -> N
     is also sent SIGTERM when the parent dies."""
     from pipeline.config import load_settings
     from subscribers.db import connect
-    from subscribers.service import ConfirmationMailer
+    from subscribers.mailer import ConfirmationMailer
 
     stopped = _stopped_with_parent(parent)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     mailer: %(message)s")

@@ -20,13 +20,15 @@ def site_command(ctx: typer.Context) -> None:
 
     Example: publish site
     """
+    from pipeline.context import Context
     from pipeline.site import build_site_from_ledger
     from subscribers.db import connect
 
     config = settings(ctx)
+    context = Context.load(config)
     engine = connect(config.database_url, config.root)
     try:
-        report = build_site_from_ledger(config, engine, dt.datetime.now(dt.UTC))
+        report = build_site_from_ledger(context, engine, dt.datetime.now(dt.UTC))
     finally:
         engine.dispose()
     for warning in report.warnings:

@@ -64,7 +64,8 @@ def add(
 
     Example: publish subscribers add reader@example.com --name "Sam Reader"
     """
-    from subscribers.models import Consent, Source, clean_name, utcnow
+    from subscribers.models import Consent, Source, utcnow
+    from subscribers.text import clean_name
 
     with _store(ctx) as store:
         subscriber = store.add(

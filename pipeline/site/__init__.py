@@ -18,10 +18,11 @@ removes the ones a previous build wrote that are gone. One job per module:
       ├─ cache.py      read_last_build: public/.publish-site.json and the pages it
       │                lists → LastBuild (plain data); the fingerprint and key a
       │                page must match to be used again
-      ├─ plan.py       plan_site(settings, sent, now, LastBuild) → Site, pure of public/
+      ├─ plan.py       plan_site(context, sent, now, LastBuild) → Site, reads no file
       │    ├─ selection.py   which issues are published (sent, or publish_at passed)
-      │    ├─ cache.py       reuse a remembered page, or render_issue again
-      │    └─ pages.py       archive, subscribe and 404 pages, feeds, static files
+      │    ├─ cache.py       reuse a remembered page, or the issue the command
+      │    │                 rendered already, or render_issue again
+      │    └─ pages.py       archive, subscribe and 404 pages, feeds
       └─ writer.py     write_site(public_dir, Site) → SiteReport: the only code
                        that writes public/
 
@@ -32,20 +33,11 @@ database or secrets), the rendering code, and the issues it links to.
 
 from pipeline.site.build import build_site, build_site_from_ledger
 from pipeline.site.cache import MANIFEST, MANIFEST_VERSION, LastBuild, read_last_build
-from pipeline.site.pages import (
-    FEED_SIZE,
-    LOGO,
-    LOGO_SIZE,
-    WEB_TEMPLATES,
-    ArchiveEntry,
-    signup_form,
-    static_files,
-    web_environment,
-    web_template_dirs,
-)
+from pipeline.site.pages import FEED_SIZE, LOGO, LOGO_SIZE, ArchiveEntry, signup_form
 from pipeline.site.plan import Site, plan_site
 from pipeline.site.selection import Selection, published_at, select_issues
 from pipeline.site.writer import SiteReport, write_site
+from pipeline.templates import WEB_TEMPLATES, web_template_dirs
 
 __all__ = [
     "FEED_SIZE",
@@ -66,8 +58,6 @@ __all__ = [
     "read_last_build",
     "select_issues",
     "signup_form",
-    "static_files",
-    "web_environment",
     "web_template_dirs",
     "write_site",
 ]

@@ -34,10 +34,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pipeline.body import Asset
 from pipeline.config import Settings
+from pipeline.context import Context
 from pipeline.issue import Issue
-from pipeline.render import templates as email_templates
+from pipeline.links import Asset, FileIndex
 from pipeline.site.selection import Selection
 
 MANIFEST = ".publish-site.json"
@@ -164,11 +164,11 @@ def page_settings(settings: Settings) -> dict[str, str]:
     }
 
 
-def site_fingerprint(settings: Settings) -> str:
+def site_fingerprint(context: Context) -> str:
     """Everything besides the issue file that shapes an issue's page."""
-    shown = json.dumps(page_settings(settings), sort_keys=True, ensure_ascii=False)
+    shown = json.dumps(page_settings(context.settings), sort_keys=True, ensure_ascii=False)
     digest = hashlib.sha256(f"{MANIFEST_VERSION}\0{_code_fingerprint()}\0{shown}".encode())
-    digest.update(email_templates(settings).digest)
+    digest.update(context.templates.digest)
     return digest.hexdigest()
 
 
@@ -192,22 +192,27 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def page_key(fingerprint: str, issue: Issue) -> str:
-    """What a remembered page must have been made from to be used again."""
-    return hashlib.sha256(
-        "\0".join((fingerprint, str(issue.path.resolve()), issue.source)).encode()
-    ).hexdigest()
+def page_key(fingerprint: str, issue: Issue, path: Path) -> str:
+    """What a remembered page must have been made from to be used again
+    (``path``: the issue file's resolved path)."""
+    return hashlib.sha256("\0".join((fingerprint, str(path), issue.source)).encode()).hexdigest()
 
 
 def reuse(
-    last: LastBuild, issue: Issue, key: str, selection: Selection, in_feed: bool
+    last: LastBuild,
+    issue: Issue,
+    key: str,
+    selection: Selection,
+    in_feed: bool,
+    files: FileIndex,
 ) -> Page | None:
     """The page from the last build, if nothing it was made from changed (and,
     for an issue in the feeds, with its feed HTML: an issue that just came
     into the feeds is rendered again).
 
     The key covers the fingerprint, so a page made under other templates,
-    settings or code never matches.
+    settings or code never matches. Its images and files must be among
+    ``files``, the files under issues/ as the command found them.
     """
     record = last.records.get(issue.slug)
     page = last.pages.get(issue.slug)
@@ -219,7 +224,7 @@ def reuse(
             if selection.slug_of(Path(path)) != slug:
                 return None
         assets = tuple(Asset(Path(source), public) for public, source in record["assets"])
-        if not all(asset.source.is_file() for asset in assets):
+        if not all(files.is_file(asset.source) for asset in assets):
             return None
         return Page(
             key=key,
@@ -229,5 +234,5 @@ def reuse(
             assets=assets,
             links=links,
         )
-    except (OSError, KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):
         return None

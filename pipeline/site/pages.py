@@ -1,7 +1,8 @@
 """The site's own pages and feeds, made from the archive's entries.
 
 Every build makes these afresh (they are cheap: no MJML), from the web
-templates in templates/web/ (the newsletter's, else the packaged copy):
+templates in templates/web/ (the newsletter's, else the packaged copy), which
+the command's context read into memory (:class:`~pipeline.templates.WebTemplates`):
 
     ArchiveEntry* ─┬─ index.html.j2      ─▶ index.html             the archive, newest first
                    ├─ feed.xml.j2 / .atom ─▶ feed.xml, feed.atom    the FEED_SIZE newest
@@ -22,30 +23,15 @@ import jinja2
 from markupsafe import Markup
 
 from pipeline.config import Settings
-from pipeline.errors import TemplateError
-from pipeline.feeds import (
-    FILTERS,
-    FeedChannel,
-    FeedItem,
-    feed_guid,
-    issue_guid,
-    render_feeds,
-)
+from pipeline.feeds import FeedChannel, FeedItem, feed_guid, issue_guid, render_feeds
 from pipeline.issue import Issue
-from pipeline.render import (
-    PACKAGED_TEMPLATES,
-    date_text,
-    issue_author,
-    jinja_environment,
-    template_errors,
-)
+from pipeline.render import date_text, issue_author
+from pipeline.templates import WEB_TEMPLATES, WebTemplates, template_errors
 
 FEED_SIZE = 20
 """How many of the newest issues the feeds carry."""
 LOGO = "static/logo.png"
 LOGO_SIZE = 144
-WEB_TEMPLATES = "web"
-_REPOSITORY_TEMPLATES = Path(__file__).parents[2] / "templates"
 
 
 @dataclass(frozen=True)
@@ -60,10 +46,12 @@ class ArchiveEntry:
     """The feed item's HTML: only for the FEED_SIZE newest, the ones the feeds carry."""
 
 
-def site_pages(settings: Settings, entries: Sequence[ArchiveEntry]) -> dict[str, bytes]:
+def site_pages(
+    settings: Settings, web: WebTemplates, entries: Sequence[ArchiveEntry]
+) -> dict[str, bytes]:
     """The archive, the subscribe page, the 404 page and the feeds, by public
     path; ``entries`` are the published issues, newest first."""
-    env = web_environment(settings)
+    env = web.env
     context = _site_context(settings)
     archive = [
         {
@@ -85,28 +73,6 @@ def site_pages(settings: Settings, entries: Sequence[ArchiveEntry]) -> dict[str,
     }
     rss, atom = _feeds(settings, env, entries[:FEED_SIZE])
     return pages | {"feed.xml": rss.encode(), "feed.atom": atom.encode()}
-
-
-def web_template_dirs(settings: Settings) -> list[Path]:
-    """templates/web/ of the newsletter, then the copy shipped with the package:
-    an editor may override any one web template and keep the others."""
-    candidates = [
-        settings.templates_dir / WEB_TEMPLATES,
-        PACKAGED_TEMPLATES / WEB_TEMPLATES,
-        _REPOSITORY_TEMPLATES / WEB_TEMPLATES,
-    ]
-    folders: list[Path] = []
-    for folder in candidates:
-        if folder.is_dir() and folder.resolve() not in {f.resolve() for f in folders}:
-            folders.append(folder)
-    if not folders:
-        raise TemplateError(candidates[0], None, "web templates not found")
-    return folders
-
-
-def web_environment(settings: Settings) -> jinja2.Environment:
-    loader = jinja2.FileSystemLoader([str(f) for f in web_template_dirs(settings)])
-    return jinja_environment(loader, autoescape=True, filters=FILTERS)
 
 
 def _fill(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:
@@ -187,17 +153,3 @@ def _feed_item(settings: Settings, entry: ArchiveEntry) -> FeedItem:
         author_email=email,
         tags=issue.tags,
     )
-
-
-def static_files(settings: Settings) -> dict[str, Path]:
-    """templates/web/static/* as public paths under static/; the newsletter's
-    own files win over the packaged ones."""
-    found: dict[str, Path] = {}
-    for folder in web_template_dirs(settings):
-        static = folder / "static"
-        if not static.is_dir():
-            continue
-        for path in sorted(static.rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
-                found.setdefault("static/" + path.relative_to(static).as_posix(), path)
-    return found

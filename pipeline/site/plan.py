@@ -1,28 +1,31 @@
 """Planning: every file of the site decided in memory, nothing written.
 
-:func:`plan_site` is the first of a build's two phases. It reads the issues
-and templates and takes what the last build left as plain data
-(:class:`~pipeline.site.cache.LastBuild`); it never reads or writes public/.
-A bad issue or template therefore stops the build before any file changes.
+:func:`plan_site` is the first of a build's two phases. It works from the
+command's context (the issues, the templates and the index of issues/, all
+read when the context was built) and takes what the last build left as
+plain data (:class:`~pipeline.site.cache.LastBuild`); it reads no file and
+writes none. A bad issue or template therefore stops the build before any
+file changes.
 
-    Settings, sent, now ─ select_issues ─▶ Selection (published, newest first)
-    each published issue ─ reuse(LastBuild) or render_issue ─▶ Page + its assets
+    Context, sent, now ─ select_issues ─▶ Selection (published, newest first)
+    each published issue ─ reuse(LastBuild), or the RenderedIssue the command
+                           made already, or render_issue ─▶ Page + its assets
     Pages ─▶ ArchiveEntry* ─ site_pages ─▶ archive, subscribe, 404, feeds
     everything + static files + manifest ─▶ Site (public path → bytes or a file to copy)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Settings
+from pipeline.context import Context
 from pipeline.feeds import feed_item_html
 from pipeline.issue import Issue
-from pipeline.render import issue_path_url, parse_issue_body, render_issue
+from pipeline.render import RenderedIssue, issue_path_url, issue_resolver, render_issue
 from pipeline.site.cache import (
     NO_BUILD,
     LastBuild,
@@ -32,7 +35,7 @@ from pipeline.site.cache import (
     reuse,
     site_fingerprint,
 )
-from pipeline.site.pages import FEED_SIZE, ArchiveEntry, site_pages, static_files
+from pipeline.site.pages import FEED_SIZE, ArchiveEntry, site_pages
 from pipeline.site.selection import Selection, select_issues
 
 
@@ -50,33 +53,41 @@ class Site:
 
 
 def plan_site(
-    settings: Settings,
+    context: Context,
     sent: Mapping[str, datetime],
     now: datetime,
     last: LastBuild = NO_BUILD,
+    rendered: Iterable[RenderedIssue] = (),
 ) -> Site:
     """Decide every file of the site without writing any.
 
     ``last`` is what the previous build left in public/ (see
     :func:`~pipeline.site.cache.read_last_build`); its pages are used again
-    where nothing they were made from changed. Raises :class:`IssueError`
-    for a published issue that cannot be rendered (a relative image with no
-    file behind it, say) and :class:`TemplateError` for a broken template.
+    where nothing they were made from changed. ``rendered`` are issues the
+    command rendered already with this context (the one ``publish issue``
+    checked, say): each is used for its issue's page as long as the file's
+    text is what it was rendered from, so no issue is rendered twice. Raises
+    :class:`IssueError` for a published issue that cannot be rendered (a
+    relative image with no file behind it, say) and :class:`TemplateError`
+    for a broken template.
     """
-    selection = select_issues(settings, sent, now)
-    fingerprint = site_fingerprint(settings)
+    selection = select_issues(context, sent, now)
+    fingerprint = site_fingerprint(context)
+    files_index = context.issues.files
+    ready = {(files_index.resolve(r.issue.path), r.issue.source): r for r in rendered}
 
     files: dict[str, bytes | Path] = {}
     entries: list[ArchiveEntry] = []
     pages: dict[str, Page] = {}
     for issue, moment in selection.published:
         in_feed = len(entries) < FEED_SIZE  # newest first, as the feeds list them
-        key = page_key(fingerprint, issue)
-        page = reuse(last, issue, key, selection, in_feed) or _render(
-            settings, issue, key, selection, in_feed
+        path = files_index.resolve(issue.path)
+        key = page_key(fingerprint, issue, path)
+        page = reuse(last, issue, key, selection, in_feed, files_index) or _page(
+            context, issue, key, selection, in_feed, ready.get((path, issue.source))
         )
         files[f"issues/{issue.slug}/index.html"] = page.page
-        # Every asset's file was there a moment ago: a rendered page's when
+        # Every asset's file was in the index: a rendered page's when
         # render_issue resolved it, a reused page's when reuse checked it.
         for asset in page.assets:
             files[asset.public_path] = asset.source
@@ -84,15 +95,15 @@ def plan_site(
         entries.append(
             ArchiveEntry(
                 issue=issue,
-                url=issue_path_url(settings, issue.slug),
+                url=issue_path_url(context.settings, issue.slug),
                 published=moment,
                 summary=issue.preheader or page.excerpt,
                 content_html=page.content_html,
             )
         )
 
-    files.update(site_pages(settings, entries))
-    for public_path, source in static_files(settings).items():
+    files.update(site_pages(context.settings, context.web, entries))
+    for public_path, source in context.web.static.items():
         files.setdefault(public_path, source)
 
     return Site(
@@ -105,13 +116,20 @@ def plan_site(
     )
 
 
-def _render(
-    settings: Settings, issue: Issue, key: str, selection: Selection, in_feed: bool
+def _page(
+    context: Context,
+    issue: Issue,
+    key: str,
+    selection: Selection,
+    in_feed: bool,
+    rendered: RenderedIssue | None,
 ) -> Page:
-    """Render ``issue``'s page, noting the issues it links to by the slugs
-    they have now, so that a page is made again when one of them changes."""
-    body, resolver = parsed = parse_issue_body(issue, settings)
-    rendered = render_issue(issue, settings, parsed)
+    """``issue``'s page from ``rendered``, or rendered now, noting the issues
+    it links to by the slugs they have now, so that a page is made again when
+    one of them changes."""
+    if rendered is None:
+        rendered = render_issue(issue, context)
+    resolver = issue_resolver(context, issue)
     links = {}
     for ref in rendered.references:
         target = resolver.local_file(ref.target) if resolver.is_relative(ref.target) else None
@@ -121,7 +139,7 @@ def _render(
         key=key,
         page=rendered.web_html.encode(),
         excerpt=rendered.excerpt,
-        content_html=feed_item_html(body, rendered.web_url) if in_feed else None,
+        content_html=feed_item_html(rendered.body, rendered.web_url) if in_feed else None,
         assets=rendered.assets,
         links=links,
     )

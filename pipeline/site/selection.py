@@ -4,8 +4,11 @@ A published issue is one that was sent (``sent`` maps its slug to when) or
 whose ``publish_at`` has passed. Every other issue is a draft and stays off
 the site, including one whose date is past but that was never sent.
 
-    issues/*.md ──read──▶ Issue ──published_at(sent, now)──▶ published (newest first)
-                                                       └──▶ drafts
+    Context.issues ──parse──▶ Issue ──published_at(sent, now)──▶ published (newest first)
+                                                          └──▶ drafts
+
+The issues come from the command's context, read when it was built, so
+selecting reads no file.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.config import Settings
+from pipeline.context import Context
 from pipeline.errors import IssueError, SiteError
-from pipeline.issue import Issue, default_slug, find_issue_files, read_issue
+from pipeline.issue import Issue, default_slug
 
 
 def published_at(issue: Issue, sent: Mapping[str, datetime], now: datetime) -> datetime | None:
@@ -51,8 +54,8 @@ class Selection:
         return other.slug if other else default_slug(path)
 
 
-def select_issues(settings: Settings, sent: Mapping[str, datetime], now: datetime) -> Selection:
-    """Read every issue file and decide which ones the site shows.
+def select_issues(context: Context, sent: Mapping[str, datetime], now: datetime) -> Selection:
+    """Parse every issue file of the context and decide which ones the site shows.
 
     A file that does not parse is left out with a warning while it is a
     draft; if it was sent, its page would vanish, so that is an error.
@@ -61,15 +64,17 @@ def select_issues(settings: Settings, sent: Mapping[str, datetime], now: datetim
     drafts: list[Issue] = []
     everything: dict[Path, Issue] = {}
     warnings: list[str] = []
-    for path in find_issue_files(settings.issues_dir):
-        issue, findings = read_issue(path)
+    issues = context.issues
+    for path in issues.paths:
+        read = issues.read(path)
+        issue, findings = read.issue, read.findings
         if issue is None:
             first = next(f for f in findings if f.severity == "error")
             if default_slug(path) in sent:
                 raise IssueError(first.path, first.line, first.message)
             warnings.append(f"{first}: left off the site until fixed")
             continue
-        everything[path.resolve()] = issue
+        everything[issues.files.resolve(path)] = issue
         moment = published_at(issue, sent, now)
         if moment is None:
             drafts.append(issue)
@@ -86,6 +91,6 @@ def select_issues(settings: Settings, sent: Mapping[str, datetime], now: datetim
         seen[issue.slug] = issue.path
     missing = sorted(set(sent) - {issue.slug for issue in everything.values()})
     for slug in missing:
-        warnings.append(f"issue {slug!r} was sent but has no file in {settings.issues_dir}")
+        warnings.append(f"issue {slug!r} was sent but has no file in {context.settings.issues_dir}")
     published.sort(key=lambda pair: (pair[0].date, pair[1], pair[0].slug), reverse=True)
     return Selection(tuple(published), tuple(drafts), everything, tuple(warnings))

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import SiteError
-from pipeline.files import write_atomic
 from pipeline.site.cache import MANIFEST
 from pipeline.site.plan import Site
+from subscribers.files import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 
 A transport delivers one finished message at a time and returns the
 provider's message id. Whatever goes wrong is one of these, so the send loop
-can decide what to do without knowing which provider it talks to:
+can decide what to do without knowing which provider it talks to (the
+family's place in the one exception tree: :mod:`subscribers.errors`):
 
     TransportError            base; the message was not accepted
      ├── Throttled            slow down and retry this message (429, Throttling)
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import getaddresses
+
+from pipeline.errors import PublishError
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,9 @@ class OutgoingMessage:
         return cls(sender=sender, recipient=recipient, raw=raw)
 
 
-class TransportError(Exception):
-    """The message was not accepted; ``str()`` is safe to record in the ledger."""
+class TransportError(PublishError):
+    """The message was not accepted; ``str()`` is one line, safe to record in
+    the ledger and to show."""
 
 
 class Throttled(TransportError):

@@ -19,8 +19,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline.files import write_atomic
 from pipeline.transports.base import OutgoingMessage, Transport
+from subscribers.files import write_atomic
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
 HEAD = 16384

@@ -6,7 +6,9 @@ profiles, instance roles, ``AWS_ENDPOINT_URL``. botocore's own retries are
 off: the send loop retries, through its pacer, so that no retry ever
 exceeds the sending rate.
 
-Errors map onto the transport's tree (see :mod:`pipeline.transports.base`):
+Errors map onto the transport's tree (see :mod:`pipeline.transports.base`),
+worded by :func:`subscribers.aws.aws_problem` (``SES Throttling: Maximum
+sending rate exceeded. (SendEmail)``):
 
     429, TooManyRequests, Throttling, "Maximum sending rate exceeded"  Throttled
     "Daily message quota exceeded", LimitExceeded                      QuotaExhausted
@@ -31,6 +33,8 @@ from pipeline.transports.base import (
     Transport,
     TransportError,
 )
+from subscribers.aws import aws_problem, error_response
+from subscribers.errors import first_line
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
@@ -124,7 +128,8 @@ class SesTransport(Transport):
         except Exception as exc:  # botocore raises NoRegionError and friends
             from pipeline.errors import ConfigError
 
-            raise ConfigError(f"delivery.transport = ses: {_first_line(exc)}") from None
+            problem = aws_problem(exc) or first_line(exc)
+            raise ConfigError(f"delivery.transport = ses: {problem}") from None
         return cls(client, configuration_set=settings.ses_configuration_set,
                    fallback_client=legacy)
 
@@ -185,28 +190,21 @@ class SesTransport(Transport):
                 close()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _translate(exc: Exception) -> TransportError:
     """A botocore exception as one of the transport errors."""
     from botocore import exceptions as bex
 
-    if isinstance(exc, bex.ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        message = " ".join(str(error.get("Message", "")).split())[:300] or code
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        kind = classify(code, message, status)
-        return kind(f"SES {code}: {message}" if code else f"SES: {message}")
-    if isinstance(exc, bex.NoCredentialsError | bex.PartialCredentialsError):
-        return SendingStopped(f"SES: {_first_line(exc)}")
-    if isinstance(exc, bex.NoRegionError):
-        return SendingStopped(f"SES: {_first_line(exc)} (set AWS_REGION or a profile's region)")
+    problem = aws_problem(exc)
+    answer = error_response(exc)
+    if answer is not None:
+        kind = classify(answer.code, answer.message or answer.code, answer.status)
+        return kind(f"SES {problem}" if answer.code else f"SES: {problem}")
+    if isinstance(exc, bex.NoCredentialsError | bex.PartialCredentialsError | bex.NoRegionError):
+        return SendingStopped(f"SES: {problem}")
     if isinstance(exc, bex.ParamValidationError):
-        return Rejected(f"SES: {_first_line(exc)}")
-    if isinstance(exc, bex.BotoCoreError | OSError):
-        return TemporaryFailure(f"SES: {_first_line(exc)}")
-    return TemporaryFailure(f"SES: {type(exc).__name__}: {_first_line(exc)}")
+        return Rejected(f"SES: {problem}")
+    if problem is not None:
+        return TemporaryFailure(f"SES: {problem}")
+    if isinstance(exc, OSError):
+        return TemporaryFailure(f"SES: {first_line(exc)}")
+    return TemporaryFailure(f"SES: {type(exc).__name__}: {first_line(exc)}")

@@ -20,9 +20,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from subscribers.events import SnsEndpoint
+from subscribers.mailer import ConfirmationMailer
 from subscribers.middleware import client_ip
 from subscribers.pages import Pages
-from subscribers.service import ConfirmationMailer, Origin, Subscriptions
+from subscribers.service import Origin, Subscriptions
 from subscribers.webconfig import WebConfig
 
 

@@ -25,7 +25,7 @@ from subscribers.routes.deps import (
     PagesDep,
     ServiceDep,
 )
-from subscribers.service import TooManySignups
+from subscribers.signup import TooManySignups
 
 log = logging.getLogger(__name__)
 

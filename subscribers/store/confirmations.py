@@ -11,7 +11,8 @@ confirmation messages mailers claim, and the guards on both.
             mailbox_was_reported (a mailbox that bounced or complained)
 
 Primitives of a :class:`~subscribers.store.transaction.Transaction`; the
-rules that combine them are in :mod:`subscribers.service`.
+rules that combine them are in :mod:`subscribers.signup`, :mod:`subscribers.confirm`
+and :mod:`subscribers.confirmation_queue`.
 """
 
 from __future__ import annotations
