@@ -17,6 +17,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from pipeline.context import Context
+from pipeline.headers import display_name
 from pipeline.issue import load_issue
 from pipeline.personalize import (
     PREVIEW_PREFIX,
@@ -24,7 +25,6 @@ from pipeline.personalize import (
     Recipient,
     UndeliverableAddress,
     build_template,
-    display_name,
     greeting_name,
 )
 from pipeline.render import render_issue

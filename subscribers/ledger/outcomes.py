@@ -93,7 +93,6 @@ class Outcomes(LedgerBase):
         """Write results that ``worker`` could not record before it stopped
         (kept in a recovery file): a sent message always, other results only
         where the row is still that worker's. Returns the rows changed."""
-        from sqlalchemy import bindparam, update
 
         sent = [o for o in outcomes if o.status == "sent"]
         others = [o for o in outcomes if o.status != "sent"]
@@ -103,37 +102,35 @@ class Outcomes(LedgerBase):
             changed = 0
             with db.writing(self.engine) as conn:
                 if sent:
-                    changed += int(
-                        conn.execute(
-                            update(sr)
-                            .where(
-                                sr.c.id == bindparam("row_id"),
-                                sr.c.send_id == send_id,
-                                sr.c.status != "sent",
-                            )
-                            .values(
-                                status="sent",
-                                message_id=bindparam("message_id"),
-                                sent_at=bindparam("at"),
-                                updated_at=now,
-                                error=None,
-                            ),
-                            [
-                                {
-                                    "row_id": o.row_id,
-                                    "message_id": stored_id(o.message_id),
-                                    "at": o.at,
-                                }
-                                for o in sent
-                            ],
-                        ).rowcount
-                        or 0
-                    )
+                    newly = (sr.c.send_id == send_id, sr.c.status != "sent")
+                    changed += _mark_sent(conn, sent, now, *newly)
                 if others:
                     record_outcomes(conn, worker, others, now)
             return changed + len(others)
 
         return self._retrying(write)
+
+
+def _mark_sent(
+    conn: Connection, sent: Sequence[Outcome], now: dt.datetime, *where: Any
+) -> int:
+    """Record ``sent`` rows as sent with their provider ids, where ``where``
+    also holds; how many rows changed."""
+    from sqlalchemy import bindparam, update
+
+    result = conn.execute(
+        update(sr)
+        .where(sr.c.id == bindparam("row_id"), *where)
+        .values(
+            status="sent",
+            message_id=bindparam("message_id"),
+            sent_at=bindparam("at"),
+            updated_at=now,
+            error=None,
+        ),
+        [{"row_id": o.row_id, "message_id": stored_id(o.message_id), "at": o.at} for o in sent],
+    )
+    return int(result.rowcount or 0)
 
 
 def record_outcomes(
@@ -146,18 +143,7 @@ def record_outcomes(
     sent = [o for o in outcomes if o.status == "sent"]
     if sent:
         # A sent message is a fact whoever holds the claim now: always recorded.
-        conn.execute(
-            update(sr)
-            .where(sr.c.id == bindparam("row_id"))
-            .values(
-                status="sent",
-                message_id=bindparam("message_id"),
-                sent_at=bindparam("at"),
-                updated_at=now,
-                error=None,
-            ),
-            [{"row_id": o.row_id, "message_id": stored_id(o.message_id), "at": o.at} for o in sent],
-        )
+        _mark_sent(conn, sent, now)
     for status in ("failed", "skipped"):
         batch = [o for o in outcomes if o.status == status]
         if batch:
