@@ -79,14 +79,42 @@ def read_sources(folder: Path) -> dict[str, tuple[str, str]]:
     return sources
 
 
+CACHE = Path(".cache") / "templates"
+"""Where, under the newsletter's root, compiled templates are kept between
+commands (keyed by each template's source, so an edit is never stale)."""
+
+
+class _BytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Jinja's bytecode cache in the newsletter's own folder, owner-only; a
+    folder that cannot be written only means compiling again next time."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(str(folder))
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, ValueError, EOFError):
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            Path(self.directory).mkdir(mode=0o700, parents=True, exist_ok=True)
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
 def jinja_environment(
     loader: jinja2.BaseLoader,
     autoescape: bool | Callable[[str | None], bool],
     filters: Mapping[str, Callable[..., Any]],
+    cache: Path | None = None,
 ) -> jinja2.Environment:
     """The Jinja environment every template here is filled in: undefined
     values are errors, block tags leave no blank lines, a template's final
-    newline is kept. Compiled templates are kept in the environment."""
+    newline is kept. Compiled templates are kept in the environment, and
+    with ``cache`` (a folder) between commands too."""
     env = jinja2.Environment(
         loader=loader,
         autoescape=autoescape,  # noqa: S701 - True or select_autoescape, by each caller
@@ -94,9 +122,21 @@ def jinja_environment(
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        bytecode_cache=_BytecodeCache(cache) if cache is not None else None,
     )
     env.filters.update(filters)
     return env
+
+
+def compile_all(env: jinja2.Environment) -> None:
+    """Compile every template now, while files may be read (the bytecode
+    cache), so that filling them in later reads nothing. One that does not
+    compile is left for filling it in to report, at its file and line."""
+    for name in env.list_templates():
+        try:
+            env.get_template(name)
+        except jinja2.TemplateError:
+            continue
 
 
 @contextmanager
@@ -156,7 +196,9 @@ def load_email_templates(settings: Settings) -> Templates:
             default=True,
         ),
         {"underline": underline},
+        settings.root / CACHE,
     )
+    compile_all(env)
     digest = hashlib.sha256()
     for name, (text, _) in sources.items():
         # Names too: moving text from one template into the next is a change.
@@ -233,5 +275,8 @@ def load_web_templates(settings: Settings) -> WebTemplates:
         for path in sorted(static_folder.rglob("*")):
             if path.is_file() and not path.name.startswith("."):
                 static.setdefault("static/" + path.relative_to(static_folder).as_posix(), path)
-    env = jinja_environment(MemoryLoader(sources), autoescape=True, filters=FILTERS)
+    env = jinja_environment(
+        MemoryLoader(sources), autoescape=True, filters=FILTERS, cache=settings.root / CACHE
+    )
+    compile_all(env)
     return WebTemplates(env, static)
