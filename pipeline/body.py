@@ -42,6 +42,11 @@ POSTSCRIPT = re.compile(r"^\s*(?:P\.\s*)+S\b\.?|^\s*PS\b[:.]?", re.IGNORECASE)
 SAFE_SCHEMES = ("http", "https", "mailto")
 
 LINK_STYLE = "color:#1f5f8b;text-decoration:underline;"
+# The box a table scrolls in (see _boxed_tables). width:0 keeps the table's
+# own width out of the sizing of the layout tables around it, which would
+# otherwise widen the whole text column to fit the table; min-width:100%
+# then stretches the box back to the column's width.
+TABLE_BOX_STYLE = "overflow-x:auto;width:0;min-width:100%;"
 
 
 @cache
@@ -80,6 +85,10 @@ class Figure:
     alt: str
     caption: str
     line: int
+    width: int | None = None
+    """The CSS size it is shown at, for a picture of the newsletter's own
+    (see :attr:`pipeline.images.Picture.shown_width`); None for a remote one."""
+    height: int | None = None
 
 
 @dataclass(frozen=True)
@@ -230,12 +239,16 @@ def parse_body(source: str, resolver: Resolver, first_line: int = 1) -> Body:
             article.append(Html(renderer.render(pending, env)))
             pending = []
         line = first_line + (block[0].map[0] if block[0].map else 0)
+        src = str(image.attrGet("src") or "")
+        picture = resolver.picture(src)
         article.append(
             Figure(
-                src=resolver.url(str(image.attrGet("src") or "")),
+                src=resolver.url(src),
                 alt=image.content,
                 caption=str(image.attrGet("title") or ""),
                 line=line,
+                width=picture.shown_width if picture else None,
+                height=picture.shown_height if picture else None,
             )
         )
     if pending:
@@ -298,7 +311,8 @@ def _excerpt(blocks: list[list[Token]], limit: int = 280) -> str:
 
 
 class _EmailRenderer:
-    """markdown-it's HTML renderer with absolute URLs and inline styles."""
+    """markdown-it's HTML renderer with absolute URLs and inline styles, each
+    table in a box of its own that scrolls sideways on a narrow screen."""
 
     def __init__(self, md: MarkdownIt, resolver: Resolver) -> None:
         self.md = md
@@ -309,7 +323,7 @@ class _EmailRenderer:
             return ""
         for token in tokens:
             self._rewrite(token)
-        return str(self.md.renderer.render(list(tokens), self.md.options, env))
+        return str(self.md.renderer.render(_boxed_tables(tokens), self.md.options, env))
 
     def _rewrite(self, token: Token) -> None:
         if token.type == "link_open":
@@ -317,13 +331,22 @@ class _EmailRenderer:
             token.attrSet("href", href)
             token.attrSet("style", LINK_STYLE)
         elif token.type == "image":
-            token.attrSet("src", self.resolver.url(str(token.attrGet("src") or "")))
+            src = str(token.attrGet("src") or "")
+            token.attrSet("src", self.resolver.url(src))
+            picture = self.resolver.picture(src)
+            if picture is not None:
+                # The size it is shown at; the style lets it shrink with a narrow screen.
+                token.attrSet("width", str(picture.shown_width))
+                token.attrSet("height", str(picture.shown_height))
             token.attrSet("style", "max-width:100%;height:auto;")
         elif token.type == "table_open":
-            token.attrSet("role", "presentation")
+            # A data table: no role="presentation", so screen readers read
+            # it as a table, its header row as column headers.
             token.attrSet("width", "100%")
             token.attrSet("style", "border-collapse:collapse;width:100%;")
         elif token.type in ("th_open", "td_open"):
+            if token.type == "th_open":
+                token.attrSet("scope", "col")
             align = token.attrGet("style") or ""
             token.attrSet(
                 "style",
@@ -334,3 +357,19 @@ class _EmailRenderer:
             token.attrSet("style", "margin:16px 0;padding:4px 16px;border-left:4px solid #8aa48c;")
         for child in token.children or ():
             self._rewrite(child)
+
+
+def _boxed_tables(tokens: Sequence[Token]) -> list[Token]:
+    """``tokens`` with each table inside a box of the text column's width
+    that scrolls sideways, so a table wider than a phone scrolls on its own
+    and the text around it keeps to the screen. Outlook's Word engine
+    ignores the box's ``width`` and ``overflow`` and shows the table at its
+    own width, as it would without the box."""
+    out: list[Token] = []
+    for token in tokens:
+        if token.type == "table_open":
+            out.append(Token("html_block", "", 0, content=f'<div style="{TABLE_BOX_STYLE}">\n'))
+        out.append(token)
+        if token.type == "table_close":
+            out.append(Token("html_block", "", 0, content="</div>\n"))
+    return out

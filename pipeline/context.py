@@ -14,6 +14,8 @@ neither the file system nor the network.
                  └─ the issues/ folder ───▶ issues     IssueIndex: every file under issues/
                                                        (FileIndex), each issue file's text
                                                        and each issue's slug
+                        └─ load_pictures ─────▶ issues.files.pictures: each picture an
+                                                       issue uses, made ready for email
 
     Context ─▶ parse_issue_file, check_issue, render_issue, Personalizer, plan_site
 
@@ -22,19 +24,30 @@ used, so that ``publish check`` still reports it as a finding of every issue.
 Each command builds a fresh context: an edited issue or template is picked up
 by the next one. What the ledger knows of sends is not here: only the site
 build needs it, and it reads it itself (:func:`pipeline.site.build_site_from_ledger`).
+
+Pictures are made here, once, so that rendering knows the size each is
+shown at and linting what they weigh. Each picture an issue links to or
+shows is read and, unless the last build of the site published one made
+from the same bytes (:func:`pipeline.site.cache.published_pictures`),
+made ready for email by :func:`pipeline.images.prepare_picture`. One that
+cannot be is kept as its :class:`ImageError`, raised where it is published.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from pipeline.body import markdown
 from pipeline.config import Settings
-from pipeline.errors import IssueError, LocatedError
+from pipeline.errors import ImageError, IssueError, LocatedError
 from pipeline.issue import (
     Issue,
+    IssueBody,
     IssueFile,
     default_slug,
     find_issue_files,
@@ -43,13 +56,16 @@ from pipeline.issue import (
     strict,
     unreadable,
 )
-from pipeline.links import FileIndex
+from pipeline.links import FileIndex, Resolver
 from pipeline.templates import (
     Templates,
     WebTemplates,
     load_email_templates,
     load_web_templates,
 )
+
+if TYPE_CHECKING:
+    from pipeline.images import Picture
 
 
 @dataclass(frozen=True)
@@ -67,9 +83,13 @@ class IssueIndex:
     read): every ``.md`` under issues/, and the given ones."""
     slugs: Mapping[Path, str] = field(default_factory=dict)
     """By resolved path, the slug of each of those files that parses."""
+    parsed: Mapping[Path, IssueFile] = field(default_factory=dict)
+    """Each issue file as parsed when it was read, by the path it was read as."""
 
     def read(self, path: Path) -> IssueFile:
         """The issue file at ``path`` parsed (see :func:`parse_issue_file`)."""
+        if path in self.parsed:
+            return self.parsed[path]
         text = self.texts.get(self.files.resolve(path))
         if text is None:
             raise LookupError(f"{path}: not among the issue files this command read")
@@ -136,16 +156,27 @@ class Context:
             site = load_web_templates(settings)
         except LocatedError as exc:
             site = exc
-        issues = load_issue_index(settings.issues_dir, issue_paths, folders=(settings.root,))
+        issues = load_issue_index(
+            settings.issues_dir,
+            issue_paths,
+            folders=(settings.root,),
+            public_dir=settings.public_dir,
+        )
         return cls(settings, issues, email, site)
 
 
 def load_issue_index(
-    issues_dir: Path, given: Iterable[Path] = (), *, folders: Iterable[Path] = ()
+    issues_dir: Path,
+    given: Iterable[Path] = (),
+    *,
+    folders: Iterable[Path] = (),
+    public_dir: Path | None = None,
 ) -> IssueIndex:
-    """List every file under ``issues_dir`` and read every issue file: each
-    ``.md`` under it (or linked from it) and each of ``given``; ``folders``
-    are more folders whose resolved paths the stages may ask for."""
+    """List every file under ``issues_dir``, read every issue file (each
+    ``.md`` under it, or linked from it, and each of ``given``) and make
+    ready the pictures they use (:func:`load_pictures`, reusing the ones the
+    site in ``public_dir`` has); ``folders`` are more folders whose resolved
+    paths the stages may ask for."""
     cwd = Path.cwd()
     root = issues_dir.resolve()
     links: dict[str, Path] = {}
@@ -169,10 +200,15 @@ def load_issue_index(
     )
 
     issue_files = tuple(find_issue_files(issues_dir))
+    # Issue files are parsed once, under the path the command spells them
+    # with (findings name it); other .md files under issues/ by resolved path.
+    as_given = {index.resolve(path): path for path in (*issue_files, *given)}
     texts: dict[Path, str | IssueError] = {}
     slugs: dict[Path, str] = {}
-    markdown = sorted(path for path in found.files if path.suffix == ".md")
-    for resolved in (*markdown, *(index.resolve(path) for path in (*issue_files, *given))):
+    parsed_files: dict[Path, IssueFile] = {}
+    bodies: list[IssueBody] = []
+    markdown_files = sorted(path for path in found.files if path.suffix == ".md")
+    for resolved in (*markdown_files, *as_given):
         if resolved in texts:
             continue
         try:
@@ -180,10 +216,73 @@ def load_issue_index(
         except IssueError as exc:
             text = exc
         texts[resolved] = text
-        issue = parse_issue_file(resolved, text).issue if isinstance(text, str) else None
-        if issue is not None:
-            slugs[resolved] = issue.slug
-    return IssueIndex(index, issue_files, given, texts, slugs)
+        if isinstance(text, str):
+            path = as_given.get(resolved, resolved)
+            parsed = parsed_files[path] = parse_issue_file(path, text)
+            if parsed.issue is not None:
+                slugs[resolved] = parsed.issue.slug
+            if parsed.body is not None:
+                bodies.append(parsed.body)
+    pictures = load_pictures(index, bodies, public_dir)
+    return IssueIndex(
+        replace(index, pictures=pictures), issue_files, given, texts, slugs, parsed_files
+    )
+
+
+def load_pictures(
+    index: FileIndex, bodies: Iterable[IssueBody], public_dir: Path | None = None
+) -> dict[Path, Picture | ImageError]:
+    """Each picture file the issue ``bodies`` show or link to, by resolved
+    path, made ready for email (or why it cannot be): the one the site in
+    ``public_dir`` published from the same bytes, else made now."""
+    from pipeline.images import MAX_SOURCE_BYTES, prepare_picture
+    from pipeline.site.cache import published_pictures  # the site's package imports this one
+
+    used = sorted({path for body in bodies for path in _pictures_used(body, index)})
+    if not used:
+        return {}
+    published = published_pictures(public_dir) if public_dir is not None else {}
+    pictures: dict[Path, Picture | ImageError] = {}
+    for path in used:
+        shown = _shown(path, index.cwd)
+        try:
+            size = path.stat().st_size
+            if size > MAX_SOURCE_BYTES:
+                weighs = f"{size / 2**20:.0f} MB is more than the {MAX_SOURCE_BYTES // 2**20} MB"
+                raise ImageError(
+                    shown, None, f"{weighs} a picture may weigh: make it smaller first"
+                )
+            data = path.read_bytes()
+            made = published.get(hashlib.sha256(data).hexdigest())
+            pictures[path] = made if made is not None else prepare_picture(data, shown)
+        except OSError as exc:
+            pictures[path] = ImageError(shown, None, f"cannot be read: {exc.strerror or exc}")
+        except ImageError as exc:
+            pictures[path] = exc
+    return pictures
+
+
+def _pictures_used(body: IssueBody, index: FileIndex) -> Iterator[Path]:
+    """The picture files under issues/ that ``body`` shows or links to."""
+    from pipeline.images import PICTURE_SUFFIXES
+
+    resolver = Resolver(body.path, index, "")
+    for token in markdown().parse(body.text):
+        for child in token.children or ():
+            target = child.attrGet("src") if child.type == "image" else child.attrGet("href")
+            if not isinstance(target, str) or not resolver.is_relative(target.strip()):
+                continue
+            local = resolver.local_file(target.strip())
+            if local is not None and local.suffix.lower() in PICTURE_SUFFIXES:
+                yield local
+
+
+def _shown(path: Path, cwd: Path) -> Path:
+    """``path`` as a message names it: from the working directory when inside it."""
+    try:
+        return path.relative_to(cwd)
+    except ValueError:
+        return path
 
 
 @dataclass

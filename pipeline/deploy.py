@@ -41,6 +41,7 @@ DELETE_BATCH = 1000
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".xml": "application/rss+xml; charset=utf-8",
+    "sitemap.xml": "application/xml; charset=utf-8",
     ".atom": "application/atom+xml; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -61,7 +62,9 @@ _MD5_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')
 
 
 def content_type(path: str) -> str:
-    suffix = Path(path).suffix.lower()
+    name, suffix = Path(path).name.lower(), Path(path).suffix.lower()
+    if name in _CONTENT_TYPES:
+        return _CONTENT_TYPES[name]
     if suffix in _CONTENT_TYPES:
         return _CONTENT_TYPES[suffix]
     guessed, _ = mimetypes.guess_type(path)

@@ -39,6 +39,12 @@ class IssueError(LocatedError):
     """A problem in an issue file."""
 
 
+class ImageError(IssueError):
+    """A picture an issue uses that cannot be made ready for email: not a
+    picture Pillow can read, cut short, or too many pixels; located at the
+    picture's file (:mod:`pipeline.images`)."""
+
+
 class TemplateError(LocatedError):
     """A template that fails to load, fill or compile."""
 

@@ -13,6 +13,12 @@ one target twice costs nothing.
 
     "images/calf.png" ─ Resolver.local_file ─ FileIndex.find ─▶ /…/issues/images/calf.png
                       ─ Resolver.url ──────────────────────▶ https://site/media/images/calf.png
+                      ─ Resolver.picture ─ FileIndex.pictures ─▶ Picture (its size as shown)
+
+A picture is published as the context made it ready for email
+(:mod:`pipeline.images`), under a name that ends as its format does
+(``IMG_2041.HEIC`` → ``media/images/IMG_2041.HEIC.jpg``); any other file is
+copied as it is.
 """
 
 from __future__ import annotations
@@ -24,7 +30,13 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
+
+from pipeline.errors import ImageError
+
+if TYPE_CHECKING:
+    from pipeline.images import Picture
 
 SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 _TOO_LONG = os.strerror(errno.ENAMETOOLONG)
@@ -35,7 +47,19 @@ class Asset:
     """A local file the site must publish at ``public_path``."""
 
     source: Path
+    """The file under issues/, which stays as the editor saved it."""
     public_path: str
+    picture: Picture | ImageError | None = None
+    """For a picture, what is published instead of the file (or why nothing
+    can be); None for any other file."""
+
+    @property
+    def content(self) -> bytes | Path:
+        """What the site publishes: a picture's bytes, or the file to copy;
+        the :class:`ImageError` of a picture that cannot be made ready."""
+        if isinstance(self.picture, ImageError):
+            raise self.picture.with_traceback(None)
+        return self.source if self.picture is None else self.picture.data
 
 
 @dataclass(frozen=True)
@@ -61,6 +85,9 @@ class FileIndex:
     """Folders that could not be listed, with why: nothing in them is known."""
     name_max: int = 255
     path_max: int = 4096
+    pictures: Mapping[Path, Picture | ImageError] = field(default_factory=dict)
+    """By resolved path, each picture an issue uses made ready for email,
+    or why it cannot be."""
 
     def resolve(self, path: Path) -> Path:
         """The path ``path`` resolves to, as it did when the index was made;
@@ -119,6 +146,8 @@ class Resolver:
         self.site_url = site_url.rstrip("/")
         self.issue_url = issue_url
         self.assets: dict[str, Asset] = {}
+        self._made: dict[str, Picture] = {}
+        """Each picture's URL as :meth:`url` made it."""
         self._files: dict[str, Path | None] = {}
         self._problems: dict[str, str] = {}
 
@@ -172,6 +201,25 @@ class Resolver:
             url = self.issue_url(local)
         else:
             public_path = "media/" + posixpath.join(*local.relative_to(self.issues_dir).parts)
-            self.assets.setdefault(public_path, Asset(local, public_path))
+            picture = self.files.pictures.get(local)
+            if picture is not None and not isinstance(picture, ImageError):
+                from pipeline.images import published_name
+
+                public_path = published_name(public_path, picture)
+            self.assets.setdefault(public_path, Asset(local, public_path, picture))
             url = f"{self.site_url}/{quote(public_path)}"
+            if picture is not None and not isinstance(picture, ImageError):
+                self._made[url] = picture
         return f"{url}#{fragment}" if fragment else url
+
+    def picture(self, target: str) -> Picture | None:
+        """The picture ``target`` names as made ready for email (its size as
+        shown: :attr:`Picture.shown_width`): a relative target, or the URL
+        :meth:`url` made of one. None for a remote image, a file that is no
+        picture, or one that cannot be made ready."""
+        target = target.strip()
+        if not self.is_relative(target):
+            return self._made.get(target.split("#", 1)[0])
+        local = self.local_file(target)
+        picture = self.files.pictures.get(local) if local is not None else None
+        return None if isinstance(picture, ImageError) else picture

@@ -6,8 +6,8 @@ for the editor's judgement. It works from the command's context alone (the
 issue's text, the other issues' slugs, the templates and the index of
 issues/ were all read when the context was built), so checking reads no file.
 
-    path + Context ─ parse ─ front matter, body, links, raw HTML ─┐
-                   └ render ─ size as sent, footer parts ──────────┴─▶ CheckResult
+    path + Context ─ parse ─ front matter, body, links, raw HTML, pictures ─┐
+                   └ render ─ size as sent, footer parts ────────────────────┴─▶ CheckResult
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from markupsafe import escape
 from pipeline.body import Reference, raw_html
 from pipeline.config import CONFIG_FILE, Settings
 from pipeline.context import Context
-from pipeline.errors import LocatedError, PublishError
+from pipeline.errors import ImageError, LocatedError, PublishError
 from pipeline.issue import Finding, Issue, IssueBody, default_slug, expected_file_name
 from pipeline.links import Resolver
 from pipeline.personalize import Personalizer, Recipient
@@ -34,6 +34,9 @@ from subscribers.tokens import Signer
 SUBJECT_MAX = 78
 PREHEADER_RANGE = (40, 130)
 GMAIL_CLIP_BYTES = 102 * 1024
+PICTURES_BYTES = 1024 * 1024
+"""What an issue's pictures may weigh together, made ready for email,
+before a warning: every reader who opens it downloads them all."""
 SAMPLE_READER_ID = 1_000_000
 """The sample reader whose message is measured (the id is in its unsubscribe link)."""
 
@@ -78,6 +81,7 @@ def check_issue(path: Path, context: Context) -> CheckResult:
     if read.body is not None:
         body, resolver = parsed = parse_issue_body(read.body, context)
         findings.extend(_check_references(path, body.references, resolver))
+        findings.extend(_check_pictures(path, body.references, resolver))
         findings.extend(_check_dangling_brackets(read.body))
         findings.extend(_check_raw_html(read.body))
 
@@ -231,6 +235,40 @@ def _check_references(
                 error(ref.line, f"link {label} {target!r} has no scheme; write https://{target}")
             else:
                 error(ref.line, f"link {label} {target!r} resolves to no file")
+    return out
+
+
+def _check_pictures(
+    path: Path, references: tuple[Reference, ...], resolver: Resolver
+) -> list[Finding]:
+    """A picture that cannot be made ready for email is an error where the
+    issue uses it; pictures shown that weigh over PICTURES_BYTES together,
+    a warning."""
+    out: list[Finding] = []
+    weights: dict[Path, int] = {}
+    first_line = 0
+    for ref in references:
+        target = ref.target.strip()
+        local = resolver.local_file(target) if resolver.is_relative(target) else None
+        picture = resolver.files.pictures.get(local) if local is not None else None
+        if isinstance(picture, ImageError):
+            out.append(Finding(path, ref.line, "error", str(picture)))
+        elif picture is not None and local is not None and ref.kind == "image":
+            weights[local] = len(picture.data)
+            first_line = first_line or ref.line
+    total = sum(weights.values())
+    if total > PICTURES_BYTES:
+        count = f"{len(weights)} picture{'s' if len(weights) != 1 else ''}"
+        out.append(
+            Finding(
+                path,
+                first_line,
+                "warning",
+                f"the {count} weigh {total / 2**20:.1f} MB together, made ready for email; "
+                "every reader who opens it downloads them all: aim for under "
+                f"{PICTURES_BYTES // 2**20} MB",
+            )
+        )
     return out
 
 

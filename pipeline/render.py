@@ -10,7 +10,9 @@ Three outputs come from the one body:
 
 * ``html``: the email, responsive, with slots;
 * ``text``: the plain-text part, with slots;
-* ``web_html``: the archive page, the same email without personal parts.
+* ``web_html``: the issue's web page (``templates/web/issue.html.j2``, the
+  body rendered for the web by :mod:`pipeline.webbody`) as it stands alone;
+  the site makes it again from ``page`` with the issues around it.
 
 Rendering is pure: it takes the command's :class:`~pipeline.context.Context`
 and fills the templates loaded there, resolving the issue's links and images
@@ -41,6 +43,8 @@ from pipeline.issue import Issue, IssueBody
 from pipeline.links import Asset, Resolver
 from pipeline.plaintext import TextWriter
 from pipeline.templates import EMAIL_TEMPLATE, TEXT_TEMPLATE, template_errors
+from pipeline.webbody import web_article
+from pipeline.webpage import IssuePage, issue_page
 
 SLOT_NAMES = ("unsubscribe_url", "first_name")
 
@@ -62,6 +66,8 @@ class RenderedIssue:
     nonce: str
     body: Body = field(repr=False, compare=False)
     """The parsed body it was rendered from (the site's feeds use it)."""
+    page: IssuePage = field(repr=False, compare=False)
+    """Its web page, but for the issues around it (the site adds them)."""
 
     def slot(self, name: str) -> str:
         """The marker standing for slot ``name`` in ``html`` and ``text``."""
@@ -145,7 +151,8 @@ def render_issue(
     email_slots = {name: slot_marker(nonce, name) for name in SLOT_NAMES}
 
     html = _compile(env, values | {"web": False, "slots": email_slots}, folder)
-    web_html = _compile(env, values | {"web": True, "slots": {}}, folder)
+    page = issue_page(settings, values["issue"], web_url, web_article(body, resolver))
+    web_html = page.html(context.web)
     text = _fill(
         env,
         TEXT_TEMPLATE,
@@ -171,6 +178,7 @@ def render_issue(
         excerpt=body.excerpt,
         nonce=nonce,
         body=body,
+        page=page,
     )
 
 

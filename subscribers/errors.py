@@ -27,6 +27,7 @@ them; ``pipeline`` adds its own under :class:`~pipeline.errors.PublishError`.
           ├── ConfigError            newsletter.toml, environment or flags
           ├── LocatedError           a problem at path:line in a file
           │    ├── IssueError        an issue file: front matter, body, images
+          │    │    └── ImageError   a picture it uses that cannot be made ready for email
           │    └── TemplateError     a template in templates/ that does not compile
           ├── SiteError              building or deploying the static site
           ├── FeedError              reading a blog feed for a draft

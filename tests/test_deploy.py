@@ -26,6 +26,7 @@ SITE = {
     "index.html": b"<!doctype html><title>Archive</title>",
     "404.html": b"<!doctype html><title>Not found</title>",
     "feed.xml": b"<?xml version='1.0'?><rss version='2.0'/>",
+    "sitemap.xml": b"<?xml version='1.0'?><urlset/>",
     "feed.atom": b"<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom'/>",
     "issues/calf-stretch/index.html": b"<!doctype html><title>Calf</title>",
     "subscribe/index.html": b"<!doctype html><title>Subscribe</title>",
@@ -61,6 +62,7 @@ def test_first_deploy_uploads_everything_but_hidden_files_with_the_right_headers
     expected = {
         "index.html": ("text/html; charset=utf-8", SHORT_CACHE),
         "feed.xml": ("application/rss+xml; charset=utf-8", SHORT_CACHE),
+        "sitemap.xml": ("application/xml; charset=utf-8", SHORT_CACHE),
         "feed.atom": ("application/atom+xml; charset=utf-8", SHORT_CACHE),
         "issues/calf-stretch/index.html": ("text/html; charset=utf-8", SHORT_CACHE),
         "media/images/calf-stretch.png": ("image/png", LONG_CACHE),

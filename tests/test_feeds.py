@@ -252,10 +252,11 @@ def test_ids_survive_rebuilds_a_new_scheme_and_a_new_host(settings):
 
     assert build(settings, now=NOW + timedelta(days=3)) == (rss, atom)  # byte for byte
 
-    template = settings.templates_dir / "email.mjml.j2"
-    template.write_text(template.read_text().replace("Hello,", "Hello, reader,"))
+    template = settings.templates_dir / "web" / "issue.html.j2"
+    template.write_text(template.read_text().replace("next issue by", "next issue, reader, by"))
     rerendered = feedparser.parse(build(settings)[0])
-    assert "Hello, reader," in (settings.public_dir / "issues/calf-stretch/index.html").read_text()
+    page = (settings.public_dir / "issues/calf-stretch/index.html").read_text()
+    assert "next issue, reader, by" in page
     assert [e.id for e in rerendered.entries] == ids
 
     for site_url in ("http://painfreeliving.example.com", "https://newsletter.example.org/pfl"):

@@ -7,7 +7,7 @@ import os
 import shutil
 import stat
 from dataclasses import fields, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from pipeline.cli import app
 from pipeline.config import Address, Settings, load_settings, with_overrides
 from pipeline.context import Context
 from pipeline.errors import ConfigError, IssueError, SiteError
+from pipeline.images import prepare_picture
 from pipeline.issue import find_issue, load_issue
 from pipeline.render import render_issue
 from pipeline.site import (
@@ -29,6 +30,7 @@ from pipeline.site import (
     read_last_build,
 )
 from pipeline.site.cache import page_settings
+from pipeline.webpage import IssueLink, Neighbours
 
 NOW = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
 SENT = {
@@ -69,19 +71,37 @@ def test_build_writes_pages_archive_subscribe_page_feeds_and_media(settings):
         "issues/calf-stretch/index.html",
         "issues/desk-wrist-routine/index.html",
         "media/images/calf-stretch.png",
+        "robots.txt",
+        "sitemap.xml",
+        "static/favicon.svg",
         "static/logo.png",
         "subscribe/index.html",
+        "tags/calves/index.html",
+        "tags/desk-work/index.html",
+        "tags/rsi/index.html",
+        "tags/self-treatment/index.html",
+        "tags/stretching/index.html",
+        "tags/wrists/index.html",
     }
     calf = load_issue(find_issue("calf-stretch", settings.issues_dir))
-    rendered = render_issue(calf, Context.load(settings))
+    context = Context.load(settings)
+    rendered = render_issue(calf, context)
     page = (public / "issues" / "calf-stretch" / "index.html").read_text()
-    assert page == rendered.web_html
+    # The issue's page as rendering made it, with the issue after it around it.
+    wrist = IssueLink(
+        "A five-minute wrist routine for desk workers",
+        "https://painfreeliving.example.com/issues/desk-wrist-routine/",
+        date(2026, 12, 15),
+        "December 15, 2026",
+    )
+    assert page == rendered.page.html(context.web, Neighbours(next=wrist, latest=(wrist,)))
     assert rendered.web_url == "https://painfreeliving.example.com/issues/calf-stretch/"
     assert "View this issue in your browser" not in page  # no recipient's parts
-    assert "unsubscribe" not in page.lower()
-    assert (public / "media/images/calf-stretch.png").read_bytes() == (
-        settings.issues_dir / "images" / "calf-stretch.png"
-    ).read_bytes()
+    assert "Unsubscribe</a>" not in page and "pflslot" not in page
+    # The picture as made ready for email (tests/test_images.py), not the file's bytes.
+    source = settings.issues_dir / "images" / "calf-stretch.png"
+    made = prepare_picture(source.read_bytes(), source)
+    assert (public / "media/images/calf-stretch.png").read_bytes() == made.data
 
     from subscribers.models import consent_wording
     from subscribers.web import signup_form_html
@@ -164,6 +184,9 @@ def test_a_changed_issue_rewrites_its_page_and_the_lists_only(settings):
         "index.html",
         "feed.xml",
         "feed.atom",
+        "tags/desk-work/index.html",
+        "tags/rsi/index.html",
+        "tags/wrists/index.html",
     }
 
 
@@ -190,7 +213,7 @@ def test_a_rebuild_reuses_pages_whose_inputs_are_unchanged(settings, monkeypatch
     assert page.read_bytes() == good
 
     # A template change renders every page again.
-    template = settings.templates_dir / "email.mjml.j2"
+    template = settings.templates_dir / "web" / "issue.html.j2"
     template.write_text(template.read_text() + "\n")
     renders.clear()
     build_site(Context.load(settings), SENT, NOW)
@@ -231,12 +254,12 @@ def test_delivery_settings_never_render_a_page_again_and_the_site_title_does(set
 
 def test_no_setting_outside_the_fingerprint_changes_an_issue_page(newsletter, settings):
     # A template may show anything rendering hands it: this one shows it all.
-    template = settings.templates_dir / "email.mjml.j2"
-    shown = "{{ newsletter.postal_address }}</mj-text>"
+    template = settings.templates_dir / "web" / "issue.html.j2"
+    shown = "{{ signup_form }}"
     assert shown in template.read_text()
     template.write_text(
         template.read_text().replace(
-            shown, shown + "\n<mj-text>{{ newsletter }} {{ urls }} {{ issue }}</mj-text>"
+            shown, shown + "\n<p>{{ newsletter }} {{ urls }} {{ issue }} {{ tags }} {{ picture }}</p>"
         )
     )
     calf = load_issue(find_issue("calf-stretch", settings.issues_dir))
@@ -308,7 +331,14 @@ def test_an_unpublished_issue_is_removed_and_files_we_did_not_write_are_kept(set
 
     report = build_site(Context.load(settings), {"desk-wrist-routine": SENT["desk-wrist-routine"]}, NOW)
 
-    assert set(report.removed) == {"issues/calf-stretch/index.html", "media/images/calf-stretch.png"}
+    assert set(report.removed) == {
+        "issues/calf-stretch/index.html",
+        "media/images/calf-stretch.png",
+        # its tags, which no published issue has any more
+        "tags/calves/index.html",
+        "tags/self-treatment/index.html",
+        "tags/stretching/index.html",
+    }
     assert not (public / "issues" / "calf-stretch").exists()
     assert not (public / "media").exists()
     assert (public / "CNAME").read_text() == "painfreeliving.example.com\n"
@@ -324,7 +354,8 @@ def test_a_relative_image_without_a_file_stops_the_build_before_anything_is_writ
         build_site(Context.load(settings), SENT, NOW)
     assert not settings.public_dir.exists()
 
-    (newsletter / "issues" / "images" / "knee.png").write_bytes(b"\x89PNG\r\n\x1a\nknee")
+    images = newsletter / "issues" / "images"
+    (images / "knee.png").write_bytes((images / "calf-stretch.png").read_bytes())
     build_site(Context.load(settings), SENT, NOW)
     before = snapshot(settings.public_dir)
     (newsletter / "issues" / "images" / "knee.png").unlink()
@@ -412,7 +443,7 @@ def test_cli_site_publishes_what_the_ledger_says_was_sent(settings):
     runner = CliRunner()
     first = runner.invoke(app, ["site"])
     assert first.exit_code == 0, first.output
-    assert first.stdout.startswith("0 issues published, 2 drafts left out; 6 files written")
+    assert first.stdout.startswith("0 issues published, 2 drafts left out; 9 files written")
 
     engine = connect(settings.database_url, settings.root)
     try:
@@ -433,7 +464,7 @@ def test_cli_site_publishes_what_the_ledger_says_was_sent(settings):
     second = runner.invoke(app, ["site"])
     assert second.exit_code == 0, second.output
     assert second.stdout.strip() == (
-        "1 issue published, 1 draft left out; 5 files written, 3 unchanged, 0 removed in public"
+        "1 issue published, 1 draft left out; 9 files written, 5 unchanged, 0 removed in public"
     )
     feed = (settings.public_dir / "feed.xml").read_text()
     assert "<pubDate>Tue, 01 Dec 2026 07:00:00 GMT</pubDate>" in feed

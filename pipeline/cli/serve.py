@@ -15,6 +15,7 @@ SIGTERM from the kernel) and stops too, so no process outlives the service.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pipeline.cli.app import app, echo, settings
+from pipeline.cli.app import app, echo, plural, settings, shown
 
 if TYPE_CHECKING:
     import threading
@@ -63,15 +64,50 @@ def serve(
     NEWSLETTER_TOKEN_SECRET unless it runs the embedded demo (SQLite on a
     loopback address), which keeps a secret of its own in .secret.
 
+    On a loopback address it first builds the site into preview/site for its
+    own address (http://HOST:PORT) and serves that, and the links in the
+    mail it sends lead there too, so the demo can be clicked through; on any
+    other address it serves public/ as `publish site` built it, for
+    newsletter.site_url.
+
     Example: publish serve --host 127.0.0.1 --port 8000
     """
+    from pipeline.demo import is_demo
     from subscribers.tokens import resolve_secret
 
     config = settings(ctx, web_host=host, web_port=port)
     secret = resolve_secret(
         config.token_secret, config.root / ".secret", config.database_url, config.web_host
     )
-    run_service(config, _web_config(config, secret))
+    web = _web_config(config, secret)  # every secret checked before any work
+    if is_demo(config):
+        config = _demo(config)
+        web = dataclasses.replace(web, site_url=config.site_url)
+    run_service(config, web)
+
+
+def _demo(config: Settings) -> Settings:
+    """The local demo's settings, with its site built for them
+    (:mod:`pipeline.demo`). A site that cannot be built (an issue or a
+    template in error) is a warning: the signup pages are served all the
+    same, beside what the folder holds from the last build."""
+    from pipeline.demo import build_demo_site, demo_settings
+    from pipeline.errors import PublishError
+
+    demo = demo_settings(config)
+    try:
+        report = build_demo_site(demo)
+    except PublishError as exc:
+        echo(f"warning: the demo site was not built: {exc}", err=True)
+        return demo
+    for warning in report.warnings:
+        echo(f"warning: {warning}", err=True)
+    echo(
+        f"{config.name}: the demo site ({plural(len(report.issues), 'issue')}) "
+        f"for {demo.site_url} in {shown(report.public_dir)}",
+        err=True,
+    )
+    return demo
 
 
 def run_service(config: Settings, web: WebConfig) -> None:

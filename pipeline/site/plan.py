@@ -8,9 +8,11 @@ writes none. A bad issue or template therefore stops the build before any
 file changes.
 
     Context, sent, now ─ select_issues ─▶ Selection (published, newest first)
-    each published issue ─ reuse(LastBuild), or the RenderedIssue the command
+    each published issue + its Neighbours (previous, next, the latest others)
+                         ─ reuse(LastBuild), or the RenderedIssue the command
                            made already, or render_issue ─▶ Page + its assets
-    Pages ─▶ ArchiveEntry* ─ site_pages ─▶ archive, subscribe, 404, feeds
+    Pages ─▶ ArchiveEntry* ─ site_pages ─▶ archive, tags, subscribe, 404,
+                                           feeds, sitemap, robots.txt
     everything + static files + manifest ─▶ Site (public path → bytes or a file to copy)
 """
 
@@ -25,7 +27,13 @@ from typing import Any
 from pipeline.context import Context
 from pipeline.feeds import feed_item_html
 from pipeline.issue import Issue
-from pipeline.render import RenderedIssue, issue_path_url, issue_resolver, render_issue
+from pipeline.render import (
+    RenderedIssue,
+    date_text,
+    issue_path_url,
+    issue_resolver,
+    render_issue,
+)
 from pipeline.site.cache import (
     NO_BUILD,
     LastBuild,
@@ -37,6 +45,7 @@ from pipeline.site.cache import (
 )
 from pipeline.site.pages import FEED_SIZE, ArchiveEntry, site_pages
 from pipeline.site.selection import Selection, select_issues
+from pipeline.webpage import LATEST, IssueLink, Neighbours
 
 
 @dataclass(frozen=True)
@@ -76,21 +85,31 @@ def plan_site(
     files_index = context.issues.files
     ready = {(files_index.resolve(r.issue.path), r.issue.source): r for r in rendered}
 
+    links = [
+        IssueLink(
+            issue.title,
+            issue_path_url(context.settings, issue.slug),
+            issue.date,
+            date_text(issue.date),
+        )
+        for issue, _ in selection.published
+    ]
     files: dict[str, bytes | Path] = {}
     entries: list[ArchiveEntry] = []
     pages: dict[str, Page] = {}
-    for issue, moment in selection.published:
-        in_feed = len(entries) < FEED_SIZE  # newest first, as the feeds list them
+    for n, (issue, moment) in enumerate(selection.published):
+        in_feed = n < FEED_SIZE  # newest first, as the feeds list them
         path = files_index.resolve(issue.path)
-        key = page_key(fingerprint, issue, path)
+        around = _neighbours(links, n)
+        key = page_key(fingerprint, issue, path, around)
         page = reuse(last, issue, key, selection, in_feed, files_index) or _page(
-            context, issue, key, selection, in_feed, ready.get((path, issue.source))
+            context, issue, key, around, selection, in_feed, ready.get((path, issue.source))
         )
         files[f"issues/{issue.slug}/index.html"] = page.page
         # Every asset's file was in the index: a rendered page's when
         # render_issue resolved it, a reused page's when reuse checked it.
         for asset in page.assets:
-            files[asset.public_path] = asset.source
+            files[asset.public_path] = asset.content
         pages[issue.slug] = page
         entries.append(
             ArchiveEntry(
@@ -116,17 +135,27 @@ def plan_site(
     )
 
 
+def _neighbours(links: list[IssueLink], n: int) -> Neighbours:
+    """The issues around the ``n``-th newest of ``links``."""
+    return Neighbours(
+        previous=links[n + 1] if n + 1 < len(links) else None,
+        next=links[n - 1] if n > 0 else None,
+        latest=tuple(link for i, link in enumerate(links[: LATEST + 1]) if i != n)[:LATEST],
+    )
+
+
 def _page(
     context: Context,
     issue: Issue,
     key: str,
+    around: Neighbours,
     selection: Selection,
     in_feed: bool,
     rendered: RenderedIssue | None,
 ) -> Page:
-    """``issue``'s page from ``rendered``, or rendered now, noting the issues
-    it links to by the slugs they have now, so that a page is made again when
-    one of them changes."""
+    """``issue``'s page from ``rendered``, or rendered now, with the issues
+    ``around`` it, noting the issues its text links to by the slugs they have
+    now, so that a page is made again when one of them changes."""
     if rendered is None:
         rendered = render_issue(issue, context)
     resolver = issue_resolver(context, issue)
@@ -137,7 +166,7 @@ def _page(
             links[str(target)] = selection.slug_of(target)
     return Page(
         key=key,
-        page=rendered.web_html.encode(),
+        page=rendered.page.html(context.web, around).encode(),
         excerpt=rendered.excerpt,
         content_html=feed_item_html(rendered.body, rendered.web_url) if in_feed else None,
         assets=rendered.assets,

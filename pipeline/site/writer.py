@@ -6,7 +6,8 @@ disk (atomically, through a temporary file), removes the files the last
 build wrote that this one no longer has, and saves the manifest. An
 unchanged rebuild writes nothing: same bytes, same timestamps.
 
-    Site.files ─ changed? ─▶ public/<path>        (media copied with their mtime)
+    Site.files ─ changed? ─▶ public/<path>        (files copied with their mtime;
+                                                   pictures as made ready for email)
     Site.previous_files − Site.files ─▶ removed, and their empty folders
     Site.manifest ─▶ public/.publish-site.json
 """
