@@ -67,6 +67,10 @@ from pipeline.templates import (
 if TYPE_CHECKING:
     from pipeline.images import Picture
 
+PICTURE_CACHE = Path(".cache") / "pictures"
+"""Where, under the newsletter's root, pictures made ready are kept
+between commands (:mod:`pipeline.picturecache`)."""
+
 
 @dataclass(frozen=True)
 class IssueIndex:
@@ -161,6 +165,7 @@ class Context:
             issue_paths,
             folders=(settings.root,),
             public_dir=settings.public_dir,
+            picture_cache=settings.root / PICTURE_CACHE,
         )
         return cls(settings, issues, email, site)
 
@@ -171,6 +176,7 @@ def load_issue_index(
     *,
     folders: Iterable[Path] = (),
     public_dir: Path | None = None,
+    picture_cache: Path | None = None,
 ) -> IssueIndex:
     """List every file under ``issues_dir``, read every issue file (each
     ``.md`` under it, or linked from it, and each of ``given``) and make
@@ -223,18 +229,23 @@ def load_issue_index(
                 slugs[resolved] = parsed.issue.slug
             if parsed.body is not None:
                 bodies.append(parsed.body)
-    pictures = load_pictures(index, bodies, public_dir)
+    pictures = load_pictures(index, bodies, public_dir, picture_cache)
     return IssueIndex(
         replace(index, pictures=pictures), issue_files, given, texts, slugs, parsed_files
     )
 
 
 def load_pictures(
-    index: FileIndex, bodies: Iterable[IssueBody], public_dir: Path | None = None
+    index: FileIndex,
+    bodies: Iterable[IssueBody],
+    public_dir: Path | None = None,
+    cache: Path | None = None,
 ) -> dict[Path, Picture | ImageError]:
     """Each picture file the issue ``bodies`` show or link to, by resolved
     path, made ready for email (or why it cannot be): the one the site in
-    ``public_dir`` published from the same bytes, else made now."""
+    ``public_dir`` published from the same bytes, or the one kept in
+    ``cache`` (:mod:`pipeline.picturecache`), else made now and kept."""
+    from pipeline import picturecache
     from pipeline.images import MAX_SOURCE_BYTES, prepare_picture
     from pipeline.site.cache import published_pictures  # the site's package imports this one
 
@@ -253,8 +264,15 @@ def load_pictures(
                     shown, None, f"{weighs} a picture may weigh: make it smaller first"
                 )
             data = path.read_bytes()
-            made = published.get(hashlib.sha256(data).hexdigest())
-            pictures[path] = made if made is not None else prepare_picture(data, shown)
+            digest = hashlib.sha256(data).hexdigest()
+            made = published.get(digest)
+            if made is None and cache is not None:
+                made = picturecache.find(cache, digest)
+            if made is None:
+                made = prepare_picture(data, shown)
+                if cache is not None:
+                    picturecache.keep(cache, made)
+            pictures[path] = made
         except OSError as exc:
             pictures[path] = ImageError(shown, None, f"cannot be read: {exc.strerror or exc}")
         except ImageError as exc:

@@ -227,14 +227,16 @@ def test_an_unchanged_rebuild_makes_and_writes_nothing_and_a_fresh_one_is_byte_i
     again = runner.invoke(app, ["site"])
     assert again.exit_code == 0, again.output
     assert " 0 files written" in again.stdout
-    # The site's cache had both, by their sources' digests; only the picture
-    # of the draft (the calf issue, never sent here) is made again.
-    assert made == [Path("issues/images/calf-stretch.png")]
+    # The site's cache had both, by their sources' digests; the picture of
+    # the draft (the calf issue, never sent here) was kept in .cache/pictures/.
+    assert made == []
     assert snapshot(settings.public_dir) == before
 
     # Made afresh from nothing, every byte is the same.
     for path in sorted(settings.public_dir.rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
+    for path in (settings.root / ".cache" / "pictures").iterdir():
+        path.unlink()
     made.clear()
     assert runner.invoke(app, ["site"]).exit_code == 0
     assert Path("issues/images/room.jpg") in made and Path("issues/images/stretch.png") in made
@@ -415,3 +417,40 @@ def test_an_unusable_picture_is_kept_as_its_error_in_the_context(newsletter, set
     )
     stretch = found["stretch.png"]
     assert isinstance(stretch, pipeline.images.Picture) and stretch.format == "PNG"
+
+
+def test_a_draft_s_pictures_are_made_once_and_kept_for_the_next_check(
+    newsletter, settings, pictures, monkeypatch
+):
+    """An issue being written is checked again and again before it is
+    published: its pictures are made once, kept in .cache/pictures/, and
+    made again only when the source changes."""
+    import pipeline.images
+
+    made: list[str] = []
+    real = pipeline.images.prepare_picture
+
+    def counting(data: bytes, name: Path):  # type: ignore[no-untyped-def]
+        made.append(name.name)
+        return real(data, name)
+
+    monkeypatch.setattr(pipeline.images, "prepare_picture", counting)
+    path = newsletter / "issues" / ISSUE
+
+    everyone = ["calf-stretch.png", "room.jpg", "stretch.png"]  # the sample issue's too
+    first = Context.load(settings).issues.files.pictures
+    assert sorted(made) == everyone
+    again = Context.load(settings).issues.files.pictures
+    assert sorted(made) == everyone  # nothing made the second time
+    assert again == first and check_issue(path, Context.load(settings)).ok
+    kept = sorted(p.suffix for p in (settings.root / ".cache" / "pictures").iterdir())
+    assert kept == [".bin"] * 3 + [".json"] * 3
+
+    (newsletter / "issues" / "images" / "room.jpg").write_bytes(phone_photo(orientation=1))
+    Context.load(settings)
+    assert sorted(made) == sorted([*everyone, "room.jpg"])  # the changed one only
+    # A kept picture whose bytes were tampered with is made again, not served.
+    for entry in (settings.root / ".cache" / "pictures").glob("*.bin"):
+        entry.write_bytes(b"not the picture")
+    fresh = Context.load(settings).issues.files.pictures
+    assert len(made) == 7 and all(not isinstance(p, Exception) for p in fresh.values())
