@@ -15,7 +15,6 @@ loads its stylesheets and images however its template links them.
 from __future__ import annotations
 
 import mimetypes
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +28,7 @@ from pipeline.context import Context
 from pipeline.issue import load_issue
 from pipeline.render import render_issue, sample_values
 from pipeline.site import build_site
-from tests.support.newsletter import copy_newsletter
+from tests.support.newsletter import copy_newsletter, isolated
 
 pytestmark = pytest.mark.browser
 
@@ -96,11 +95,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     for columns in COLUMNS:
         name = f"2026-11-{columns + 10:02d}-{slug(columns)}.md"
         (root / "issues" / name).write_text(issue_text(columns), encoding="utf-8")
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("NEWSLETTER_"):
-                patch.delenv(name)
-        patch.chdir(root)
+    with isolated(root):
         settings = load_settings(root)
         context = Context.load(settings)
         emails: dict[str, str] = {}

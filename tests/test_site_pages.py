@@ -19,6 +19,7 @@ import pipeline.site.plan as site_module
 from pipeline.context import Context
 from pipeline.site import build_site
 from pipeline.webpage import tag_slug
+from tests.support.newsletter import isolated
 from tests.support.site_samples import (
     EMOJI_TITLE,
     GERMAN_TITLE,
@@ -27,7 +28,6 @@ from tests.support.site_samples import (
     SOFT_HYPHEN,
     SampleSite,
     build_sample_site,
-    clean_environment,
 )
 
 SITE = "https://painfreeliving.example.com"
@@ -36,7 +36,7 @@ NEWEST_FIRST = ("knees", "happy-feet", "shoulder-desk", "desk-wrist-routine", "c
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleSite]:
-    with clean_environment():
+    with isolated():
         yield build_sample_site(tmp_path_factory.mktemp("pages") / "newsletter")
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.site_samples import SampleSite, build_sample_site, clean_environment
+from tests.support.newsletter import isolated
+from tests.support.site_samples import SampleSite, build_sample_site
 
 SCREENS = {
     "desktop, light": {"viewport": {"width": 1280, "height": 900}, "color_scheme": "light"},
@@ -49,7 +50,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SampleSit
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        with clean_environment():
+        with isolated():
             yield build_sample_site(root, site_url=url), url
     finally:
         server.shutdown()

@@ -36,7 +36,7 @@ from pipeline.cli import app
 from pipeline.config import Settings, load_settings
 from subscribers.service import Origin
 from subscribers.store import Store
-from tests.support.newsletter import copy_newsletter
+from tests.support.newsletter import copy_newsletter, isolated
 
 SPAMASSASSIN = shutil.which("spamassassin")
 pytestmark = pytest.mark.skipif(
@@ -228,11 +228,7 @@ def messages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pat
     """Every kind of message, as the outbox transport wrote it, by name."""
     root = copy_newsletter(tmp_path_factory.mktemp("spam") / "newsletter")
     (root / "issues" / f"{STRESS}.md").write_text(stress_issue(), encoding="utf-8")
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("NEWSLETTER_"):
-                patch.delenv(name)
-        patch.chdir(root)
+    with isolated(root):
         settings = load_settings(root)
         with Store.open(settings.database_url, settings.root) as store:
             store.add("sam@example.com", name="Sam Reader")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,15 +29,27 @@ def copy_newsletter(root: Path) -> Path:
     return root
 
 
+@contextmanager
+def isolated(root: Path | None = None) -> Iterator[None]:
+    """No NEWSLETTER_* variable of the environment reaches the settings, and
+    with ``root`` the working directory is that newsletter's, until the block
+    ends: the ``newsletter`` fixture's rule, also for a build a whole module
+    shares."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("NEWSLETTER_"):
+                patch.delenv(name)
+        if root is not None:
+            patch.chdir(root)
+        yield
+
+
 @pytest.fixture
-def newsletter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def newsletter(tmp_path: Path) -> Iterator[Path]:
     """A fresh newsletter root with the sample issues; the working directory."""
     root = copy_newsletter(tmp_path / "newsletter")
-    for name in list(os.environ):
-        if name.startswith("NEWSLETTER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(root)
-    return root
+    with isolated(root):
+        yield root
 
 
 @pytest.fixture

@@ -7,21 +7,17 @@ without a caption, an image inside a paragraph), headings that start at
 
     build_sample_site(root) ─▶ SampleSite (settings, public/, the slugs newest first)
 
-For a module's tests to share one build, build it inside :func:`clean_environment`.
+For a module's tests to share one build, build it inside
+:func:`tests.support.newsletter.isolated`.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.support.newsletter import copy_newsletter
 
@@ -143,12 +139,3 @@ def build_sample_site(root: Path, site_url: str = "") -> SampleSite:
     return SampleSite(settings, settings.public_dir, report.issues)
 
 
-@contextmanager
-def clean_environment() -> Iterator[None]:
-    """No NEWSLETTER_* variable of the environment reaches the settings
-    (the ``newsletter`` fixture's rule, for a build a whole module shares)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("NEWSLETTER_"):
-                patch.delenv(name)
-        yield
