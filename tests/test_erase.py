@@ -140,3 +140,17 @@ def test_an_erase_that_cannot_empty_the_log_says_so_and_finishes_when_run_again(
     again = run("subscribers", "erase", ADDRESS, "--yes")
     assert "was not on the list" in again.output
     assert traces(newsletter) == []
+
+
+def test_emptying_the_log_leaves_the_engine_s_own_busy_wait(tmp_path):
+    """The checkpoint waits less than usual for readers; the pooled
+    connection then keeps the wait its engine was made with."""
+    from subscribers import db
+
+    engine = db.connect("sqlite:///subscribers.db", tmp_path, busy_timeout=0.25)
+    try:
+        assert db.forget_deleted(engine) is True
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 250
+    finally:
+        engine.dispose()

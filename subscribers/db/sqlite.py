@@ -116,11 +116,13 @@ def forget_deleted(engine: Engine) -> bool:
         cursor = raw.cursor()
         # Readers finish in milliseconds; one that does not is a long-lived
         # process, and waiting the usual 30 seconds for it would not help.
+        (usual,) = cursor.execute("PRAGMA busy_timeout").fetchone()
         cursor.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")
         try:
             busy, _frames, _done = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         finally:
-            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # The connection goes back to the pool with the engine's own wait.
+            cursor.execute(f"PRAGMA busy_timeout = {int(usual)}")
     finally:
         raw.close()
     return not busy
