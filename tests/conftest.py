@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.support.faulty_proxy",
     "tests.support.newsletter",
     "tests.support.postgres",
+    "tests.support.ses_standin",
     "tests.support.smtp",
     "tests.support.sns",
 ]

@@ -1,0 +1,59 @@
+"""The names ``publish setup ses`` gives what it makes, derived from the
+settings so that a second run finds the same things, and ``publish doctor``
+knows what to look for.
+
+    sending domain     the domain of ``sender.from``         painfreeliving.example.com
+    MAIL FROM domain   bounce.<sending domain>               bounce.painfreeliving.example.com
+    receiving domain   list.<sending domain>                 list.painfreeliving.example.com
+    configuration set  <slug of newsletter.name>             pain-free-living
+    SNS topic          <slug>-ses-events
+    SQS queue          <slug>-ses-events, and <slug>-ses-events-dlq
+    event destination  <slug>-events
+    receipt rule set   <slug>, rule <slug>-unsubscribe
+
+A configured ``delivery.ses_configuration_set`` wins over the derived name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.config import Settings
+from pipeline.issue import slugify
+
+EVENT_TYPES = ("SEND", "DELIVERY", "BOUNCE", "COMPLAINT", "REJECT", "RENDERING_FAILURE")
+"""The SESv2 event types the configuration set publishes to the topic."""
+
+MAIL_FROM_LABEL = "bounce"
+RECEIVE_LABEL = "list"
+
+
+@dataclass(frozen=True)
+class Names:
+    domain: str
+    mail_from_domain: str
+    receive_domain: str
+    configuration_set: str
+    topic: str
+    queue: str
+    dead_letter_queue: str
+    event_destination: str
+    rule_set: str
+    rule: str
+
+
+def names_for(settings: Settings) -> Names:
+    slug = slugify(settings.name) or "newsletter"
+    domain = settings.sender.domain
+    return Names(
+        domain=domain,
+        mail_from_domain=f"{MAIL_FROM_LABEL}.{domain}",
+        receive_domain=f"{RECEIVE_LABEL}.{domain}",
+        configuration_set=settings.ses_configuration_set or slug,
+        topic=f"{slug}-ses-events",
+        queue=f"{slug}-ses-events",
+        dead_letter_queue=f"{slug}-ses-events-dlq",
+        event_destination=f"{slug}-events",
+        rule_set=slug,
+        rule=f"{slug}-unsubscribe",
+    )
