@@ -8,6 +8,7 @@ from pathlib import Path
 pytest_plugins = [
     "tests.support.aws",
     "tests.support.browser",
+    "tests.support.dns_server",
     "tests.support.faulty_proxy",
     "tests.support.newsletter",
     "tests.support.postgres",
