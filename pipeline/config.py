@@ -63,6 +63,9 @@ class Settings:
     blog_url: str = ""
     greeting_fallback: str = "friend"
     consent_text: str = ""
+    unsubscribe_domain: str = ""
+    """The domain whose ``unsubscribe+TOKEN@`` addresses List-Unsubscribe
+    offers as its mailto, SES receiving their mail; empty: no mailto."""
     transport: str = "outbox"
     rate: float = 0.0
     workers: int = 4

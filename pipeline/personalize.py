@@ -43,6 +43,7 @@ from pipeline.transports.base import OutgoingMessage
 from subscribers.addresses import ascii_address, ascii_domain
 from subscribers.errors import UndeliverableAddress
 from subscribers.text import one_line
+from subscribers.unsubscribe_address import mailto as unsubscribe_mailto
 
 PREVIEW_PREFIX = "[PREVIEW] "
 _SOFT_BREAK = b"=\r\n"
@@ -130,7 +131,8 @@ class MessageTemplate:
     segments: tuple[bytes, ...]
     slots: tuple[str, ...]
     sender: str
-    list_unsubscribe_mailto: str
+    unsubscribe_domain: str
+    """Where List-Unsubscribe's mailto goes (``unsubscribe+TOKEN@``); "": no mailto."""
     tags: tuple[tuple[str, str], ...]
 
     def fill(self, values: dict[str, bytes]) -> bytes:
@@ -152,7 +154,6 @@ def build_template(
     reply_to_address = _setting_address("sender.reply_to", reply_to.email)
     boundary = f"=_pfl_{secrets.token_hex(12)}"
     list_id = f"{slugify(settings.name)}.{ascii_domain(settings.site_host)}"
-    mailto = f"mailto:{reply_to_address}?subject=unsubscribe"
 
     head = b"".join(
         (
@@ -217,7 +218,7 @@ def build_template(
         segments=tuple(segments),
         slots=tuple(slots),
         sender=sender_address,
-        list_unsubscribe_mailto=mailto,
+        unsubscribe_domain=ascii_domain(settings.unsubscribe_domain),
         tags=(("issue", rendered.issue.slug),),
     )
 
@@ -232,11 +233,14 @@ def _setting_address(key: str, address: str) -> str:
 
 
 def _list_unsubscribe(url: str, mailto: str) -> bytes:
-    """The value of List-Unsubscribe (RFC 2369), folded between its URLs.
+    """The value of List-Unsubscribe (RFC 2369): the one-click URL (RFC 8058)
+    and, when there is one, the mailto, folded between them.
 
     A URL cannot be folded, so a long one leaves its line longer than 78
     characters (within RFC 5322's hard limit of 998).
     """
+    if not mailto:
+        return f"<{url}>\r\n".encode("ascii")
     if len(url) + len(mailto) + 6 <= MAX_LINE - len("List-Unsubscribe: "):
         return f"<{url}>, <{mailto}>\r\n".encode("ascii")
     return f"<{url}>,\r\n <{mailto}>\r\n".encode("ascii")
@@ -247,7 +251,10 @@ class Personalizer:
 
     ``unsubscribe_token(subscriber_id)`` signs the token in the personal
     unsubscribe link, ``{site_url}/unsubscribe/{token}``, which goes into both
-    the List-Unsubscribe header and the body. ``message_id_seed`` makes each
+    the List-Unsubscribe header and the body. With ``sender.unsubscribe_domain``
+    set, the header also offers the same token as a mailbox,
+    ``unsubscribe+...@`` that domain (:mod:`subscribers.unsubscribe_address`):
+    the same MAC re-encoded, no second signature. ``message_id_seed`` makes each
     recipient's Message-ID stable across retries and resumed runs (so a
     duplicate after a crash is recognizable as one); without it every
     message gets a random one.
@@ -295,7 +302,8 @@ class Personalizer:
     def __call__(self, recipient: Recipient) -> OutgoingMessage:
         """The recipient's message; :class:`UndeliverableAddress` if it has none."""
         address = ascii_address(recipient.email)
-        url = self.unsubscribe_url(recipient)
+        token = self._token(recipient.subscriber_id)
+        url = self._unsubscribe_base + token
         first_name = greeting_name(recipient.name, self._fallback)
         template = self.template
         html_name = html.escape(first_name, quote=True)
@@ -304,7 +312,9 @@ class Personalizer:
             "to": encode_mailbox("To", recipient.name, address),
             "date": self._now(),
             "message_id": self.message_id(recipient).encode("ascii"),
-            "list_unsubscribe": _list_unsubscribe(url, template.list_unsubscribe_mailto),
+            "list_unsubscribe": _list_unsubscribe(
+                url, unsubscribe_mailto(token, template.unsubscribe_domain)
+            ),
             "text:first_name": _qp_value(first_name),
             "text:unsubscribe_url": _qp_value(url),
             "html:first_name": _qp_value(html_name),

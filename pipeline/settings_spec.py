@@ -117,6 +117,19 @@ def _domain(key: str, domain: str) -> str:
         raise ConfigError(f"{key}: {exc}") from None
 
 
+def _mail_domain(key: str, value: Any) -> str:
+    """A domain that mail can be addressed to, as IDNA 2008 writes it; "" for none."""
+    text = _text(key, value).rstrip(".")
+    if not text:
+        return ""
+    domain = _domain(key, text)
+    try:
+        normalize_address(f"unsubscribe@{domain}")
+    except (InvalidDomain, InvalidEmail):
+        raise ConfigError(f"{key}: {text!r} is not a domain that can receive mail") from None
+    return domain
+
+
 def _email(key: str, value: Any) -> str:
     text = _text(key, value)
     if text and _address(key, text).name:
@@ -238,6 +251,12 @@ SPECS: tuple[Spec, ...] = (
     Spec("consent_text", "newsletter.consent_text", "NEWSLETTER_CONSENT_TEXT", _text),
     Spec("sender", "sender.from", "NEWSLETTER_FROM", _address, required=True),
     Spec("reply_to", "sender.reply_to", "NEWSLETTER_REPLY_TO", _address, required=True),
+    Spec(
+        "unsubscribe_domain",
+        "sender.unsubscribe_domain",
+        "NEWSLETTER_UNSUBSCRIBE_DOMAIN",
+        _mail_domain,
+    ),
     Spec("transport", "delivery.transport", "NEWSLETTER_TRANSPORT", _choice(*TRANSPORTS)),
     Spec("rate", "delivery.rate", "NEWSLETTER_RATE", _number(float, 0)),
     Spec("workers", "delivery.workers", "NEWSLETTER_WORKERS", _number(int, 1)),

@@ -21,7 +21,8 @@ because the ledger checks each recipient's status when it claims them.
 Two ways in, one path: :func:`subscribers.sqs.sync_queue` polls the SQS queue
 the SNS topic delivers to, and the web service's ``POST /ses/events`` hands
 each post to an :class:`SnsEndpoint`, which verifies it first. Both end in
-:func:`apply_feedback`.
+:func:`apply_feedback`. Mail SES received for the unsubscribe addresses
+comes the same ways, and goes to :func:`subscribers.inbound.unsubscribe_by_mail`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from subscribers import ledger
+from subscribers.inbound import UnsubscribeMailbox, unsubscribe_by_mail
 from subscribers.models import (
     EventKind,
     Status,
@@ -80,6 +82,8 @@ class Applied:
     """Feedback about an address that is not a subscriber."""
     suppressed: int = 0
     """Subscribers taken off the list: marked bounced or complained."""
+    unsubscribed_by_mail: int = 0
+    """Readers who mailed their unsubscribe address (:mod:`subscribers.inbound`)."""
 
     def add(self, other: Applied) -> None:
         for item in fields(self):
@@ -101,10 +105,15 @@ def apply_feedback(
     return store.retrying(lambda tx: _apply(tx, feedback, policy, moment), CONFLICT_RETRIES)
 
 
-def apply_notification(store: Store, body: str | bytes, policy: Policy) -> Applied:
-    """Parse and apply one notification body; :class:`MalformedNotification`
-    if it cannot be read."""
-    return apply_feedback(store, parse(body).feedback, policy)
+def apply_notification(
+    store: Store, body: str | bytes, policy: Policy, mailbox: UnsubscribeMailbox | None = None
+) -> Applied:
+    """Parse and apply one notification body, mail to ``mailbox``'s
+    addresses included; :class:`MalformedNotification` if it cannot be read."""
+    parsed = parse(body)
+    applied = apply_feedback(store, parsed.feedback, policy)
+    applied.unsubscribed_by_mail += unsubscribe_by_mail(store, mailbox, parsed.received)
+    return applied
 
 
 def _apply(
@@ -120,6 +129,11 @@ def _apply(
         key = email_key(item.recipient)
         subscriber = found.get(key)
         if subscriber is None:
+            from subscribers import probes  # `publish doctor --live`'s simulator mail
+
+            if probes.record(tx.conn, item, now):
+                log.info("%s about a delivery probe; recorded on the probe", item.kind)
+                continue
             batch.out.unknown_recipients += 1
             log.info("%s about an address that is not a subscriber; nothing to do", item.kind)
             continue
@@ -279,11 +293,14 @@ class SnsEndpoint:
         verifier: SnsVerifier,
         policy: Policy,
         seen: SeenMessages | None = None,
+        mailbox: UnsubscribeMailbox | None = None,
     ) -> None:
         self.store = store
         self.verifier = verifier
         self.policy = policy
         self.seen = seen if seen is not None else SeenMessages()
+        self.mailbox = mailbox
+        """Whose mail unsubscribes readers (None: received mail changes nothing)."""
 
     def handle(self, body: bytes) -> Answer:
         try:
@@ -309,7 +326,9 @@ class SnsEndpoint:
             log.warning("SNS says this endpoint was unsubscribed from %s", message.topic_arn)
         else:
             try:
-                applied = apply_notification(self.store, message.message, self.policy)
+                applied = apply_notification(
+                    self.store, message.message, self.policy, self.mailbox
+                )
             except MalformedNotification as exc:
                 log.warning("SNS message %s is not an SES notification: %s",
                             message.message_id[:100], exc)
@@ -334,7 +353,10 @@ def describe(applied: Applied, *, zeros: bool = False) -> str:
         (applied.duplicates, "already recorded"),
         (applied.unknown_recipients, "not subscribers"),
     ]
-    text = ", ".join(f"{n} {label}" for n, label in kinds if n or zeros) or "nothing"
+    shown = [f"{n} {label}" for n, label in kinds if n or zeros]
+    if applied.unsubscribed_by_mail:
+        shown.append(f"{applied.unsubscribed_by_mail} unsubscribed by mail")
+    text = ", ".join(shown) or "nothing"
     if applied.suppressed or zeros:
         text += f"; {applied.suppressed} taken off the list"
     if any(n for n, _ in others):

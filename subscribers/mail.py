@@ -69,9 +69,17 @@ def confirmation_message(
 
 
 def welcome_message(
-    newsletter: Newsletter, subscriber: Subscriber, unsubscribe_url: str
+    newsletter: Newsletter,
+    subscriber: Subscriber,
+    unsubscribe_url: str,
+    unsubscribe_mailto: str = "",
 ) -> EmailMessage:
-    """ "Welcome": sent once confirmed, with the reader's unsubscribe link."""
+    """ "Welcome": sent once confirmed, with the reader's unsubscribe link.
+
+    List-Unsubscribe offers the link (one click, RFC 8058) and, if given,
+    ``unsubscribe_mailto``: the reader's address at the newsletter's
+    unsubscribe domain (:func:`subscribers.unsubscribe_address.mailto`), never
+    the editor's own mailbox."""
     message = _message(
         newsletter,
         subscriber,
@@ -79,8 +87,8 @@ def welcome_message(
         "welcome",
         {"unsubscribe_url": unsubscribe_url, "archive_url": newsletter.url("")},
     )
-    reply = _mailbox(newsletter.reply_to)
-    message["List-Unsubscribe"] = f"<{unsubscribe_url}>, <mailto:{reply}?subject=unsubscribe>"
+    targets = (unsubscribe_url, unsubscribe_mailto) if unsubscribe_mailto else (unsubscribe_url,)
+    message["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in targets)
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     return message
 

@@ -356,6 +356,9 @@ class Newsletter:
     """``Pain Free Living <newsletter@example.com>``"""
     reply_to: str
     postal_address: str
+    unsubscribe_domain: str = ""
+    """Where List-Unsubscribe's mailto goes (``unsubscribe+TOKEN@``, IDNA
+    2008 ASCII); "": the header offers the link only."""
 
     def url(self, path: str) -> str:
         return f"{self.site_url.rstrip('/')}/{path.lstrip('/')}"

@@ -7,6 +7,11 @@ subscription) or bare (SQS with raw message delivery):
 * identity notifications: ``{"notificationType": "Bounce", "bounce": {...}, "mail": {...}}``
 * configuration-set event publishing: ``{"eventType": "Bounce", ...}``
 
+Mail that SES receives (a receipt rule's SNS action, for the unsubscribe
+addresses) arrives the same ways as ``{"notificationType": "Received",
+"receipt": {"recipients": [...], "virusVerdict": ...}, "mail": {...},
+"content": ...}``, read into a :class:`Received`.
+
 :func:`parse` turns one message into one :class:`Feedback` per recipient.
 Every field is untrusted: types are checked, sizes capped, and anything that
 cannot be read raises :class:`MalformedNotification` rather than guessing.
@@ -58,11 +63,27 @@ class Feedback:
 
 
 @dataclass(frozen=True)
+class Received:
+    """Mail SES received: who it was for, and what SES made of it."""
+
+    message_id: str
+    """SES's id of the received message."""
+    recipients: tuple[str, ...]
+    """The envelope recipients the receipt rule matched, as SES gives them."""
+    virus: str = ""
+    """``virusVerdict.status``: PASS, FAIL, GRAY, PROCESSING_FAILED ("" if absent)."""
+    spam: str = ""
+    """``spamVerdict.status``, the same way."""
+
+
+@dataclass(frozen=True)
 class Parsed:
     feedback: tuple[Feedback, ...]
     ignored: str = ""
     """The event type when the message was well-formed but not about list hygiene."""
     topic_arn: str = ""
+    received: Received | None = None
+    """For mail SES received, what :class:`Received` says of it."""
 
 
 def parse(body: str | bytes) -> Parsed:
@@ -85,12 +106,31 @@ def parse(body: str | bytes) -> Parsed:
         inner = _json_object(_text(outer["Message"], "Message", limit=MAX_BODY_BYTES), "Message")
     else:
         inner = outer
-    return Parsed(_feedback(inner), ignored=_ignored(inner), topic_arn=topic)
+    received = _received(inner) if inner.get("notificationType") == "Received" else None
+    return Parsed(_feedback(inner), ignored=_ignored(inner), topic_arn=topic, received=received)
 
 
 def _ignored(message: dict[str, Any]) -> str:
     kind = message.get("notificationType") or message.get("eventType") or ""
-    return "" if str(kind) in ("Bounce", "Complaint", "Delivery") else str(kind)[:50]
+    return "" if str(kind) in ("Bounce", "Complaint", "Delivery", "Received") else str(kind)[:50]
+
+
+def _received(message: dict[str, Any]) -> Received:
+    mail = _object(message.get("mail"), "mail")
+    receipt = _object(message.get("receipt"), "receipt")
+    recipients = _list(receipt.get("recipients"), "receipt.recipients")
+    return Received(
+        message_id=_text(mail.get("messageId"), "mail.messageId"),
+        recipients=tuple(_text(r, "receipt.recipients[]", limit=400) for r in recipients),
+        virus=_verdict(receipt, "virusVerdict"),
+        spam=_verdict(receipt, "spamVerdict"),
+    )
+
+
+def _verdict(receipt: dict[str, Any], name: str) -> str:
+    if receipt.get(name) is None:
+        return ""
+    return _text(_object(receipt[name], f"receipt.{name}").get("status", ""), f"{name}.status")
 
 
 def _feedback(message: dict[str, Any]) -> tuple[Feedback, ...]:

@@ -21,6 +21,9 @@ tables; nothing else issues DDL. The same tables serve SQLite and PostgreSQL.
                         where each one stands (pending → sending → sent |
                         failed | skipped), and whether it was handed to the
                         transport
+    delivery_probes     the messages `publish doctor --live` sent to SES's
+                        mailbox simulator, and the feedback the events path
+                        recorded for each
 """
 
 from __future__ import annotations
@@ -222,3 +225,21 @@ send_recipients = Table(
 Index("ix_send_recipients_send_status", send_recipients.c.send_id, send_recipients.c.status)
 # Erasing a subscriber finds their ledger rows to scrub them.
 Index("ix_send_recipients_subscriber_id", send_recipients.c.subscriber_id)
+
+delivery_probes = Table(
+    "delivery_probes",
+    metadata,
+    # SES's MessageId of the probe, which its notifications refer to.
+    Column("message_id", String(300), primary_key=True),
+    # A mailbox simulator address: never a subscriber.
+    Column("recipient", String(320), nullable=False),
+    # delivery | bounce | complaint: what the simulator address answers.
+    Column("expected", String(20), nullable=False),
+    # Rows a day old are deleted by the next live check.
+    Column("created_at", UTC_DATETIME, nullable=False, index=True),
+    # The feedback recorded for it: the expected kind, or another until it comes.
+    Column("kind", String(20)),
+    # JSON text: the bounce type and subtype, the complaint's feedback type...
+    Column("detail", Text, nullable=False, server_default="{}"),
+    Column("recorded_at", UTC_DATETIME),
+)

@@ -66,6 +66,7 @@ from subscribers.signup import TooManySignups
 from subscribers.store import Store
 from subscribers.text import clip
 from subscribers.tokens import Signer
+from subscribers.unsubscribe_address import mailto as unsubscribe_mailto
 
 SendMail = Callable[[EmailMessage], None]
 
@@ -210,8 +211,14 @@ class Subscriptions:
         subscriber = self.store.get(subscriber_id)
         if subscriber is None or subscriber.status != Status.ACTIVE:
             return False
+        token = self.signer.unsubscribe(subscriber_id)
         self.send_mail(
-            welcome_message(self.newsletter, subscriber, self.unsubscribe_url(subscriber_id))
+            welcome_message(
+                self.newsletter,
+                subscriber,
+                self.newsletter.url(f"unsubscribe/{token}"),
+                unsubscribe_mailto(token, self.newsletter.unsubscribe_domain),
+            )
         )
         self.store.record_event(subscriber_id, EventKind.WELCOME_SENT)
         return True

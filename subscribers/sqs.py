@@ -12,10 +12,13 @@ queue. The timeout is read from the queue once a run; when the credentials
 may not read it, each receive asks for :data:`ASKED_VISIBILITY` instead.
 
 Messages may be SNS envelopes or raw SES notifications (an SNS subscription
-with raw message delivery), in either SES shape. Other event types (opens,
-clicks, sends) are logged and deleted. A message that cannot be read at all
-is left on the queue (and not extended) for its redrive policy to move to a
-dead-letter queue, where it can be inspected; the run goes on with the rest.
+with raw message delivery), in either SES shape. Mail SES received for the
+unsubscribe addresses unsubscribes the readers whose tokens it was sent to
+(:mod:`subscribers.inbound`), and is deleted like the rest, whatever it
+changed. Other event types (opens, clicks, sends) are logged and deleted.
+A message that cannot be read at all is left on the queue (and not
+extended) for its redrive policy to move to a dead-letter queue, where it
+can be inspected; the run goes on with the rest.
 
 A round trip to SQS takes tens of milliseconds and brings at most ten
 messages, so several receivers work at once, each receive → apply → delete
@@ -40,7 +43,8 @@ from subscribers.aws import aws_problem, error_response
 from subscribers.errors import QueueError, first_line
 from subscribers.events import Applied, Policy, apply_feedback
 from subscribers.heartbeat import Heartbeat
-from subscribers.notifications import Feedback, MalformedNotification, parse
+from subscribers.inbound import UnsubscribeMailbox, unsubscribe_by_mail
+from subscribers.notifications import MalformedNotification, Parsed, parse
 from subscribers.store import Store
 
 log = logging.getLogger(__name__)
@@ -80,8 +84,10 @@ def sync_queue(
     wait_seconds: int = 0,
     receivers: int = RECEIVERS,
     stopped: Callable[[], bool] | None = None,
+    mailbox: UnsubscribeMailbox | None = None,
 ) -> SyncReport:
-    """Apply the notifications waiting on the queue, then return.
+    """Apply the notifications waiting on the queue, then return; mail
+    received for ``mailbox``'s addresses unsubscribes their readers.
 
     Stops when a receive finds the queue empty (after waiting up to
     ``wait_seconds`` for a message: SQS long polling), after
@@ -97,7 +103,9 @@ def sync_queue(
         if error is exc:
             raise
         raise error from None
-    run = _Run(store, sqs, queue_url, policy, max_messages, wait_seconds, stopped, visibility)
+    run = _Run(
+        store, sqs, queue_url, policy, max_messages, wait_seconds, stopped, visibility, mailbox
+    )
     threads = [
         threading.Thread(target=run.work, name=f"sqs-receiver-{n}", daemon=True)
         for n in range(max(1, receivers))
@@ -125,6 +133,7 @@ class _Run:
         wait_seconds: int,
         stopped: Callable[[], bool] | None,
         visibility: int | None,
+        mailbox: UnsubscribeMailbox | None = None,
     ) -> None:
         self.store = store
         self.sqs = sqs
@@ -137,6 +146,7 @@ class _Run:
         """What each receive asks for: None, the queue's own timeout."""
         self.visibility = ASKED_VISIBILITY if visibility is None else visibility
         self.report = SyncReport()
+        self.mailbox = mailbox
         self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._taken = 0
@@ -206,7 +216,7 @@ class _Run:
         The heartbeat keeps extending only the messages still to be deleted."""
         with self._lock:
             fresh = any(str(m.get("MessageId", "?")) not in self._kept_ids for m in messages)
-        readable: list[tuple[dict[str, Any], tuple[Feedback, ...]]] = []
+        readable: list[tuple[dict[str, Any], Parsed]] = []
         ignored = kept = 0
         for message in messages:
             try:
@@ -218,7 +228,7 @@ class _Run:
             if parsed.ignored:
                 ignored += 1
                 log.info("deleting a %s notification (not about list hygiene)", parsed.ignored)
-            readable.append((message, parsed.feedback))
+            readable.append((message, parsed))
         heartbeat.only(message for message, _ in readable)
         applied, done = self._apply(readable)
         heartbeat.only(done)
@@ -235,7 +245,7 @@ class _Run:
         return fresh
 
     def _apply(
-        self, readable: list[tuple[dict[str, Any], tuple[Feedback, ...]]]
+        self, readable: list[tuple[dict[str, Any], Parsed]]
     ) -> tuple[Applied, list[dict[str, Any]]]:
         """Apply the batch in one transaction: what it did, and the messages
         to delete. Should the database refuse it, each message is tried
@@ -243,9 +253,8 @@ class _Run:
         unreadable one; only a database that cannot be reached stops the run."""
         from sqlalchemy.exc import InterfaceError, OperationalError
 
-        feedback = [item for _, items in readable for item in items]
         try:
-            return apply_feedback(self.store, feedback, self.policy), [m for m, _ in readable]
+            return self._applied([parsed for _, parsed in readable]), [m for m, _ in readable]
         except (OperationalError, InterfaceError):
             raise
         except Exception as exc:
@@ -253,9 +262,9 @@ class _Run:
                         len(readable), first_line(exc, 300))
         applied = Applied()
         done: list[dict[str, Any]] = []
-        for message, items in readable:
+        for message, parsed in readable:
             try:
-                applied.add(apply_feedback(self.store, items, self.policy))
+                applied.add(self._applied([parsed]))
             except (OperationalError, InterfaceError):
                 raise
             except Exception as exc:
@@ -263,6 +272,17 @@ class _Run:
                 continue
             done.append(message)
         return applied, done
+
+    def _applied(self, parsed: list[Parsed]) -> Applied:
+        """Apply the feedback of some messages in one transaction, then the
+        mail they report received, a transaction for each reader."""
+        feedback = [item for one in parsed for item in one.feedback]
+        applied = apply_feedback(self.store, feedback, self.policy)
+        for one in parsed:
+            applied.unsubscribed_by_mail += unsubscribe_by_mail(
+                self.store, self.mailbox, one.received
+            )
+        return applied
 
     def _keep(self, message: dict[str, Any], reason: str) -> None:
         """Leave a message on the queue (for its redrive policy), and say why."""

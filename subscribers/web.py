@@ -109,6 +109,7 @@ def _state(
     """What the handlers share: the rules over the store, the pages, the
     SNS endpoint and, with ``mailer``, a confirmation mailer thread."""
     from subscribers.events import Policy, SnsEndpoint
+    from subscribers.inbound import UnsubscribeMailbox
     from subscribers.mailer import ConfirmationMailer
     from subscribers.pages import Pages
     from subscribers.routes.deps import WebState
@@ -123,6 +124,7 @@ def _state(
             service.store,
             SnsVerifier(config.sns_topic_arns, fetch=sns_fetch or fetch_https),
             Policy(transient_limit=config.transient_bounce_limit),
+            mailbox=UnsubscribeMailbox(service.signer, config.unsubscribe_domain),
         ),
         confirmations=ConfirmationMailer(service) if mailer else None,
         static_dir=static_dir,

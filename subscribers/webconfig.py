@@ -50,6 +50,9 @@ class WebConfig:
     secret: str = field(repr=False)
     previous_secret: str = field(default="", repr=False)
     """The secret of a rotation that links are still read with (see tokens.py)."""
+    unsubscribe_domain: str = ""
+    """Where List-Unsubscribe's mailto goes, and whose ``unsubscribe+TOKEN@``
+    mail ``POST /ses/events`` acts on; "": neither."""
     consent_text: str = ""
     """The wording next to the button, kept with each signup (empty: the default)."""
     per_ip: Limit = SIGNUPS_PER_IP
@@ -76,6 +79,7 @@ class WebConfig:
             sender=self.sender,
             reply_to=self.reply_to,
             postal_address=self.postal_address,
+            unsubscribe_domain=self.unsubscribe_domain,
         )
 
     @property

@@ -25,6 +25,7 @@ INTERNAL = {
     "SnsRejected",  # /ses/events answers 403 and logs why
     "MalformedNotification",  # a ValueError; the webhook answers 400, the queue keeps it
     "TooDeep",  # a ValueError; the signup form answers it as a BadInput
+    "QueryFailed",  # a DNS query that failed; publish doctor reports it as a finding
 }
 
 

@@ -9,6 +9,8 @@ from pipeline.cli import subscribers as _subscribers  # noqa: F401
 # `publish --help` lists commands in the order they register: serve after the
 # site's commands, where the README has it.
 # isort: split
+from pipeline.cli import doctor as _doctor  # noqa: F401
+from pipeline.cli import golive as _golive  # noqa: F401
 from pipeline.cli import serve as _serve  # noqa: F401
 from pipeline.cli.app import app, main
 

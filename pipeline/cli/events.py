@@ -9,6 +9,8 @@ import typer
 from pipeline.cli.app import app, echo, plural, settings
 
 if TYPE_CHECKING:
+    from pipeline.config import Settings
+    from subscribers.inbound import UnsubscribeMailbox
     from subscribers.sqs import SyncReport
 
 events_app = typer.Typer(
@@ -50,7 +52,9 @@ def sync(
     transient bounces do after events.transient_bounce_limit of them in 30
     days. Each message is deleted only after its effects are saved, and a
     message delivered twice changes nothing; unreadable ones stay on the
-    queue for its dead-letter queue. A batch is kept hidden on the queue
+    queue for its dead-letter queue. Mail SES received for
+    sender.unsubscribe_domain unsubscribes the readers whose addresses it
+    was sent to. A batch is kept hidden on the queue
     (its visibility extended) while it is worked on: give the queue a
     VisibilityTimeout of 60 s or more and a maxReceiveCount of 5 or more.
     Safe to run from cron every few minutes.
@@ -80,8 +84,22 @@ def sync(
             max_messages=max_messages,
             wait_seconds=wait,
             stopped=stop.is_set,
+            mailbox=_mailbox(config),
         )
     echo(summary(report))
+
+
+def _mailbox(config: Settings) -> UnsubscribeMailbox | None:
+    """The unsubscribe addresses whose mail unsubscribes readers: None when
+    there is no unsubscribe domain, so that no token secret is needed."""
+    if not config.unsubscribe_domain:
+        return None
+    from pipeline.publish import token_secret
+    from subscribers.inbound import UnsubscribeMailbox
+    from subscribers.tokens import Signer, resolve_previous_secret
+
+    signer = Signer(token_secret(config), resolve_previous_secret(config.token_secret_previous))
+    return UnsubscribeMailbox(signer, config.unsubscribe_domain)
 
 
 def _sqs_client(queue_url: str) -> Any:

@@ -105,7 +105,8 @@ def server_label(resolver: dns.resolver.Resolver) -> str:
 
 @dataclass
 class QueryFailed(Exception):
-    """The name server did not answer a query usefully."""
+    """The name server did not answer a query usefully: an internal signal,
+    reported as an error finding (:meth:`finding`), never raised to a person."""
 
     message: str
 
