@@ -66,6 +66,8 @@ class Settings:
     unsubscribe_domain: str = ""
     """The domain whose ``unsubscribe+TOKEN@`` addresses List-Unsubscribe
     offers as its mailto, SES receiving their mail; empty: no mailto."""
+    test_recipients: tuple[str, ...] = ()
+    """Where ``publish issue ISSUE --test`` sends its [PREVIEW] copies."""
     transport: str = "outbox"
     rate: float = 0.0
     workers: int = 4

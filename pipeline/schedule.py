@@ -14,6 +14,13 @@ file is gone, is reported as not sent, and `publish due` exits 1.
 
 Two overlapping runs never send a message twice: they create the same send
 (the slug is unique) and share its recipients through the ledger's claims.
+
+What is scheduled is decided in one place, :func:`scheduled_issues`, from
+the issue files as read (:func:`read_sources`) and the ledger's sends:
+`publish due` sends what of it is due, and `publish schedule` and `publish
+status` list it (:mod:`pipeline.schedule_list`). An issue unscheduled
+(:mod:`pipeline.unschedule`) after `publish due` found it due, but before
+its turn came, is left unsent: each new send reads its file again first.
 """
 
 from __future__ import annotations
@@ -22,17 +29,23 @@ import datetime as dt
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.config import Settings
 from pipeline.errors import PublishError
-from pipeline.issue import Finding, default_slug, find_issue_files, read_issue_file
+from pipeline.issue import (
+    Finding,
+    IssueFile,
+    default_slug,
+    find_issue_files,
+    read_issue_file,
+)
 from pipeline.outcome import SendResult
 from pipeline.progress import ProgressCallback
-from pipeline.publish import SendOptions, prepare_send
+from pipeline.publish import PreparedSend, SendOptions, prepare_send
 from pipeline.sendplan import another_issues_slug, file_digest, relative_path
 
 if TYPE_CHECKING:
@@ -60,6 +73,142 @@ class DueResult:
     due: Due
     result: SendResult | None = None
     error: str = ""
+    passed: str = ""
+    """Why a due issue was left unsent without fault: it was unscheduled
+    (or given a later time) once `publish due` had found it due."""
+
+
+@dataclass(frozen=True)
+class IssueSource:
+    """An issue file as the schedule sees it: parsed, and for one whose
+    front matter does not parse, its text as far as it decodes (where its
+    ``publish_at`` line may still be found)."""
+
+    path: Path
+    file: IssueFile
+    text: str = ""
+    error: str = ""
+    """Why the file could not be read at all."""
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """An issue file with a ``publish_at`` whose send has not finished."""
+
+    path: Path
+    slug: str
+    publish_at: dt.datetime | None
+    """When it is to go; None when its front matter cannot be read to say."""
+    written: str
+    """``publish_at`` as the file has it, with the editor's own offset."""
+    send: SendRecord | None = None
+    """Its send, once one began (and has not finished)."""
+    problem: str = ""
+    """Why `publish due` will not send it, known without rendering it."""
+    readable: bool = True
+    """Whether its front matter parses."""
+
+
+def read_sources(paths: Iterable[Path]) -> list[IssueSource]:
+    """Read and parse the issue files at ``paths`` for :func:`scheduled_issues`."""
+    sources = []
+    for path in paths:
+        read = read_issue_file(path)
+        if read.issue is not None:
+            sources.append(IssueSource(path, read))
+            continue
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            sources.append(IssueSource(path, read, error=f"{path}: {exc.strerror}"))
+        else:
+            sources.append(IssueSource(path, read, text))
+    return sources
+
+
+def scheduled_issues(
+    sources: Iterable[IssueSource],
+    sends: Sequence[SendRecord],
+    root: Path,
+    digest: Callable[[Path], str] = file_digest,
+) -> list[Scheduled]:
+    """Every issue with a ``publish_at`` that has not been sent, soonest
+    first (those whose time cannot be read before all): the one place that
+    decides what is scheduled. ``sends`` are the ledger's; ``digest`` tells
+    an issue whose slug another issue's send took from that send's own file
+    (only asked when their paths differ)."""
+    by_slug = {send.issue_slug: send for send in sends}
+    by_path = {send.issue_path: send for send in sends}
+    found: list[Scheduled] = []
+    for source in sources:
+        issue, path = source.file.issue, source.path
+        relative = relative_path(path, root)
+        if issue is None:
+            send = by_path.get(str(relative))
+            if send is not None and send.status == "done":
+                continue
+            item = _unreadable(source, send, root)
+            if item is not None:
+                found.append(item)
+            continue
+        if issue.publish_at is None:
+            continue
+        written = issue.publish_at.isoformat()
+        send = by_slug.get(issue.slug)
+        refusal = (
+            ""
+            if send is None or send.issue_path == str(relative)
+            else another_issues_slug(send, relative, digest(path))
+        )
+        if refusal:
+            found.append(Scheduled(path, issue.slug, issue.publish_at, written, problem=refusal))
+        elif send is None or send.status != "done":
+            found.append(Scheduled(path, issue.slug, issue.publish_at, written, send))
+    return sorted(found, key=_soonest)
+
+
+def _soonest(item: Scheduled) -> tuple[bool, dt.datetime, str]:
+    return (item.publish_at is not None, item.publish_at or _EPOCH, item.slug)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _unreadable(source: IssueSource, send: SendRecord | None, root: Path) -> Scheduled | None:
+    """The schedule of an issue whose front matter cannot be read: its
+    ``publish_at`` line, if it has one (or None if it has none), with the
+    first error as the reason it will not be sent. A file that cannot be
+    read at all may be scheduled, and is reported."""
+    path = source.path
+    slug = default_slug(path)
+    if source.error:
+        return Scheduled(path, slug, None, "", send, source.error, readable=False)
+    front = source.text.split("\n---", 1)[0] if source.text.startswith("---") else ""
+    match = _PUBLISH_AT.search(front)
+    if match is None:
+        return None
+    written = match.group(1).strip().strip("'\"")
+    try:
+        when: dt.datetime | None = dt.datetime.fromisoformat(written)
+    except ValueError:
+        when = None
+    if when is not None and when.tzinfo is None:
+        when = None
+    problem = first_error(source.file.findings, root)
+    return Scheduled(path, slug, when, written, send, problem, readable=False)
+
+
+def first_error(findings: Sequence[Finding], root: Path) -> str:
+    """``path:line: message (and N more; see publish check)``: the first
+    error among ``findings`` (or the first finding), for a one-line reason;
+    the path from the newsletter's ``root`` when inside it."""
+    errors = [f for f in findings if f.severity == "error"]
+    first = errors[0] if errors else findings[0]
+    more = f" (and {len(errors) - 1} more; see publish check)" if len(errors) > 1 else ""
+    return f"{relative_path(first.path, root)}:{first.line}: {first.message}{more}"
+
+
+_PUBLISH_AT = re.compile(r"^publish_at\s*:\s*(.*?)\s*(?:#.*)?$", re.MULTILINE)
 
 
 def due_issues(settings: Settings, ledger: Ledger, now: dt.datetime) -> list[Due]:
@@ -67,30 +216,20 @@ def due_issues(settings: Settings, ledger: Ledger, now: dt.datetime) -> list[Due
     and every unfinished send that may go on, scheduled or not."""
     found: dict[str, Due] = {}
     sends = ledger.sends()
-    sent_from = {send.issue_path for send in sends}
-    for path in find_issue_files(settings.issues_dir):
-        read = read_issue_file(path)
-        issue = read.issue
-        if issue is None:
-            if str(relative_path(path, settings.root)) in sent_from:
-                continue  # its send, if unfinished, is taken up below
-            problem = _unreadable_schedule(read.findings, now)
-            if problem:
-                found[str(path)] = Due(path, default_slug(path), now, "new", problem)
+    sources = read_sources(find_issue_files(settings.issues_dir))
+    for item in scheduled_issues(sources, sends, settings.root):
+        if item.publish_at is not None and item.publish_at > now:
             continue
-        if issue.publish_at is None or issue.publish_at > now:
-            continue
-        send = ledger.find(issue.slug)
-        if send is not None:
-            refusal = another_issues_slug(
-                send, relative_path(path, settings.root), file_digest(path)
+        if item.send is not None and not item.readable:
+            continue  # its send, if it may go on, is taken up below
+        if item.problem:
+            found[str(item.path)] = Due(
+                item.path, item.slug, item.publish_at or now, "new", item.problem
             )
-            if refusal:
-                found[str(path)] = Due(path, issue.slug, issue.publish_at, "new", refusal)
-                continue
-        reason = _why_due(ledger, send, now)
-        if reason:
-            found[issue.slug] = Due(path, issue.slug, issue.publish_at, reason)
+            continue
+        reason = _why_due(ledger, item.send, now)
+        if reason and item.publish_at is not None:
+            found[item.slug] = Due(item.path, item.slug, item.publish_at, reason)
     for send in sends:
         if send.issue_slug in found:
             continue
@@ -103,36 +242,6 @@ def due_issues(settings: Settings, ledger: Ledger, now: dt.datetime) -> list[Due
         )
         found[send.issue_slug] = Due(path, send.issue_slug, send.created_at, reason, problem)
     return sorted(found.values(), key=lambda due: due.publish_at)
-
-
-def _unreadable_schedule(findings: Sequence[Finding], now: dt.datetime) -> str:
-    """Why an issue whose front matter could not be read may be due: its
-    ``publish_at`` line is there and has passed (or cannot be read either).
-    Empty for a draft without one, or one scheduled for later."""
-    if not findings:
-        return ""
-    path = findings[0].path
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        return f"{path}: {exc.strerror}"
-    front = text.split("\n---", 1)[0] if text.startswith("---") else ""
-    match = _PUBLISH_AT.search(front)
-    if match is None:
-        return ""
-    try:
-        when = dt.datetime.fromisoformat(match.group(1).strip().strip("'\""))
-    except ValueError:
-        when = None
-    if when is not None and when.tzinfo is not None and when > now:
-        return ""
-    errors = [f for f in findings if f.severity == "error"]
-    first = errors[0] if errors else findings[0]
-    more = f" (and {len(errors) - 1} more; see publish check)" if len(errors) > 1 else ""
-    return f"{first.path}:{first.line}: {first.message}{more}"
-
-
-_PUBLISH_AT = re.compile(r"^publish_at\s*:\s*(.*?)\s*(?:#.*)?$", re.MULTILINE)
 
 
 def _why_due(ledger: Ledger, send: SendRecord | None, now: dt.datetime) -> str:
@@ -177,8 +286,26 @@ def send_due(
             on_start(item)
         try:
             with prepare_send(settings, item.path, options) as prepared:
+                passed = _no_longer_due(prepared, item, dt.datetime.now(dt.UTC))
+                if passed:
+                    log.info("%s: %s", item.slug, passed)
+                    results.append(DueResult(item, passed=passed))
+                    continue
                 results.append(DueResult(item, prepared.run(stop=stop, on_progress=on_progress)))
         except PublishError as exc:
             log.error("%s: %s", item.slug, exc)
             results.append(DueResult(item, error=str(exc)))
     return results
+
+
+def _no_longer_due(prepared: PreparedSend, item: Due, now: dt.datetime) -> str:
+    """Why a new send found due is not to begin after all: its file, read
+    again to send it, no longer has a ``publish_at`` that has passed."""
+    if item.reason != "new" or prepared.plan.existing is not None:
+        return ""
+    publish_at = prepared.rendered.issue.publish_at
+    if publish_at is None:
+        return "not sent: it was unscheduled (its file has no publish_at now)"
+    if publish_at > now:
+        return f"not sent: it was rescheduled for {publish_at.isoformat()}"
+    return ""

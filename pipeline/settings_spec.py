@@ -187,6 +187,22 @@ def _list(key: str, value: Any) -> tuple[str, ...]:
     return tuple(item for item in items if item)
 
 
+def _addresses(key: str, value: Any) -> tuple[str, ...]:
+    """Bare email addresses, as a list or comma-separated text, each as the
+    subscriber store writes it, each once."""
+    found: list[str] = []
+    for item in _list(key, value):
+        try:
+            address = normalize_address(item)
+        except InvalidDomain as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+        except InvalidEmail as exc:
+            raise ConfigError(f"{key}: {item!r} is not an email address ({exc})") from None
+        if address not in found:
+            found.append(address)
+    return tuple(found)
+
+
 def _networks(key: str, value: Any) -> tuple[str, ...]:
     """IP addresses and networks (CIDR), as a list or comma-separated text."""
     import ipaddress
@@ -256,6 +272,12 @@ SPECS: tuple[Spec, ...] = (
         "sender.unsubscribe_domain",
         "NEWSLETTER_UNSUBSCRIBE_DOMAIN",
         _mail_domain,
+    ),
+    Spec(
+        "test_recipients",
+        "sender.test_recipients",
+        "NEWSLETTER_TEST_RECIPIENTS",
+        _addresses,
     ),
     Spec("transport", "delivery.transport", "NEWSLETTER_TRANSPORT", _choice(*TRANSPORTS)),
     Spec("rate", "delivery.rate", "NEWSLETTER_RATE", _number(float, 0)),

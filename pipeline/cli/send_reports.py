@@ -3,9 +3,14 @@
     publish issue, publish due ──> progress_bar: a Rich bar fed by the send
                                    loop's callback (a terminal only);
                                    print_summary: what the run did, what is left
-    publish status             ──> status_line: one line a send;
+    publish status             ──> status_line: one line a send (and why
+                                   readers it reached last left);
                                    print_status: one send in full, with the
-                                   feedback SES reported and the failures
+                                   feedback SES reported, the failures and
+                                   the leaving readers' reasons and words;
+                                   scheduled_line, print_scheduled: an issue
+                                   waiting for its time
+    publish schedule           ──> schedule_line: one line a scheduled issue
 
 Everything shown that a stranger may have written (an address, a provider's
 error) goes through :func:`~pipeline.cli.app.echo`, which writes control
@@ -24,7 +29,9 @@ if TYPE_CHECKING:
 
     from pipeline.outcome import SendResult
     from pipeline.progress import Progress
+    from pipeline.schedule_list import ScheduleEntry
     from subscribers.ledger import SendStatus
+    from subscribers.ledger.departures import Departures
 
 
 def console() -> Console:
@@ -158,13 +165,31 @@ def _feedback(events: dict[str, int], sent: int) -> str:
     return ", ".join(parts)
 
 
+def _reasons(departures: Departures) -> str:
+    """``2 too often, 1 other (1 comment)``: why readers left, the reasons
+    no one gave left out; "" when no one gave one."""
+    parts = [
+        f"{count} {reason.replace('_', ' ')}"
+        for reason, count in departures.reasons.items()
+        if count
+    ]
+    if not parts:
+        return ""
+    comments = len(departures.comments)
+    said = f" ({comments} comment{'' if comments == 1 else 's'})" if comments else ""
+    return ", ".join(parts) + said
+
+
 def status_line(item: SendStatus) -> str:
     t = item.totals
     going = _next_run(item)
+    left = _reasons(item.departures)
     return (
         f"{item.send.issue_slug:<32} {item.send.status:<8} {t.sent}/{t.total} sent, "
         f"{t.failed} failed, {t.skipped} skipped, {t.left} left  "
-        f"(started {when(item.send.created_at)})" + (f"; {going}" if going else "")
+        f"(started {when(item.send.created_at)})"
+        + (f"; {going}" if going else "")
+        + (f"; left because: {left}" if left else "")
     )
 
 
@@ -210,6 +235,11 @@ def print_status(item: SendStatus) -> None:
         )
     if item.events:
         echo(f"feedback:  {_feedback(item.events, t.sent)}")
+    left = _reasons(item.departures)
+    if left:
+        echo(f"left because: {left}")
+        for comment in item.departures.comments:
+            echo(f"  \u201c{comment}\u201d")
     if item.workers:
         echo(f"sending now: {', '.join(item.workers)}")
     if item.failures:
@@ -217,3 +247,26 @@ def print_status(item: SendStatus) -> None:
         for failure in item.failures:
             examples = ", ".join(failure.examples)
             echo(f"  {failure.count} x {failure.reason}  (e.g. {examples})")
+
+
+def _goes(entry: ScheduleEntry) -> str:
+    """``2027-01-05 06:00 UTC (2027-01-05T07:00:00+01:00)``: when it goes, in
+    UTC and as its publish_at has it."""
+    if entry.publish_at is None:
+        return f"at an unreadable time ({entry.written or 'unknown'})"
+    return f"{when(entry.publish_at)} ({entry.written})"
+
+
+def schedule_line(entry: ScheduleEntry) -> str:
+    return f"{entry.slug:<32} {_goes(entry)}  {entry.path}  {entry.shown_state}"
+
+
+def scheduled_line(entry: ScheduleEntry) -> str:
+    return f"{entry.slug:<32} {'scheduled':<8} to go {_goes(entry)}: {entry.shown_state}"
+
+
+def print_scheduled(entry: ScheduleEntry) -> None:
+    echo(f"issue:     {entry.slug} ({entry.path})")
+    echo("status:    scheduled, never sent")
+    echo(f"goes:      {_goes(entry)}")
+    echo(f"state:     {entry.shown_state}")

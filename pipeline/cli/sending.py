@@ -1,7 +1,9 @@
-"""Sending commands: `publish issue`, `publish due`, `publish status`.
+"""Sending commands: `publish issue`, `publish due`, `publish status`,
+`publish schedule`, `publish unschedule`.
 
 Each parses its flags, builds Settings, calls the library
-(:mod:`pipeline.publish`, :mod:`pipeline.schedule`, :mod:`pipeline.status`)
+(:mod:`pipeline.publish`, :mod:`pipeline.preview`, :mod:`pipeline.schedule`,
+:mod:`pipeline.status`, :mod:`pipeline.schedule_list`, :mod:`pipeline.unschedule`)
 and reports what it did; the progress bar and the wording of summaries and
 statuses are in :mod:`pipeline.cli.send_reports`.
 """
@@ -19,9 +21,12 @@ from pipeline.cli.app import app, echo, is_tty, settings, when
 from pipeline.cli.send_reports import (
     console,
     nothing_left,
+    print_scheduled,
     print_status,
     print_summary,
     progress_bar,
+    schedule_line,
+    scheduled_line,
     status_line,
 )
 from pipeline.config import TRANSPORTS
@@ -63,13 +68,20 @@ def issue_command(
     transport: TransportOption = None,
     rate: RateOption = None,
     test_to: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--test-to",
             metavar="ADDRESS",
-            help="Send only to ADDRESS, [PREVIEW] before the subject; the ledger is untouched.",
+            help="Send only to ADDRESS, [PREVIEW] before the subject; the ledger is untouched. "
+            "Repeat it, or separate addresses with commas, for several.",
         ),
     ] = None,
+    test: Annotated[
+        bool,
+        typer.Option(
+            "--test", help="Send the [PREVIEW] to sender.test_recipients (--test-to overrides)."
+        ),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Build every message and send none.")
     ] = False,
@@ -105,7 +117,7 @@ def issue_command(
         on_ambiguous="skip" if on_ambiguous is Ambiguous.skip else "resend",
     )
     try:
-        if test_to is not None:
+        if test_to or test:
             _send_test(config, path, test_to, options)
             return
         if dry_run:
@@ -166,11 +178,24 @@ def _exit_for(result: SendResult) -> None:
         raise typer.Exit(1)
 
 
-def _send_test(config: Any, path: Path, address: str, options: Any) -> None:
+def _send_test(config: Any, path: Path, test_to: list[str] | None, options: Any) -> None:
+    from pipeline.errors import ConfigError
     from pipeline.preview import send_test
 
-    message_id = send_test(config, path, address, options)
-    echo(f"sent a [PREVIEW] of {path.name} to {address} ({message_id})")
+    if test_to:
+        addresses, source = test_to, "--test-to"
+    elif config.test_recipients:
+        addresses, source = list(config.test_recipients), "sender.test_recipients"
+    else:
+        raise ConfigError(
+            "--test: sender.test_recipients is empty: list the addresses in newsletter.toml "
+            "(or NEWSLETTER_TEST_RECIPIENTS), or give --test-to ADDRESS"
+        )
+
+    def sent(address: str, message_id: str) -> None:
+        echo(f"sent a [PREVIEW] of {path.name} to {address} ({message_id})")
+
+    send_test(config, path, addresses, options, source=source, on_sent=sent)
 
 
 def _dry_run(config: Any, path: Path) -> None:
@@ -218,7 +243,9 @@ def due(
         results = send_due(config, options, stop=stop, on_start=starting)
     failed = False
     for item in results:
-        if item.result is None:
+        if item.passed:
+            echo(f"{item.due.slug}: {item.passed}")
+        elif item.result is None:
             echo(f"{item.due.slug}: not sent: {item.error}", err=True)
             failed = True
         else:
@@ -238,20 +265,76 @@ def status(
 ) -> None:
     """Show where sends stand: totals, failures with reasons, rate and what is left.
 
+    The issues scheduled whose send has not begun are shown too, each with
+    the time it goes.
+
     Example: publish status calf-stretch --json
     """
-    from pipeline.status import send_statuses
+    from pipeline.status import status_overview
 
-    statuses = send_statuses(settings(ctx), issue)
+    overview = status_overview(settings(ctx), issue)
     if as_json:
-        data: Any = [s.as_dict() for s in statuses]
+        data: Any = [entry.as_dict() for entry in overview.scheduled]
+        data += [item.as_dict() for item in overview.sends]
         echo(json.dumps(data[0] if issue else data, indent=2))
         return
-    if not statuses:
+    if not overview.sends and not overview.scheduled:
         echo("no issue has been sent yet")
         return
     if issue is None:
-        for item in statuses:
+        for entry in overview.scheduled:
+            echo(scheduled_line(entry))
+        for item in overview.sends:
             echo(status_line(item))
         return
-    print_status(statuses[0])
+    if overview.scheduled:
+        print_scheduled(overview.scheduled[0])
+    else:
+        print_status(overview.sends[0])
+
+
+@app.command()
+def schedule(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the scheduled issues not yet sent, soonest first, with when each goes.
+
+    Each shows its time in UTC and as its publish_at has it, and its state:
+    waiting, due now (the next publish due sends it), sending (its send
+    began) or refused with the reason publish due would not send it.
+
+    Example: publish schedule --json
+    """
+    from pipeline.schedule_list import load_schedule
+
+    entries = load_schedule(settings(ctx))
+    if as_json:
+        echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
+        return
+    if not entries:
+        echo("nothing is scheduled")
+    for entry in entries:
+        echo(schedule_line(entry))
+
+
+@app.command()
+def unschedule(
+    ctx: typer.Context,
+    issue: Annotated[str, typer.Argument(help="Issue file or slug.")],
+) -> None:
+    """Cancel a scheduled issue whose send has not begun: its publish_at becomes a comment.
+
+    The line is kept as `# publish_at: ...  # unscheduled <when>`; take the
+    leading `# ` away to schedule it again. An issue whose send began, or
+    that has no publish_at, is refused.
+
+    Example: publish unschedule sore-shoulders-after-gardening
+    """
+    from pipeline.unschedule import unschedule as unschedule_issue
+
+    done = unschedule_issue(settings(ctx), issue)
+    echo(
+        f"unscheduled {done.slug}: publish_at {done.written} is now a comment in {done.path}; "
+        "remove its leading '# ' to schedule it again"
+    )
