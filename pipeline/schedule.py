@@ -46,6 +46,7 @@ from pipeline.issue import (
 from pipeline.outcome import SendResult
 from pipeline.progress import ProgressCallback
 from pipeline.publish import PreparedSend, SendOptions, prepare_send
+from pipeline.schedule_lock import issue_lock
 from pipeline.sendplan import another_issues_slug, file_digest, relative_path
 
 if TYPE_CHECKING:
@@ -285,7 +286,9 @@ def send_due(
         if on_start is not None:
             on_start(item)
         try:
-            with prepare_send(settings, item.path, options) as prepared:
+            with issue_lock(settings, item.path), prepare_send(
+                settings, item.path, options
+            ) as prepared:
                 passed = _no_longer_due(prepared, item, dt.datetime.now(dt.UTC))
                 if passed:
                     log.info("%s: %s", item.slug, passed)

@@ -10,7 +10,8 @@ saying when it was unscheduled, every other byte of the file kept.
 Taking the leading ``# `` away schedules it again (what is left after the
 time is a YAML comment).
 
-    unschedule(settings, name)
+    unschedule(settings, name)             under the issue's lock (pipeline.schedule_lock):
+      │                                    `publish due` sending it holds it: refused
       ├─ its send in the ledger?           begun or finished: refused
       ├─ comment_out_publish_at(bytes)     the new file (pure); no publish_at: refused
       ├─ written atomically                (subscribers.files.write_atomic)
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING
 from pipeline.config import Settings
 from pipeline.errors import PublishError
 from pipeline.issue import default_slug, find_issue, read_issue_file
+from pipeline.schedule_lock import IssueBusy, issue_lock
 from pipeline.sendplan import another_issues_slug, relative_path
 from subscribers.files import write_atomic
 
@@ -111,6 +113,27 @@ def unschedule(
         raise PublishError(f"{relative}: {exc.strerror}") from None
     read = read_issue_file(path)
     slug = read.issue.slug if read.issue is not None else default_slug(path)
+    try:
+        with issue_lock(settings, path, wait=False):
+            return _unschedule(settings, path, relative, slug, original, mode, now, after_write)
+    except IssueBusy:
+        raise PublishError(
+            f"{slug}: `publish due` is sending it right now: it cannot be unscheduled; "
+            f"`publish status {slug}` shows where it is"
+        ) from None
+
+
+def _unschedule(
+    settings: Settings,
+    path: Path,
+    relative: Path,
+    slug: str,
+    original: bytes,
+    mode: int,
+    now: dt.datetime | None,
+    after_write: Callable[[], None] | None,
+) -> Unscheduled:
+    """The check, the edit and the check again, under the issue's lock."""
     digest = hashlib.sha256(original).hexdigest()
     before = _own_send(settings, slug, relative, digest)
     if before is not None:

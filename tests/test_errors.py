@@ -26,6 +26,7 @@ INTERNAL = {
     "MalformedNotification",  # a ValueError; the webhook answers 400, the queue keeps it
     "TooDeep",  # a ValueError; the signup form answers it as a BadInput
     "QueryFailed",  # a DNS query that failed; publish doctor reports it as a finding
+    "IssueBusy",  # publish unschedule turns it into its refusal
 }
 
 

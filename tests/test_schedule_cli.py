@@ -264,6 +264,44 @@ def test_an_issue_unscheduled_once_found_due_is_not_sent(settings, readers):
     assert outbox_count(settings) == 0 and sends(settings) == []
 
 
+def test_unschedule_is_refused_while_publish_due_is_between_the_file_and_the_send(
+    settings, readers, monkeypatch
+):
+    """`publish due` has read the file and not yet recorded the send: an
+    unschedule that went ahead here would be told "unscheduled" while the
+    send still began. It is refused instead, and the file is left alone."""
+    from pipeline.publish import PreparedSend
+
+    path = settings.issues_dir / DESK
+    earlier = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    schedule(path, f"publish_at: {earlier.isoformat()}")
+    before = path.read_bytes()
+    between, go = threading.Event(), threading.Event()
+    build_site = PreparedSend._build_site
+
+    def paused(self, *args, **kwargs):  # the last step before the ledger records the send
+        between.set()
+        assert go.wait(60)
+        return build_site(self, *args, **kwargs)
+
+    monkeypatch.setattr(PreparedSend, "_build_site", paused)
+    results: list = []
+    due = threading.Thread(target=lambda: results.extend(send_due(settings, SendOptions())))
+    due.start()
+    try:
+        assert between.wait(60)
+        with pytest.raises(PublishError) as refused:
+            unschedule(settings, DESK)
+    finally:
+        go.set()
+        due.join(60)
+
+    assert "`publish due` is sending it right now: it cannot be unscheduled" in str(refused.value)
+    assert path.read_bytes() == before
+    [result] = results
+    assert result.result is not None and result.result.sent == len(readers)
+
+
 # -- publish status --------------------------------------------------------------
 
 
