@@ -16,6 +16,8 @@ them; ``pipeline`` adds its own under :class:`~pipeline.errors.PublishError`.
      │    ├── Suppressed             an erased or complained address
      │    ├── TooManySignups         too many signups from one network (signup.py)
      │    ├── BadInput               a posted body that is no signup (forms.py)
+     │    ├── BadReason              a reason for leaving that cannot be kept (leaving.py)
+     │    ├── NotUnsubscribed        a reason for leaving from one who has not left (leaving.py)
      │    ├── TokenError             a forged, altered or expired link
      │    │    ├── ExpiredToken      a genuine confirmation link, too old (tokens.py)
      │    │    └── StaleLink         a genuine one whose signup is gone (confirm.py)
@@ -52,6 +54,10 @@ each handled where it is caught:
                              webhook answers 400, the queue keeps the message
     TooDeep                  subscribers/jsontext.py (a ValueError): forms.py
                              makes it a BadInput
+    QueryFailed              pipeline/golive/dns.py: a DNS query that failed,
+                             which publish doctor reports as a finding
+    IssueBusy                pipeline/schedule_lock.py: publish unschedule
+                             refuses while publish due sends the issue
 """
 
 from __future__ import annotations
