@@ -32,6 +32,7 @@ from markupsafe import Markup
 from pipeline.config import Settings
 from pipeline.templates import WEB_TEMPLATES, WebTemplates, template_errors
 from pipeline.webbody import WebArticle
+from subscribers.provenance import ISSUE_PAGE
 
 ISSUE_TEMPLATE = "issue.html.j2"
 LOGO = "static/logo.png"
@@ -64,15 +65,17 @@ def site_values(settings: Settings) -> dict[str, Any]:
     }
 
 
-def signup_form(settings: Settings) -> Markup:
+def signup_form(settings: Settings, source: str = "") -> Markup:
     """The signup form's markup, as the subscribers package writes it, with the
-    consent wording the signup service records."""
+    consent wording the signup service records; ``source`` names the page it
+    is on for the consent record (none: the signup page)."""
     from subscribers.models import consent_wording
     from subscribers.pages import signup_form_html
 
     form = signup_form_html(
         action_url=settings.url("subscribe"),
         consent_text=consent_wording(settings.name, settings.consent_text),
+        source=source,
     )
     return Markup(form)  # noqa: S704 - built and escaped by subscribers.pages
 
@@ -157,6 +160,6 @@ def issue_page(
             "article": Markup(article.article.rstrip("\n")),  # noqa: S704
             "sign_off": Markup(article.sign_off.rstrip("\n")),  # noqa: S704
             "postscript": Markup(article.postscript.rstrip("\n")),  # noqa: S704
-            "signup_form": signup_form(settings),
+            "signup_form": signup_form(settings, ISSUE_PAGE),
         }
     )

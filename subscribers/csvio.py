@@ -4,7 +4,8 @@ Import reads columns by their header, so exports from other services work
 as they are (``csvreader`` reads the file: separator, encoding, quoting):
 
     ours        email, name, status, source, created_at, consent_at,
-                consent_ip, consent_user_agent, consent_text, confirmed_ip, ...
+                consent_ip, consent_user_agent, consent_text, confirmed_ip,
+                consent_source (the page they signed up on), ...
     Mailchimp   "Email Address", "First Name", "Last Name", OPTIN_TIME,
                 OPTIN_IP, CONFIRM_TIME, CONFIRM_IP; UNSUB_TIME (its
                 unsubscribed export) or CLEAN_TIME (cleaned) mark a row
@@ -50,6 +51,7 @@ from subscribers.models import (
     Status,
     as_utc,
 )
+from subscribers.provenance import signup_source
 from subscribers.store import Store
 from subscribers.text import clean_name, clip
 
@@ -66,6 +68,7 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "consent_ip": ("consent_ip", "optin_ip", "ip_address"),
     "consent_user_agent": ("consent_user_agent",),
     "consent_text": ("consent_text",),
+    "consent_source": ("consent_source",),
     "confirmed_at": ("confirmed_at", "confirm_time"),
     "confirmed_ip": ("confirmed_ip", "confirm_ip"),
     "unsubscribed_at": ("unsubscribed_at", "unsub_time", "unsubscription_date"),
@@ -117,6 +120,7 @@ EXPORT_FIELDS = (
     "consent_user_agent",
     "consent_text",
     "confirmed_ip",
+    "consent_source",
 )
 
 _SEPARATORS = re.compile(r"[\s\-]+")
@@ -207,6 +211,7 @@ def _candidate(cell: Cells, titles: dict[str, str], line: int) -> Candidate | Pr
             consent_ip=cell["consent_ip"][:MAX_IP] or None,
             consent_user_agent=_clipped(cell["consent_user_agent"], MAX_USER_AGENT),
             consent_text=_clipped(cell["consent_text"], MAX_CONSENT_TEXT),
+            consent_source=signup_source(cell["consent_source"], default="") or None,
             confirmed_at=_when(titles, "confirmed_at", cell["confirmed_at"]),
             confirmed_ip=cell["confirmed_ip"][:MAX_IP] or None,
             origin=_origin(cell),
@@ -319,6 +324,7 @@ def export_csv(store: Store, out: TextIO, status: Status | None = None) -> int:
             consent.user_agent or "",
             consent.text or "",
             consent.confirmed_ip or "",
+            consent.source or "",
         )
         # Every cell, the address and the IPs too: each may be a stranger's text.
         writer.writerow([_formula_safe(cell) for cell in cells])

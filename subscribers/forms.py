@@ -1,16 +1,21 @@
 """The request bodies the web service reads by hand, and how OpenAPI describes them.
 
 A signup arrives as a web form (urlencoded or multipart) or as a JSON
-object; either way :func:`read_fields` hands back its three text fields, or
+object; either way :func:`read_fields` hands back its text fields, or
 raises :class:`BadInput` with the status and the reason to answer with::
 
-    POST /subscribe body ──> read_fields ──> {"email": ..., "name": ..., "website": ...}
+    POST /subscribe body ──> read_fields ──> {"email": ..., "name": ..., "website": ...,
+                                        │     "source": ...}
                                         └──> BadInput(415 | 422, reason)
+
+The reason a reader gives after unsubscribing (``reason``, ``comment``) is
+read the same way, with :data:`REASON_FIELDS`.
 
 The handlers read their bodies themselves (FastAPI would answer a bad one
 with its own error, naming its internals), so the documented request bodies
-are written out here: :data:`SUBSCRIBE_BODY` and the RFC 8058 one-click
-:data:`ONE_CLICK_BODY`, given to the routes as ``openapi_extra``.
+are written out here: :data:`SUBSCRIBE_BODY`, the RFC 8058 one-click
+:data:`ONE_CLICK_BODY` and :data:`REASON_BODY`, given to the routes as
+``openapi_extra``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from subscribers.addresses import MAX_EMAIL
 from subscribers.errors import SubscriberError
+from subscribers.models import MAX_LEAVING_COMMENT, LeavingReason
+from subscribers.provenance import MAX_SOURCE
 from subscribers.text import MAX_NAME
 
 if TYPE_CHECKING:
@@ -27,8 +34,11 @@ if TYPE_CHECKING:
 
 SIGNUP_JSON_DEPTH = 2
 """A signup is one object of text fields; two levels leave room for a list."""
-SIGNUP_FIELDS = ("email", "name", "website")
-"""The fields a signup may carry; ``website`` is the honeypot, which people leave empty."""
+SIGNUP_FIELDS = ("email", "name", "website", "source")
+"""The fields a signup may carry; ``website`` is the honeypot, which people
+leave empty, and ``source`` the page the form is on."""
+REASON_FIELDS = ("reason", "comment")
+"""The fields of the form that asks why a reader left."""
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _SIGNUP_SCHEMA = {
@@ -37,6 +47,11 @@ _SIGNUP_SCHEMA = {
         "email": {"type": "string", "maxLength": MAX_EMAIL},
         "name": {"type": "string", "maxLength": MAX_NAME},
         "website": {"type": "string", "description": "Leave empty (a trap for robots)."},
+        "source": {
+            "type": "string",
+            "maxLength": MAX_SOURCE,
+            "description": "The page the form is on (or ?ref= in the query).",
+        },
     },
     "required": ["email"],
 }
@@ -64,6 +79,24 @@ ONE_CLICK_BODY = {
 }
 
 
+REASON_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "reason": {"type": "string", "enum": [str(r) for r in LeavingReason]},
+                        "comment": {"type": "string", "maxLength": MAX_LEAVING_COMMENT},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
 class BadInput(SubscriberError):
     """A body that is no signup: answer ``status`` with ``message`` (empty:
     the status's own wording)."""
@@ -74,8 +107,10 @@ class BadInput(SubscriberError):
         self.message = message
 
 
-async def read_fields(request: Request) -> dict[str, str]:
-    """The signup fields from a form or a JSON object, as text.
+async def read_fields(
+    request: Request, fields: tuple[str, ...] = SIGNUP_FIELDS
+) -> dict[str, str]:
+    """The ``fields`` (a signup's) from a form or a JSON object, as text.
 
     A body over the service's limit raises the 413 ``HTTPException`` the
     middleware raised, so that it is answered like any other."""
@@ -86,7 +121,7 @@ async def read_fields(request: Request) -> dict[str, str]:
         raw = await _form(request)
     else:
         raise BadInput(415)
-    return {key: _text(key, raw[key]) for key in SIGNUP_FIELDS if raw.get(key) is not None}
+    return {key: _text(key, raw[key]) for key in fields if raw.get(key) is not None}
 
 
 def _json_object(body: bytes) -> Mapping[str, Any]:

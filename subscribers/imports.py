@@ -173,6 +173,7 @@ def _import_batch(
                 text=row.consent_text or _imported(label, row.origin),
                 confirmed_at=row.confirmed_at,
                 confirmed_ip=row.confirmed_ip,
+                source=row.consent_source,
             )
             new_rows.append(
                 new_row(row.email, row.name, row.status, Source.IMPORT, consent, row.created_at)

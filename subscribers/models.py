@@ -69,6 +69,20 @@ class EventKind(StrEnum):
     ERASED = "erased"
 
 
+class LeavingReason(StrEnum):
+    """Why a reader left, as the page after the unsubscribe button offers it
+    (optional; kept on their ``unsubscribed`` event with a comment)."""
+
+    TOO_OFTEN = "too_often"
+    NOT_RELEVANT = "not_relevant"
+    NEVER_SIGNED_UP = "never_signed_up"
+    OTHER = "other"
+
+
+MAX_LEAVING_COMMENT = 500
+"""Characters of a leaving reader's own words that are kept (as one line)."""
+
+
 class SuppressionReason(StrEnum):
     ERASED = "erased"
     COMPLAINED = "complained"
@@ -157,7 +171,8 @@ def mask_email(email: str) -> str:
 @dataclass(frozen=True)
 class Consent:
     """The record that shows consent (GDPR Art. 7): when, from where, with
-    which wording, and when and from where it was confirmed."""
+    which wording, and when and from where it was confirmed; and the page
+    the reader signed up on."""
 
     at: dt.datetime | None = None
     ip: str | None = None
@@ -166,6 +181,8 @@ class Consent:
     confirmed_at: dt.datetime | None = None
     confirmed_ip: str | None = None
     confirmed_user_agent: str | None = None
+    source: str | None = None
+    """The page the reader signed up on ("blog sidebar", "issue page"...)."""
 
 
 @dataclass(frozen=True)
@@ -242,6 +259,8 @@ class Candidate:
     consent_user_agent: str | None = None
     consent_text: str | None = None
     """The wording the reader agreed to, when the file has it (our own export)."""
+    consent_source: str | None = None
+    """The page the reader signed up on, when the file has it (our own export)."""
     confirmed_at: dt.datetime | None = None
     confirmed_ip: str | None = None
     origin: str = ""

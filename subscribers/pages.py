@@ -1,9 +1,10 @@
 """The web service's own pages and their wording.
 
 Every page is a Jinja template in ``templates/web``: ``base.html`` around
-``message.html`` (a title, paragraphs, maybe the signup form),
+``message.html`` (a title, paragraphs, maybe a link back and a form),
 ``confirm.html`` and ``unsubscribe.html`` (one button each), with the signup
-form itself in ``form.html``. :class:`Pages` renders them with the
+form itself in ``form.html`` and the one asking why a reader left in
+``reason.html``. :class:`Pages` renders them with the
 newsletter's name and one stylesheet inlined, and sends with each page the
 headers that go with it: a content policy that allows that stylesheet by its
 hash and nothing else, no referrer, no caching, no indexing::
@@ -23,12 +24,12 @@ import base64
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from subscribers.addresses import MAX_EMAIL
 from subscribers.mail import TEMPLATES, templates
 from subscribers.middleware import COMMON_HEADERS
-from subscribers.models import mask_email
+from subscribers.models import MAX_LEAVING_COMMENT, LeavingReason, mask_email
 from subscribers.text import MAX_NAME
 
 if TYPE_CHECKING:
@@ -45,9 +46,11 @@ def signup_form_html(
     email: str = "",
     name: str = "",
     error: str = "",
+    source: str = "",
 ) -> str:
     """The signup form: email, optional first name, a honeypot and the consent
-    wording, labelled for screen readers. Everything in it is escaped."""
+    wording, labelled for screen readers; with ``source``, the page it is on,
+    in a hidden field. Everything in it is escaped."""
     return str(
         templates()
         .get_template("web/form.html")
@@ -57,6 +60,7 @@ def signup_form_html(
             email=email,
             name=name,
             error=error,
+            source=source,
             max_email=MAX_EMAIL,
             max_name=MAX_NAME,
         )
@@ -75,6 +79,16 @@ _TITLES = {
     500: "Something went wrong",
 }
 _STALE_TITLE = "This link is out of date"
+_UNSUBSCRIBED = "You are unsubscribed"
+THANKS_PATH = "/subscribe/thanks"
+"""Where a signup from another site's page is sent once taken."""
+LEAVING = {
+    LeavingReason.TOO_OFTEN: "Too often",
+    LeavingReason.NOT_RELEVANT: "Not relevant to me",
+    LeavingReason.NEVER_SIGNED_UP: "I never signed up",
+    LeavingReason.OTHER: "Other",
+}
+"""The choices the page after the unsubscribe button offers, as worded there."""
 _MESSAGES = {
     404: "There is nothing at this address.",
     405: "This page cannot be used that way.",
@@ -134,20 +148,29 @@ class Pages:
         return HTMLResponse(html, status_code=status, headers=self.headers)
 
     def message(
-        self, status: int, title: str, *paragraphs: str, form: str = "", alert: bool = False
+        self,
+        status: int,
+        title: str,
+        *paragraphs: str,
+        form: str = "",
+        alert: bool = False,
+        back: tuple[str, str] | None = None,
     ) -> Response:
+        """A title, ``paragraphs``, maybe a link ``back`` (its URL and words)
+        and a ``form`` (markup whose text is escaped already)."""
         return self.render(
             "message.html",
             status,
             title,
             paragraphs=paragraphs,
-            form=Markup(form),  # noqa: S704 - escaped by signup_form_html
+            form=Markup(form),  # noqa: S704 - escaped by the templates that made it
             alert=alert,
+            back={"url": back[0], "label": back[1]} if back else None,
         )
 
-    def form(self, *, email: str = "", name: str = "", error: str = "") -> str:
+    def form(self, *, email: str = "", name: str = "", error: str = "", source: str = "") -> str:
         return signup_form_html(
-            "/subscribe", self.config.consent, email=email, name=name, error=error
+            "/subscribe", self.config.consent, email=email, name=name, error=error, source=source
         )
 
     def error(self, status: int, message: str = "", *, as_json: bool = False) -> Response:
@@ -162,26 +185,40 @@ class Pages:
 
     # -- signing up ----------------------------------------------------------
 
-    def signup(self) -> Response:
-        """``GET /subscribe``: the form, and what it promises."""
+    def signup(self, source: str = "") -> Response:
+        """``GET /subscribe``: the form, and what it promises; ``source`` (from
+        ``?ref=``) goes with the signup."""
         return self.message(
             200,
             f"Subscribe to {self.newsletter.name}",
             "One email twice a month, free. We send a confirmation link first, "
             "and every issue has a one-click unsubscribe link.",
-            form=self.form(),
+            form=self.form(source=source),
         )
 
-    def accepted(self, as_json: bool) -> Response:
-        """A signup taken, worded the same whether or not the address was known."""
-        from starlette.responses import JSONResponse
+    def accepted(self, as_json: bool, *, elsewhere: bool = False) -> Response:
+        """A signup taken, worded the same whether or not the address was
+        known; a form posted from another site's page (``elsewhere``) is
+        sent on to :meth:`signup_thanks` (303), so that reloading it posts
+        nothing again."""
+        from starlette.responses import JSONResponse, RedirectResponse
 
         if as_json:
             return JSONResponse({"status": "ok", "message": ACCEPTED}, headers=self.headers)
+        if elsewhere:
+            return RedirectResponse(THANKS_PATH, status_code=303, headers=self.headers)
         return self.message(200, "Almost done", ACCEPTED)
 
+    def signup_thanks(self) -> Response:
+        """``GET /subscribe/thanks``, where a signup posted from another
+        site's page (the blog's) is sent: the same words, and the way back."""
+        blog = self.config.blog_url
+        return self.message(
+            200, "Almost done", ACCEPTED, back=(blog, "Back to the blog") if blog else None
+        )
+
     def signup_problem(
-        self, error: SubscriberError, email: str, name: str, *, as_json: bool
+        self, error: SubscriberError, email: str, name: str, source: str = "", *, as_json: bool
     ) -> Response:
         """A signup the rules refused: the form again, filled in, with the reason."""
         problem = _for_readers(error)
@@ -190,7 +227,9 @@ class Pages:
         return self.message(
             422,
             _TITLES[422],
-            form=self.form(email=email[:MAX_EMAIL], name=name[:MAX_NAME], error=problem),
+            form=self.form(
+                email=email[:MAX_EMAIL], name=name[:MAX_NAME], error=problem, source=source
+            ),
         )
 
     def too_many_signups(self, retry_after: float, *, as_json: bool) -> Response:
@@ -243,14 +282,61 @@ class Pages:
             action=f"/unsubscribe/{token}",
         )
 
-    def unsubscribed(self, email: str) -> Response:
-        """Done, with the form (filled in) should they change their mind."""
+    def unsubscribed(self, email: str, reason_token: str = "") -> Response:
+        """Done, with the form (filled in) should they change their mind;
+        with ``reason_token``, first the form that asks them why."""
+        gone = f"You will get no more issues of {self.newsletter.name}."
+        again = "Changed your mind? Subscribe again below; we will ask you to confirm."
+        if not reason_token:
+            return self.message(200, _UNSUBSCRIBED, f"{gone} {again}", form=self.form(email=email))
+        forms = f"{self.reason_form(reason_token)}<p>{escape(again)}</p>\n{self.form(email=email)}"
+        return self.message(200, _UNSUBSCRIBED, gone, form=forms)
+
+    def reason_form(
+        self, token: str, *, chosen: str = "", comment: str = "", error: str = ""
+    ) -> str:
+        """The optional form that asks why a reader left (escaped markup)."""
+        return str(
+            templates()
+            .get_template("web/reason.html")
+            .render(
+                action=f"/unsubscribe/{token}/reason",
+                choices=[(str(code), label) for code, label in LEAVING.items()],
+                chosen=chosen,
+                comment=comment[:MAX_LEAVING_COMMENT],
+                error=error,
+                max_comment=MAX_LEAVING_COMMENT,
+            )
+        )
+
+    def reason_problem(
+        self, token: str, error: SubscriberError, chosen: str, comment: str
+    ) -> Response:
+        """A reason that cannot be kept as sent: the form again, with why."""
+        return self.message(
+            422,
+            _TITLES[422],
+            form=self.reason_form(
+                token, chosen=chosen, comment=comment, error=_for_readers(error)
+            ),
+        )
+
+    def reason_kept(self) -> Response:
         return self.message(
             200,
-            "You are unsubscribed",
-            f"You will get no more issues of {self.newsletter.name}. "
-            "Changed your mind? Subscribe again below; we will ask you to confirm.",
-            form=self.form(email=email),
+            "Thank you",
+            "Thank you for telling us. It helps us make a better newsletter for "
+            "those who stay.",
+        )
+
+    def still_subscribed(self) -> Response:
+        """409 for a reason sent for a reader who is not unsubscribed."""
+        return self.message(
+            409,
+            "You are not unsubscribed",
+            "This address is not unsubscribed, so there is no leaving to give a reason "
+            "for. Use the unsubscribe link in any issue to leave.",
+            alert=True,
         )
 
     def not_on_list(self) -> Response:

@@ -78,6 +78,8 @@ subscribers = Table(
     Column("consent_ip", String(64)),
     Column("consent_user_agent", String(512)),
     Column("consent_text", Text),
+    # The page the reader signed up on ("blog sidebar", "issue page"...).
+    Column("consent_source", String(60)),
     Column("confirmed_ip", String(64)),
     Column("confirmed_user_agent", String(512)),
     Column("confirmation_sent_at", UTC_DATETIME),
@@ -160,6 +162,7 @@ signups = Table(
     Column("consent_ip", String(64)),
     Column("consent_user_agent", String(512)),
     Column("consent_text", Text),
+    Column("consent_source", String(60)),
     Column("created_at", UTC_DATETIME, nullable=False),
     # When its link was mailed; never-mailed signups are dropped by the next one.
     Column("mailed_at", UTC_DATETIME),

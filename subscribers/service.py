@@ -10,6 +10,7 @@
       .send_welcome(id)                 the welcome, with the unsubscribe link
       .unsubscribe_target(token)        who an unsubscribe link is for
       .unsubscribe(token, origin, how)  off the list, at once
+      .give_reason(token, code, ...) ──> leaving.py: why they left, on that event
     ConfirmationMailer              ──> mailer.py: the queue worked through
                                         in a thread or a process of its own
     Origin                              where a request came from (IP, user agent)
@@ -46,7 +47,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from subscribers import confirm, signup
+from subscribers import confirm, leaving, signup
 from subscribers.confirm import Confirmation, ConfirmTarget, StaleLink
 from subscribers.confirmation_queue import LEASE, MAX_ATTEMPTS, ConfirmationQueue, retry_delay
 from subscribers.mail import welcome_message
@@ -62,6 +63,7 @@ from subscribers.models import (
     Status,
     Subscriber,
 )
+from subscribers.provenance import SIGNUP_PAGE
 from subscribers.signup import TooManySignups
 from subscribers.store import Store
 from subscribers.text import clip
@@ -126,9 +128,18 @@ class Subscriptions:
 
     # -- subscribe -----------------------------------------------------------
 
-    def subscribe(self, email: str, name: str, *, consent_text: str, origin: Origin) -> int | None:
+    def subscribe(
+        self,
+        email: str,
+        name: str,
+        *,
+        consent_text: str,
+        origin: Origin,
+        source: str = SIGNUP_PAGE,
+    ) -> int | None:
         """Record a signup; the subscriber's id if a confirmation is now
-        queued for them, else None.
+        queued for them, else None. ``source`` is the page it was made on,
+        kept with the consent (:func:`~subscribers.provenance.signup_source`).
 
         New, pending or departed addresses become pending, this signup is
         kept with its name and consent (the subscriber's once confirmed),
@@ -145,6 +156,7 @@ class Subscriptions:
             name,
             consent_text=consent_text,
             origin=origin,
+            source=source,
             per_network=self.per_network,
         )
 
@@ -233,6 +245,15 @@ class Subscriptions:
         """Unsubscribe whoever the link is for, at once; harmless to repeat."""
         subscriber_id = self.signer.read_unsubscribe(token)
         return self.store.unsubscribe(subscriber_id, {"via": how, **origin.detail()})
+
+    def give_reason(self, token: str, code: str, comment: str) -> int | None:
+        """Keep why the reader of an unsubscribe link left (the send it is
+        attributed to, or None). Raises :class:`TokenError` for a link not
+        made here, :class:`~subscribers.leaving.BadReason` for a form that
+        says nothing or too much, and :class:`~subscribers.leaving.NotUnsubscribed`
+        unless the reader is unsubscribed."""
+        subscriber_id = self.signer.read_unsubscribe(token)
+        return leaving.record_reason(self.store, subscriber_id, leaving.read_reason(code, comment))
 
 
 __all__ = [

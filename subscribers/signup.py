@@ -1,6 +1,6 @@
 """A form signup: the pending subscriber, the signup kept apart, the confirmation queued.
 
-    subscribe(store, email, name, consent_text=..., origin=..., per_network=...)
+    subscribe(store, email, name, consent_text=..., origin=..., source=..., per_network=...)
       the client network's limit (TooManySignups, nothing recorded)
       new address ──────────────> a pending subscriber, with this signup
       pending ──────────────────> this signup added; stale ones dropped
@@ -9,11 +9,11 @@
       the confirmation queued (due now) ──> subscribers.confirmation_queue
 
 Each signup is kept on its own (a :class:`~subscribers.models.Signup`) with
-the nonce its link carries and the name and consent it brings; they become
-the subscriber's only when that very link is confirmed
-(:mod:`subscribers.confirm`), so a stranger who types in someone's address
-changes nothing of theirs. The answer never depends on whether the address
-was known.
+the nonce its link carries and the name and consent it brings (the wording,
+and the page it was made on: its source); they become the subscriber's only
+when that very link is confirmed (:mod:`subscribers.confirm`), so a
+stranger who types in someone's address changes nothing of theirs. The
+answer never depends on whether the address was known.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from subscribers.addresses import normalize_email
 from subscribers.errors import SubscriberError
 from subscribers.limits import Bucket, network
 from subscribers.models import Consent, EventKind, Limit, Source, Status, utcnow
+from subscribers.provenance import SIGNUP_PAGE, signup_source
 from subscribers.text import clean_name
 from subscribers.tokens import CONFIRM_LIFETIME, new_signup_nonce
 
@@ -47,6 +48,7 @@ def subscribe(
     *,
     consent_text: str,
     origin: Origin,
+    source: str = SIGNUP_PAGE,
     per_network: Limit | None = None,
 ) -> int | None:
     """Record a signup; the subscriber's id if a confirmation is now queued
@@ -59,6 +61,7 @@ def subscribe(
         ip=origin.ip,
         user_agent=origin.user_agent,
         text=consent_text,
+        source=signup_source(source),
     )
     detail = {"source": str(Source.FORM), **origin.detail()}
 

@@ -28,6 +28,7 @@ from subscribers.models import (
     Newsletter,
     consent_wording,
 )
+from subscribers.provenance import origin_of
 from subscribers.tokens import Signer
 
 if TYPE_CHECKING:
@@ -55,6 +56,9 @@ class WebConfig:
     mail ``POST /ses/events`` acts on; "": neither."""
     consent_text: str = ""
     """The wording next to the button, kept with each signup (empty: the default)."""
+    blog_url: str = ""
+    """The blog, whose pages may post `publish embed`'s form to ``/subscribe``
+    (the one other origin it accepts); "": none."""
     per_ip: Limit = SIGNUPS_PER_IP
     """Signup requests from one client network (an IPv4 address, an IPv6 /64)."""
     per_address: Limit = CONFIRMATIONS_PER_ADDRESS
@@ -85,6 +89,14 @@ class WebConfig:
     @property
     def consent(self) -> str:
         return consent_wording(self.name, self.consent_text)
+
+    @property
+    def site_origin(self) -> str | None:
+        return origin_of(self.site_url)
+
+    @property
+    def blog_origin(self) -> str | None:
+        return origin_of(self.blog_url)
 
     def subscriptions(
         self, engine: Engine, send_mail: Callable[[EmailMessage], None]

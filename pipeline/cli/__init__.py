@@ -10,6 +10,7 @@ from pipeline.cli import subscribers as _subscribers  # noqa: F401
 # site's commands, where the README has it.
 # isort: split
 from pipeline.cli import doctor as _doctor  # noqa: F401
+from pipeline.cli import embed as _embed  # noqa: F401
 from pipeline.cli import golive as _golive  # noqa: F401
 from pipeline.cli import serve as _serve  # noqa: F401
 from pipeline.cli.app import app, main

@@ -193,6 +193,7 @@ def _web_config(config: Settings, secret: str) -> WebConfig:
         secret=secret,
         previous_secret=resolve_previous_secret(config.token_secret_previous),
         consent_text=config.consent_text,
+        blog_url=config.blog_url,
         unsubscribe_domain=config.unsubscribe_domain,
         sns_topic_arns=config.sns_topic_arns,
         transient_bounce_limit=config.transient_bounce_limit,

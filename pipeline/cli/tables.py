@@ -77,6 +77,7 @@ def print_subscriber(subscriber: Subscriber, events: list[Event]) -> None:
     facts.add_row("unsubscribed", when(subscriber.unsubscribed_at))
     facts.add_row("consent given", printable(_where(consent.at, consent.ip, consent.user_agent)))
     facts.add_row("consent wording", printable(consent.text or "-"))
+    facts.add_row("signed up on", printable(consent.source or "-"))
     facts.add_row(
         "consent confirmed",
         printable(_where(consent.confirmed_at, consent.confirmed_ip, consent.confirmed_user_agent)),

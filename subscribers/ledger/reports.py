@@ -3,7 +3,8 @@ newsletter look up in it.
 
     Reports.totals(send)        ──▶ Totals      rows in each state
     Reports.status(send)        ──▶ SendStatus  totals, failures by reason,
-                                                rates, workers, feedback
+                                                rates, workers, feedback,
+                                                why readers left
                                                 (``publish status``)
     Reports.iter_unsent(send)   ──▶ Claimed...  who a run would send to
     sends_for_messages(conn, ids)  ──▶ SentMessage by provider message id
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from subscribers.ledger.departures import Departures, departures
 from subscribers.ledger.records import ROW_STATES, Claimed, SendRecord, stored_id
 from subscribers.ledger.sends import Sends
 from subscribers.models import as_utc, utcnow
@@ -92,6 +94,8 @@ class SendStatus:
     events: dict[str, int] = field(default_factory=dict)
     """Provider feedback about this send's messages, by kind (delivered,
     bounced, soft_bounced, complained...), from the subscribers' history."""
+    departures: Departures = field(default_factory=Departures)
+    """Why the readers this send reached last before they left said they did."""
 
     @property
     def average_rate(self) -> float:
@@ -131,6 +135,7 @@ class SendStatus:
             "seconds_left": None if self.seconds_left is None else round(self.seconds_left, 1),
             "workers": list(self.workers),
             "events": dict(self.events),
+            "unsubscribe_reasons": self.departures.as_dict(),
         }
 
 
@@ -216,6 +221,7 @@ class Reports(Sends):
                     .group_by(subscriber_events.c.kind)
                 )
             }
+            left = departures(conn, send_id)
         recent_rate = 0.0
         if recent[0] and recent[0] > 1 and recent[1] and recent[2]:
             span = (as_utc(recent[2]) or minute_ago) - (as_utc(recent[1]) or minute_ago)
@@ -230,6 +236,7 @@ class Reports(Sends):
             recent_rate=recent_rate if send.status == "sending" else 0.0,
             workers=worker_ids,
             events=events,
+            departures=left,
         )
 
     def iter_unsent(self, send_id: int | None, batch: int = 1000) -> Iterator[Claimed]:

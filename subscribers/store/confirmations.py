@@ -147,6 +147,7 @@ class ConfirmationRows:
             "consent_ip": consent.ip,
             "consent_user_agent": consent.user_agent,
             "consent_text": consent.text,
+            "consent_source": consent.source,
             "created_at": at,
             "mailed_at": None,
         }

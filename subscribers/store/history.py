@@ -6,6 +6,9 @@
                                  feedback id
     history, count_events        a subscriber's events, oldest first; how
                                  many of a kind (since a moment)
+    latest_event, amend_event    a subscriber's newest event of a kind; its
+                                 detail and send replaced (a reason for
+                                 leaving, given after the fact)
     has_external_id,             whether a provider's feedback was already
     existing_external_ids        recorded: what makes feedback idempotent
 
@@ -18,7 +21,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 
 from subscribers.models import Event, EventKind, dump_detail, utcnow
 from subscribers.schema import subscriber_events
@@ -87,6 +90,28 @@ class HistoryRows:
         if since is not None:
             query = query.where(subscriber_events.c.at >= since)
         return int(self.conn.execute(query).scalar_one())
+
+    def latest_event(self, subscriber_id: int, kind: EventKind | str) -> Event | None:
+        """The subscriber's newest ``kind`` event, if they have one."""
+        query = (
+            select(subscriber_events)
+            .where(subscriber_events.c.subscriber_id == subscriber_id)
+            .where(subscriber_events.c.kind == str(kind))
+            .order_by(subscriber_events.c.at.desc(), subscriber_events.c.id.desc())
+            .limit(1)
+        )
+        row = self.conn.execute(query).first()
+        return to_event(row) if row else None
+
+    def amend_event(
+        self, event_id: int, detail: Mapping[str, Any], *, send_id: int | None
+    ) -> None:
+        """Replace an event's detail and the send it concerns."""
+        self.conn.execute(
+            update(subscriber_events)
+            .where(subscriber_events.c.id == event_id)
+            .values(detail=dump_detail(detail), send_id=send_id)
+        )
 
     def has_external_id(self, external_id: str) -> bool:
         """Whether an event was already recorded under ``external_id``."""

@@ -75,6 +75,7 @@ def consent_columns(consent: Consent) -> dict[str, Any]:
         "consent_ip": consent.ip,
         "consent_user_agent": consent.user_agent,
         "consent_text": consent.text,
+        "consent_source": consent.source,
     }
 
 
@@ -100,6 +101,7 @@ def to_subscriber(row: Row[Any] | Mapping[str, Any]) -> Subscriber:
             confirmed_at=as_utc(data["confirmed_at"]),
             confirmed_ip=data["confirmed_ip"],
             confirmed_user_agent=data["confirmed_user_agent"],
+            source=data.get("consent_source"),
         ),
     )
 
@@ -117,6 +119,7 @@ def to_signup(row: Row[Any] | Mapping[str, Any]) -> Signup:
             ip=data["consent_ip"],
             user_agent=data["consent_user_agent"],
             text=data["consent_text"],
+            source=data.get("consent_source"),
         ),
         created_at=as_utc(data["created_at"]) or utcnow(),
         mailed_at=as_utc(data["mailed_at"]),
