@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.errors import ConfigError
+from pipeline.greeting import DEFAULT_GREETING
 from pipeline.settings_spec import (
     BY_ATTR,
     PATH_ATTRS,
@@ -61,6 +62,8 @@ class Settings:
     author_email: str = ""
     forum_url: str = ""
     blog_url: str = ""
+    greeting: str = DEFAULT_GREETING
+    """The line above every issue, ``{first_name}`` where the name goes; "": none."""
     greeting_fallback: str = "friend"
     consent_text: str = ""
     unsubscribe_domain: str = ""

@@ -27,11 +27,12 @@ from typing import Any, Literal
 import yaml
 
 from pipeline.errors import IssueError
+from pipeline.greeting import check_greeting
 from pipeline.yaml_errors import explain
 from subscribers.text import one_line
 
 REQUIRED_KEYS = ("title", "date")
-OPTIONAL_KEYS = ("subject", "preheader", "slug", "author", "tags", "publish_at")
+OPTIONAL_KEYS = ("subject", "preheader", "slug", "author", "tags", "publish_at", "greeting")
 KNOWN_KEYS = REQUIRED_KEYS + OPTIONAL_KEYS
 
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
@@ -72,6 +73,7 @@ class Issue:
     author: str = ""
     tags: tuple[str, ...] = ()
     publish_at: datetime | None = None
+    greeting: str | None = None  # this issue's greeting format; None: newsletter.greeting
     key_lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
     """Line of each front-matter key, for findings that point at one."""
     source: str = field(default="", repr=False, compare=False)
@@ -245,10 +247,9 @@ def _read_front(
             else:
                 error(line, f"{key}: {getattr(exc, 'problem', None) or exc}")
 
-    first_line = front_line
     for key in REQUIRED_KEYS:
         if key not in lines:
-            error(first_line, f"missing required key {key!r}")
+            error(front_line, f"missing required key {key!r}")
 
     fields_ok: dict[str, Any] = {}
     for key, value in values.items():
@@ -275,6 +276,7 @@ def _read_front(
         author=fields_ok.get("author", ""),
         tags=fields_ok.get("tags", ()),
         publish_at=fields_ok.get("publish_at"),
+        greeting=fields_ok.get("greeting"),
         key_lines=lines,
         source=text,
     )
@@ -307,8 +309,9 @@ def _single_line(value: Any, *, allow_empty: bool = False) -> str:
 def _validate(key: str, value: Any, path: Path) -> Any:
     if key in ("title", "subject", "author"):
         return _single_line(value)
-    if key == "preheader":
-        return _single_line(value, allow_empty=True)
+    if key in ("preheader", "greeting"):
+        text = _single_line(value, allow_empty=True)
+        return check_greeting(text) if key == "greeting" else text
     if key == "slug":
         text = _single_line(value)
         if not _SLUG_OK.match(text):

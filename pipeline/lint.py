@@ -20,14 +20,21 @@ from pathlib import Path
 
 from markupsafe import escape
 
-from pipeline.body import Reference, raw_html
+from pipeline.body import Body, Reference, raw_html
 from pipeline.config import CONFIG_FILE, Settings
 from pipeline.context import Context
 from pipeline.errors import ImageError, LocatedError, PublishError
+from pipeline.greeting import opening_greeting
 from pipeline.issue import Finding, Issue, IssueBody, default_slug, expected_file_name
 from pipeline.links import Resolver
 from pipeline.personalize import Personalizer, Recipient
-from pipeline.render import RenderedIssue, parse_issue_body, render_issue, sample_values
+from pipeline.render import (
+    RenderedIssue,
+    issue_greeting,
+    parse_issue_body,
+    render_issue,
+    sample_values,
+)
 from pipeline.templates import EMAIL_TEMPLATE
 from subscribers.tokens import Signer
 
@@ -84,6 +91,8 @@ def check_issue(path: Path, context: Context) -> CheckResult:
         findings.extend(_check_pictures(path, body.references, resolver))
         findings.extend(_check_dangling_brackets(read.body))
         findings.extend(_check_raw_html(read.body))
+        greeting = settings.greeting if issue is None else issue_greeting(issue, settings)
+        findings.extend(_check_own_greeting(read.body, body, greeting))
 
     rendered: RenderedIssue | None = None
     if issue is not None and parsed is not None and not _has_errors(findings):
@@ -160,6 +169,20 @@ def _check_raw_html(markdown: IssueBody) -> list[Finding]:
             message = f"raw HTML {shown!r} is shown as text, not as HTML: write markdown instead"
         out.append(Finding(markdown.path, line, "warning", message))
     return out
+
+
+def _check_own_greeting(markdown: IssueBody, body: Body, greeting: str) -> list[Finding]:
+    """An issue that opens with a greeting of its own, under the one the
+    template adds (``greeting``, "" when off), would greet the reader twice."""
+    found = opening_greeting(body.article_tokens) if greeting else None
+    if found is None:
+        return []
+    offset, words = found
+    message = (
+        f'the issue starts with its own greeting ("{words}") and the template adds '
+        f'"{greeting}": set greeting: "" in its front matter or drop the line'
+    )
+    return [Finding(markdown.path, markdown.first_line + offset, "warning", message)]
 
 
 def _check_front_matter(issue: Issue) -> list[Finding]:

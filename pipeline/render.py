@@ -39,6 +39,7 @@ from pipeline.body import Body, Figure, Reference, parse_body
 from pipeline.config import Settings
 from pipeline.context import Context
 from pipeline.errors import IssueError, TemplateError
+from pipeline.greeting import greeting_line
 from pipeline.issue import Issue, IssueBody
 from pipeline.links import Asset, Resolver
 from pipeline.plaintext import TextWriter
@@ -149,20 +150,17 @@ def render_issue(
     }
     values = _values(settings, issue, body, web_url)
     email_slots = {name: slot_marker(nonce, name) for name in SLOT_NAMES}
+    # The greeting around the name is filled in here, once: only the name is a slot.
+    greeting = greeting_line(issue_greeting(issue, settings), email_slots["first_name"])
+    email: dict[str, Any] = {"web": False, "slots": email_slots, "greeting": greeting}
 
-    html = _compile(env, values | {"web": False, "slots": email_slots}, folder)
+    html = _compile(env, values | email, folder)
     page = issue_page(settings, values["issue"], web_url, web_article(body, resolver))
     web_html = page.html(context.web)
     text = _fill(
         env,
         TEXT_TEMPLATE,
-        values
-        | {
-            "web": False,
-            "slots": email_slots,
-            "text": text_parts,
-            "references": text_writer.references(),
-        },
+        values | email | {"text": text_parts, "references": text_writer.references()},
         folder,
     )
     return RenderedIssue(
@@ -190,6 +188,11 @@ def date_text(day: dt.date) -> str:
 def issue_author(issue: Issue, settings: Settings) -> str:
     """Who wrote the issue: its own author, or the newsletter's."""
     return issue.author or settings.author
+
+
+def issue_greeting(issue: Issue, settings: Settings) -> str:
+    """The issue's greeting format: its own, or the newsletter's; "" for none."""
+    return settings.greeting if issue.greeting is None else issue.greeting
 
 
 def _values(settings: Settings, issue: Issue, body: Body, web_url: str) -> dict[str, Any]:

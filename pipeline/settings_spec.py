@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.errors import ConfigError
+from pipeline.greeting import check_greeting
 from subscribers.addresses import ascii_domain, normalize_address
 from subscribers.errors import InvalidDomain, InvalidEmail
 
@@ -173,6 +174,14 @@ def _bool(key: str, value: Any) -> bool:
     raise ConfigError(f"{key}: expected true or false, got {value!r}")
 
 
+def _greeting(key: str, value: Any) -> str:
+    """A greeting format, ``{first_name}`` its one field (:mod:`pipeline.greeting`); "": none."""
+    try:
+        return check_greeting(_text(key, value))
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
 def _path(key: str, value: Any) -> Path:
     return Path(_required_text(key, value))
 
@@ -258,6 +267,7 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec("forum_url", "newsletter.forum_url", "NEWSLETTER_FORUM_URL", _url),
     Spec("blog_url", "newsletter.blog_url", "NEWSLETTER_BLOG_URL", _url),
+    Spec("greeting", "newsletter.greeting", "NEWSLETTER_GREETING", _greeting),
     Spec(
         "greeting_fallback",
         "newsletter.greeting_fallback",

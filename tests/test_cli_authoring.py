@@ -165,7 +165,7 @@ def own_issues(newsletter: Path, *names: str) -> list[Path]:
         path.write_text(
             "---\ntitle: Elbows\ndate: 2027-01-05\n"
             'preheader: "Tennis elbow without the tennis: three moves for sore forearms."\n'
-            "---\nHi.\n"
+            "---\nA note.\n"
         )
         paths.append(path)
     return paths
@@ -175,7 +175,7 @@ NUL_ISSUE = (
     "---\ntitle: Calves\ndate: 2026-11-20\n"
     "preheader: A gentle calf stretch for anyone who stands at work all day long.\n"
     "publish_at: 2026-11-20T07:00:00+00:00\n---\n"
-    "Hello.\n\n![A stretch](images/calf%00stretch.png)\n"
+    "A stretch.\n\n![A stretch](images/calf%00stretch.png)\n"
 )
 
 

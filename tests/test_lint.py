@@ -77,7 +77,7 @@ def test_good_links_pass(newsletter, settings):
 
 def test_subject_too_long_is_a_warning(newsletter, settings):
     header = HEADER.replace("title: Shoulder pain", "title: " + "Shoulder pain " * 7)
-    warnings = only(issue(newsletter, "Hi.\n", header), settings, "warning")
+    warnings = only(issue(newsletter, "A note.\n", header), settings, "warning")
     assert warnings == [(2, "subject is 97 characters; inboxes cut it after about 78")]
 
 
@@ -91,13 +91,13 @@ def test_subject_too_long_is_a_warning(newsletter, settings):
 )
 def test_preheader_warnings(newsletter, settings, preheader_line, line, message):
     header = f"---\ntitle: Shoulder pain\ndate: 2026-11-15\n{preheader_line}---\n"
-    warnings = only(issue(newsletter, "Hi.\n", header), settings, "warning")
+    warnings = only(issue(newsletter, "A note.\n", header), settings, "warning")
     assert any(ln == line and message in m for ln, m in warnings), warnings
 
 
 def test_front_matter_errors_are_findings(newsletter, settings):
     header = "---\ntitle: Shoulder pain\ndate: someday\ncolour: blue\n---\n"
-    errors = only(issue(newsletter, "Hi.\n", header), settings, "error")
+    errors = only(issue(newsletter, "A note.\n", header), settings, "error")
     assert (3, "date: 'someday' is not an ISO date like 2026-12-01") in errors
     assert (4, "unknown key 'colour'") in errors
 
@@ -125,7 +125,7 @@ def test_template_without_required_footer_parts(newsletter, settings, needle, me
     if "urls.web" in needle:
         text = text.replace('<a href="{{ urls.web }}">View this issue in your browser</a>', "")
     template.write_text(text)
-    errors = [f for f in check_issue(issue(newsletter, "Hi.\n"), Context.load(settings)).findings if f.severity == "error"]
+    errors = [f for f in check_issue(issue(newsletter, "A note.\n"), Context.load(settings)).findings if f.severity == "error"]
     assert [(f.path, f.line) for f in errors] == [(template, 1)]
     assert message in errors[0].message
 
@@ -135,7 +135,7 @@ def test_broken_template_is_located(newsletter, settings):
     lines = template.read_text().split("\n")
     lines[12] += " {% if %}"
     template.write_text("\n".join(lines))
-    result = check_issue(issue(newsletter, "Hi.\n"), Context.load(settings))
+    result = check_issue(issue(newsletter, "A note.\n"), Context.load(settings))
     assert [(f.line, f.severity) for f in result.findings] == [(13, "error")]
     assert str(result.findings[0]).startswith(f"{template}:13: error: ")
 
@@ -143,7 +143,7 @@ def test_broken_template_is_located(newsletter, settings):
 def test_broken_mjml_is_reported(newsletter, settings):
     template = newsletter / "templates" / "email.mjml.j2"
     template.write_text(template.read_text().replace("</mjml>", ""))
-    result = check_issue(issue(newsletter, "Hi.\n"), Context.load(settings))
+    result = check_issue(issue(newsletter, "A note.\n"), Context.load(settings))
     assert len(result.errors) == 1
     assert "MJML" in result.errors[0].message
 
@@ -231,17 +231,17 @@ def test_what_only_looks_like_html_is_not_flagged(newsletter, settings):
 
 
 def test_an_issue_file_without_its_date_is_a_warning(newsletter, settings):
-    path = issue(newsletter, "Hi.\n", name="shoulder.md")
+    path = issue(newsletter, "A note.\n", name="shoulder.md")
     assert only(path, settings, "warning") == [
         (1, "the file name should start with the issue's date: 2026-11-15-shoulder.md")
     ]
     assert only(path, settings, "error") == []
     header = "---\ntitle: Shoulder pain\ndate: someday\n---\n"
-    undated = issue(newsletter, "Hi.\n", header, name="notes.md")
+    undated = issue(newsletter, "A note.\n", header, name="notes.md")
     assert (1, "the file name should start with the issue's date: YYYY-MM-DD-notes.md") in only(
         undated, settings, "warning"
     )
-    dated = issue(newsletter, "Hi.\n", name="2026-11-15-shoulder.md")
+    dated = issue(newsletter, "A note.\n", name="2026-11-15-shoulder.md")
     assert only(dated, settings, "warning") == []
 
 
@@ -261,7 +261,7 @@ def template_with(newsletter: Path, old: str, new: str, count: int = 1) -> tuple
 
 def test_an_unknown_mjml_element_is_an_error_at_its_template_line(newsletter, settings):
     template, (line,) = template_with(newsletter, "<mj-column>", "<mj-colum>")
-    result = check_issue(issue(newsletter, "Hi.\n"), Context.load(settings))
+    result = check_issue(issue(newsletter, "A note.\n"), Context.load(settings))
     assert [(f.path, f.line, f.severity) for f in result.findings] == [(template, line, "error")]
     assert result.findings[0].message.startswith("unknown MJML element <mj-colum>")
     assert "<mj-column>" in result.findings[0].message  # the suggestion
@@ -272,7 +272,7 @@ def test_every_unknown_mjml_element_is_reported_even_with_a_broken_issue(newslet
     template, lines = template_with(newsletter, "<mj-text", "<mj-txt", count=2)
     _, closing = template_with(newsletter, "</mj-section>", "</mj-sektion>")
     header = "---\ntitle: [unclosed\ndate: 2026-11-15\n---\n"
-    result = check_issue(issue(newsletter, "Hi.\n", header), Context.load(settings))
+    result = check_issue(issue(newsletter, "A note.\n", header), Context.load(settings))
     found = [(f.line, f.message.split(" (")[0]) for f in result.findings if f.path == template]
     assert found == [
         (lines[0], "unknown MJML element <mj-txt>"),
@@ -286,7 +286,7 @@ def test_mjml_elements_in_comments_are_not_checked(newsletter, settings):
     text = template.read_text()
     text = text.replace("<mj-head>", "<mj-head>\n{# <mj-colum> is a typo #}\n<!-- <mj-foo> -->", 1)
     template.write_text(text)
-    assert check_issue(issue(newsletter, "Hi.\n"), Context.load(settings)).findings == ()
+    assert check_issue(issue(newsletter, "A note.\n"), Context.load(settings)).findings == ()
 
 
 def test_every_element_mrml_knows_passes(newsletter, settings):
