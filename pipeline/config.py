@@ -101,6 +101,9 @@ class Settings:
     events_queue_url: str = ""
     sns_topic_arns: tuple[str, ...] = ()
     transient_bounce_limit: int = 3
+    tracking: bool = False
+    """Count opens and clicks through SES, per issue and never per reader
+    (``tracking.enabled``); `publish setup ses` turns SES's tracking on or off."""
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     log_ips: bool = False

@@ -323,6 +323,7 @@ SPECS: tuple[Spec, ...] = (
         "NEWSLETTER_TRANSIENT_BOUNCE_LIMIT",
         _number(int, 1),
     ),
+    Spec("tracking", "tracking.enabled", "NEWSLETTER_TRACKING", _bool),
     Spec("web_host", "web.host", "NEWSLETTER_WEB_HOST", _required_text),
     Spec("web_port", "web.port", "NEWSLETTER_WEB_PORT", _number(int, 1)),
     Spec("log_ips", "web.log_ips", "NEWSLETTER_LOG_IPS", _bool),

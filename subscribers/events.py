@@ -23,6 +23,8 @@ the SNS topic delivers to, and the web service's ``POST /ses/events`` hands
 each post to an :class:`SnsEndpoint`, which verifies it first. Both end in
 :func:`apply_feedback`. Mail SES received for the unsubscribe addresses
 comes the same ways, and goes to :func:`subscribers.inbound.unsubscribe_by_mail`.
+With ``tracking.enabled``, opens and clicks go to :func:`count_engagement`,
+which counts them per issue (:mod:`subscribers.engagement`), never per reader.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from subscribers.models import (
     email_key,
     utcnow,
 )
-from subscribers.notifications import Feedback, MalformedNotification, parse
+from subscribers.notifications import Feedback, MalformedNotification, Parsed, parse
 from subscribers.sns import SeenMessages, SnsRejected, SnsVerifier
 
 if TYPE_CHECKING:
@@ -64,6 +66,8 @@ class Policy:
 
     transient_limit: int = 3
     transient_window: dt.timedelta = TRANSIENT_WINDOW
+    tracking: bool = False
+    """Count opens and clicks per issue (``tracking.enabled``); off: ignore them."""
 
 
 @dataclass
@@ -84,6 +88,12 @@ class Applied:
     """Subscribers taken off the list: marked bounced or complained."""
     unsubscribed_by_mail: int = 0
     """Readers who mailed their unsubscribe address (:mod:`subscribers.inbound`)."""
+    opens: int = 0
+    machine_opens: int = 0
+    clicks: int = 0
+    uncounted: int = 0
+    """Opens and clicks not counted: unreadable, too old, or of a message the
+    ledger does not know."""
 
     def add(self, other: Applied) -> None:
         for item in fields(self):
@@ -112,8 +122,23 @@ def apply_notification(
     addresses included; :class:`MalformedNotification` if it cannot be read."""
     parsed = parse(body)
     applied = apply_feedback(store, parsed.feedback, policy)
+    applied.add(count_engagement(store, [parsed], policy))
     applied.unsubscribed_by_mail += unsubscribe_by_mail(store, mailbox, parsed.received)
     return applied
+
+
+def count_engagement(store: Store, parsed: Sequence[Parsed], policy: Policy) -> Applied:
+    """Count the opens and clicks among ``parsed`` in one transaction, when
+    ``policy.tracking``; without it they are left alone, like any other
+    event without list-hygiene meaning. No subscriber row is read or changed."""
+    interactions = [one.interaction for one in parsed if one.interaction is not None]
+    if not policy.tracking or not interactions:
+        return Applied()
+    from subscribers.engagement import count
+
+    done = count(store.engine, interactions)
+    return Applied(opens=done.opens, machine_opens=done.machine_opens, clicks=done.clicks,
+                   duplicates=done.duplicates, uncounted=done.uncounted)
 
 
 def _apply(
@@ -352,10 +377,14 @@ def describe(applied: Applied, *, zeros: bool = False) -> str:
     others = [
         (applied.duplicates, "already recorded"),
         (applied.unknown_recipients, "not subscribers"),
+        (applied.uncounted, "opens or clicks not counted"),
     ]
     shown = [f"{n} {label}" for n, label in kinds if n or zeros]
     if applied.unsubscribed_by_mail:
         shown.append(f"{applied.unsubscribed_by_mail} unsubscribed by mail")
+    engaged = [(applied.opens, "opened"), (applied.machine_opens, "machine-opened"),
+               (applied.clicks, "clicked")]
+    shown += [f"{n} {label}" for n, label in engaged if n]
     text = ", ".join(shown) or "nothing"
     if applied.suppressed or zeros:
         text += f"; {applied.suppressed} taken off the list"

@@ -17,7 +17,9 @@ Every field is untrusted: types are checked, sizes capped, and anything that
 cannot be read raises :class:`MalformedNotification` rather than guessing.
 Event types that carry no list-hygiene meaning (Send, Open, Click...) come
 back as an empty list with ``ignored`` set, so the caller can log and drop
-them.
+them. An Open or Click also comes back as an
+:class:`~subscribers.engagement.Interaction`, which the events path counts
+when ``tracking.enabled`` is on (:mod:`subscribers.engagement`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from subscribers.addresses import MAX_EMAIL, normalize_address
+from subscribers.engagement.interactions import Interaction, read_interaction
 from subscribers.errors import InvalidDomain, InvalidEmail
 
 MAX_BODY_BYTES = 256 * 1024  # SQS's and SNS's own message size limit
@@ -84,6 +87,8 @@ class Parsed:
     topic_arn: str = ""
     received: Received | None = None
     """For mail SES received, what :class:`Received` says of it."""
+    interaction: Interaction | None = None
+    """For an Open or Click event, what the engagement counts need of it."""
 
 
 def parse(body: str | bytes) -> Parsed:
@@ -107,7 +112,8 @@ def parse(body: str | bytes) -> Parsed:
     else:
         inner = outer
     received = _received(inner) if inner.get("notificationType") == "Received" else None
-    return Parsed(_feedback(inner), ignored=_ignored(inner), topic_arn=topic, received=received)
+    return Parsed(_feedback(inner), ignored=_ignored(inner), topic_arn=topic, received=received,
+                  interaction=read_interaction(inner))
 
 
 def _ignored(message: dict[str, Any]) -> str:

@@ -24,6 +24,14 @@ tables; nothing else issues DDL. The same tables serve SQLite and PostgreSQL.
     delivery_probes     the messages `publish doctor --live` sent to SES's
                         mailbox simulator, and the feedback the events path
                         recorded for each
+    engagement_issues   per issue, the key of its unique counts' hashes,
+                        dropped 30 days after its first open or click
+    engagement_counts   opens, machine opens and clicks per issue: a total
+                        and HyperLogLog registers (no subscriber, no address,
+                        no message id)
+    engagement_links    clicks per issue and link (query string removed)
+    engagement_seen     keyed hashes of the open and click events counted,
+                        so that a redelivery counts once; kept 30 days
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -245,4 +254,48 @@ delivery_probes = Table(
     # JSON text: the bounce type and subtype, the complaint's feedback type...
     Column("detail", Text, nullable=False, server_default="{}"),
     Column("recorded_at", UTC_DATETIME),
+)
+
+# Opens and clicks (tracking.enabled): aggregates only, never a subscriber.
+engagement_issues = Table(
+    "engagement_issues",
+    metadata,
+    Column("issue_slug", String(200), primary_key=True),
+    # Random key of the keyed hashes of message ids that the unique counts
+    # are made of; NULL from salt_until on, after which the registers can be
+    # tested against no message id (and unique counts stay as they are).
+    Column("salt", String(64)),
+    Column("salt_until", UTC_DATETIME, nullable=False),
+)
+
+engagement_counts = Table(
+    "engagement_counts",
+    metadata,
+    Column("issue_slug", String(200), primary_key=True),
+    # open | machine_open | click
+    Column("kind", String(20), primary_key=True),
+    Column("total", BigInteger, nullable=False),
+    # HyperLogLog registers (engagement/hll.py): about how many messages.
+    Column("registers", LargeBinary, nullable=False),
+)
+
+engagement_links = Table(
+    "engagement_links",
+    metadata,
+    Column("issue_slug", String(200), primary_key=True),
+    # SHA-256 of url.
+    Column("link_key", String(64), primary_key=True),
+    # Normalized: no query string, fragment or personal token.
+    Column("url", String(2000), nullable=False),
+    Column("clicks", BigInteger, nullable=False),
+    Column("registers", LargeBinary, nullable=False),
+)
+
+engagement_seen = Table(
+    "engagement_seen",
+    metadata,
+    # Keyed hash of a counted event's whole body: its redelivery is a duplicate.
+    Column("event_key", String(64), primary_key=True),
+    # A midnight at least 30 days after the event; the row is deleted then.
+    Column("expires_at", UTC_DATETIME, nullable=False, index=True),
 )

@@ -15,7 +15,10 @@ Messages may be SNS envelopes or raw SES notifications (an SNS subscription
 with raw message delivery), in either SES shape. Mail SES received for the
 unsubscribe addresses unsubscribes the readers whose tokens it was sent to
 (:mod:`subscribers.inbound`), and is deleted like the rest, whatever it
-changed. Other event types (opens, clicks, sends) are logged and deleted.
+changed. With ``tracking.enabled``, opens and clicks are counted per issue
+(:func:`subscribers.events.count_engagement`, one transaction a batch).
+Other event types (sends; opens and clicks without tracking) are logged and
+deleted.
 A message that cannot be read at all is left on the queue (and not
 extended) for its redrive policy to move to a dead-letter queue, where it
 can be inspected; the run goes on with the rest.
@@ -41,7 +44,7 @@ from typing import Any
 
 from subscribers.aws import aws_problem, error_response
 from subscribers.errors import QueueError, first_line
-from subscribers.events import Applied, Policy, apply_feedback
+from subscribers.events import Applied, Policy, apply_feedback, count_engagement
 from subscribers.heartbeat import Heartbeat
 from subscribers.inbound import UnsubscribeMailbox, unsubscribe_by_mail
 from subscribers.notifications import MalformedNotification, Parsed, parse
@@ -65,7 +68,9 @@ class SyncReport:
     deleted: int = 0
     """Messages whose effects are committed and that are off the queue."""
     ignored: int = 0
-    """Notifications of other event types (opens, clicks...), deleted."""
+    """Notifications of other event types (sends; opens and clicks without
+    tracking), deleted. Opens and clicks that tracking could not count (of a
+    message the ledger does not know...) are ``applied.uncounted``."""
     kept: int = 0
     """Unreadable messages left on the queue for its redrive policy."""
     undeleted: int = 0
@@ -225,7 +230,7 @@ class _Run:
                 kept += 1
                 self._keep(message, str(exc))
                 continue
-            if parsed.ignored:
+            if parsed.ignored and not (self.policy.tracking and parsed.interaction):
                 ignored += 1
                 log.info("deleting a %s notification (not about list hygiene)", parsed.ignored)
             readable.append((message, parsed))
@@ -275,9 +280,11 @@ class _Run:
 
     def _applied(self, parsed: list[Parsed]) -> Applied:
         """Apply the feedback of some messages in one transaction, then the
-        mail they report received, a transaction for each reader."""
+        mail they report received, a transaction for each reader; opens and
+        clicks are counted in one more."""
         feedback = [item for one in parsed for item in one.feedback]
         applied = apply_feedback(self.store, feedback, self.policy)
+        applied.add(count_engagement(self.store, parsed, self.policy))
         for one in parsed:
             applied.unsubscribed_by_mail += unsubscribe_by_mail(
                 self.store, self.mailbox, one.received

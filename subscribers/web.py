@@ -123,7 +123,7 @@ def _state(
         ses_events=SnsEndpoint(
             service.store,
             SnsVerifier(config.sns_topic_arns, fetch=sns_fetch or fetch_https),
-            Policy(transient_limit=config.transient_bounce_limit),
+            Policy(transient_limit=config.transient_bounce_limit, tracking=config.tracking),
             mailbox=UnsubscribeMailbox(service.signer, config.unsubscribe_domain),
         ),
         confirmations=ConfirmationMailer(service) if mailer else None,

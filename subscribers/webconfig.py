@@ -54,6 +54,8 @@ class WebConfig:
     unsubscribe_domain: str = ""
     """Where List-Unsubscribe's mailto goes, and whose ``unsubscribe+TOKEN@``
     mail ``POST /ses/events`` acts on; "": neither."""
+    tracking: bool = False
+    """Whether ``POST /ses/events`` counts opens and clicks (per issue only)."""
     consent_text: str = ""
     """The wording next to the button, kept with each signup (empty: the default)."""
     blog_url: str = ""

@@ -66,14 +66,16 @@ def test_a_complete_account_needs_nothing(settings) -> None:
 
 def test_a_destination_missing_types_is_updated_with_all_six(settings) -> None:
     state = replace(complete(), destination=DestinationState(
-        "pain-free-living-events", False, ("BOUNCE", "COMPLAINT", "OPEN"), TOPIC))
+        "pain-free-living-events", False, ("BOUNCE", "COMPLAINT", "DELIVERY_DELAY"), TOPIC))
     [step] = steps(state, settings)
     assert (step.verb, step.operation) == ("update", "update_configuration_set_event_destination")
     destination = step.params["EventDestination"]
     assert destination["Enabled"] is True
-    # the six, and what it published already (opens) kept
+    # the six, and what it published already (delivery delays) kept; opens and
+    # clicks are not (tests/test_engagement_setup.py)
     assert destination["MatchingEventTypes"] == sorted(
-        ["bounce", "complaint", "delivery", "open", "reject", "renderingFailure", "send"])
+        ["bounce", "complaint", "delivery", "deliveryDelay", "reject", "renderingFailure",
+         "send"])
     assert "enabled, with send, delivery, reject, rendering failure" in step.done
 
 

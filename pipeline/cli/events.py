@@ -54,7 +54,8 @@ def sync(
     message delivered twice changes nothing; unreadable ones stay on the
     queue for its dead-letter queue. Mail SES received for
     sender.unsubscribe_domain unsubscribes the readers whose addresses it
-    was sent to. A batch is kept hidden on the queue
+    was sent to. With tracking.enabled, opens and clicks are counted per
+    issue, never per reader. A batch is kept hidden on the queue
     (its visibility extended) while it is worked on: give the queue a
     VisibilityTimeout of 60 s or more and a maxReceiveCount of 5 or more.
     Safe to run from cron every few minutes.
@@ -74,7 +75,7 @@ def sync(
             "NEWSLETTER_EVENTS_QUEUE_URL, or give --queue-url)"
         )
     sqs = _sqs_client(config.events_queue_url)
-    policy = Policy(transient_limit=config.transient_bounce_limit)
+    policy = Policy(transient_limit=config.transient_bounce_limit, tracking=config.tracking)
     with Store.open(config.database_url, config.root) as store, stop_on_signals() as stop:
         report = sync_queue(
             store,

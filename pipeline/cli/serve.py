@@ -195,6 +195,7 @@ def _web_config(config: Settings, secret: str) -> WebConfig:
         consent_text=config.consent_text,
         blog_url=config.blog_url,
         unsubscribe_domain=config.unsubscribe_domain,
+        tracking=config.tracking,
         sns_topic_arns=config.sns_topic_arns,
         transient_bounce_limit=config.transient_bounce_limit,
         per_domain=Limit(config.confirmations_per_domain, 60),

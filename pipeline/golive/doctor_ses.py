@@ -19,7 +19,7 @@ from pipeline.config import Settings
 from pipeline.golive.account import AccountState, QuotaState
 from pipeline.golive.clients import partition
 from pipeline.golive.findings import Finding, error, ok, warning
-from pipeline.golive.names import EVENT_TYPES, Names
+from pipeline.golive.names import TRACKING_EVENT_TYPES, Names, event_types
 
 SETUP = "run publish setup ses"
 QUOTA_WARNING = 0.8
@@ -34,7 +34,7 @@ def check_account(state: AccountState, names: Names, settings: Settings) -> list
         *_identity(state, names),
         *_mail_from(state, names),
         *_sending(state.quota),
-        *_configuration_set(state, names),
+        *_configuration_set(state, names, settings),
         *_topic(state, names, settings),
         *_subscriptions(state, settings),
         *_queue(state, names, settings),
@@ -166,8 +166,9 @@ def _number(value: float) -> str:
     return f"{value:g}" if value != int(value) else str(int(value))
 
 
-def _configuration_set(state: AccountState, names: Names) -> list[Finding]:
+def _configuration_set(state: AccountState, names: Names, settings: Settings) -> list[Finding]:
     name = names.configuration_set
+    types = ", ".join(event_types(settings))
     if not state.configuration_set:
         return [error("configuration set", f"{name} does not exist in {state.region}",
                       _setup())]
@@ -175,19 +176,18 @@ def _configuration_set(state: AccountState, names: Names) -> list[Finding]:
     if destination is None:
         return [error(
             "event destination",
-            f"{name} has no SNS event destination: SES publishes none of "
-            f"{', '.join(EVENT_TYPES)}",
+            f"{name} has no SNS event destination: SES publishes none of {types}",
             _setup(),
         )]
     found = []
     if not destination.enabled:
         found.append(error(
             "event destination",
-            f"{destination.name} is disabled: SES publishes none of {', '.join(EVENT_TYPES)}",
+            f"{destination.name} is disabled: SES publishes none of {types}",
             f"{_setup()} (it enables it), or enable it in the SES console → "
             f"Configuration sets → {name} → Event destinations",
         ))
-    missing = [kind for kind in EVENT_TYPES if kind not in destination.event_types]
+    missing = [kind for kind in event_types(settings) if kind not in destination.event_types]
     if missing:
         found.append(error(
             "event destination",
@@ -198,15 +198,19 @@ def _configuration_set(state: AccountState, names: Names) -> list[Finding]:
         found.append(error(
             "event destination",
             f"{destination.name} publishes to {destination.topic_arn or 'no SNS topic'}, "
-            f"not to {state.topic_arn}: SES publishes none of "
-            f"{', '.join(EVENT_TYPES)} there",
+            f"not to {state.topic_arn}: SES publishes none of {types} there",
             _setup(),
         ))
-    if not found:
-        found.append(ok(
+    tracked = [kind for kind in TRACKING_EVENT_TYPES if kind in destination.event_types]
+    if tracked and not settings.tracking:
+        found.append(warning(
             "event destination",
-            f"{name} publishes {', '.join(EVENT_TYPES)} to the topic",
+            f"{destination.name} publishes {', '.join(tracked)}, so SES still tracks "
+            "opens and clicks, though tracking.enabled is false",
+            f"{_setup()} (it removes them), or set tracking.enabled = true",
         ))
+    if not found:
+        found.append(ok("event destination", f"{name} publishes {types} to the topic"))
     return found
 
 

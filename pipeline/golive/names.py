@@ -23,6 +23,10 @@ from pipeline.issue import slugify
 
 EVENT_TYPES = ("SEND", "DELIVERY", "BOUNCE", "COMPLAINT", "REJECT", "RENDERING_FAILURE")
 """The SESv2 event types the configuration set publishes to the topic."""
+TRACKING_EVENT_TYPES = ("OPEN", "CLICK")
+"""With ``tracking.enabled``, these too. SES tracks opens (an image) and
+clicks (links through its redirect) only while a destination publishes
+them: without, it leaves the mail as it was sent."""
 
 MAIL_FROM_LABEL = "bounce"
 RECEIVE_LABEL = "list"
@@ -40,6 +44,11 @@ class Names:
     event_destination: str
     rule_set: str
     rule: str
+
+
+def event_types(settings: Settings) -> tuple[str, ...]:
+    """The event types the newsletter's destination must publish."""
+    return EVENT_TYPES + TRACKING_EVENT_TYPES if settings.tracking else EVENT_TYPES
 
 
 def names_for(settings: Settings) -> Names:

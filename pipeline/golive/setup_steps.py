@@ -8,7 +8,8 @@ thing becomes a ``create`` step and each thing in a wrong state an
 
     identity (Easy DKIM) → MAIL FROM bounce.DOMAIN → configuration set
     → SNS topic (its policy: SES of this account may publish)
-    → event destination (the six event types, enabled, to the topic)
+    → event destination (the six event types, enabled, to the topic; with
+      tracking.enabled OPEN and CLICK too, without it never those two)
     → dead-letter queue → queue (redrive, policy: only the topic) → SQS
       subscription                                       (without --webhook)
     → https subscription to SITE/ses/events              (with --webhook)
@@ -23,13 +24,14 @@ whole before anything exists, and a run cut short is finished by the next.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeline.config import Settings
 from pipeline.golive.account import AccountState, v1_event_type
 from pipeline.golive.clients import partition
-from pipeline.golive.names import EVENT_TYPES, Names
+from pipeline.golive.names import TRACKING_EVENT_TYPES, Names, event_types
 from pipeline.golive.policies import queue_policy, topic_policy
 
 MAX_RECEIVE_COUNT = 5
@@ -75,7 +77,7 @@ def plan(
     """The steps that make the account what the newsletter needs."""
     arns = arns_for(state, names)
     steps = _sending(state, names)
-    steps += _events(state, names, arns)
+    steps += _events(state, names, arns, settings)
     if webhook:
         steps += _webhook(state, arns, settings.url(EVENTS_PATH))
     else:
@@ -136,7 +138,7 @@ def _sending(state: AccountState, names: Names) -> list[Step]:
     return steps
 
 
-def _events(state: AccountState, names: Names, arns: Arns) -> list[Step]:
+def _events(state: AccountState, names: Names, arns: Arns, settings: Settings) -> list[Step]:
     steps = []
     policy = topic_policy(state.topic_policy, arns.topic, state.account_id)
     if not state.topic_arn:
@@ -152,19 +154,25 @@ def _events(state: AccountState, names: Names, arns: Arns) -> list[Step]:
             "sns", "set_topic_attributes",
             {"TopicArn": arns.topic, "AttributeName": "Policy", "AttributeValue": policy},
         ))
-    destination = _destination(state, names, arns)
+    destination = _destination(state, names, arns, settings)
     return [*steps, destination] if destination else steps
 
 
-def _destination(state: AccountState, names: Names, arns: Arns) -> Step | None:
-    """Ours is the destination to the topic, or the one with our name."""
+def _destination(
+    state: AccountState, names: Names, arns: Arns, settings: Settings
+) -> Step | None:
+    """Ours is the destination to the topic, or the one with our name. The
+    types it publishes already are kept, but for opens and clicks while
+    tracking is off: SES would go on tracking readers."""
     found = state.destination
     if found is not None and found.topic_arn != arns.topic and (
             found.name != names.event_destination):
         found = None  # another destination, to another topic: left alone
-    wanted_types = {v1_event_type(t) for t in EVENT_TYPES}
+    types = event_types(settings)
+    unwanted = () if settings.tracking else TRACKING_EVENT_TYPES
+    wanted_types = {v1_event_type(t) for t in types}
     if found is not None:
-        wanted_types |= {v1_event_type(t) for t in found.event_types}
+        wanted_types |= {v1_event_type(t) for t in found.event_types if t not in unwanted}
     event_destination = {
         "Name": found.name if found else names.event_destination,
         "Enabled": True,
@@ -177,12 +185,14 @@ def _destination(state: AccountState, names: Names, arns: Arns) -> Step | None:
         return Step(
             "create",
             f"the event destination {names.event_destination} of {names.configuration_set} "
-            f"(send, delivery, bounce, complaint, reject, rendering failure → {names.topic})",
+            f"({_spelled(types)} → {names.topic})",
             "ses", "create_configuration_set_event_destination", params,
         )
-    missing = [t.lower().replace("_", " ") for t in EVENT_TYPES if t not in found.event_types]
+    missing = [t for t in types if t not in found.event_types]
+    extra = [t for t in unwanted if t in found.event_types]
     why = ([] if found.enabled else ["enabled"]) + (
-        [f"with {', '.join(missing)}"] if missing else []) + (
+        [f"with {_spelled(missing)}"] if missing else []) + (
+        [f"without {_spelled(extra)}: tracking.enabled is false"] if extra else []) + (
         [f"to {names.topic}"] if found.topic_arn != arns.topic else [])
     if not why:
         return None
@@ -191,6 +201,11 @@ def _destination(state: AccountState, names: Names, arns: Arns) -> Step | None:
         f"the event destination {found.name} of {names.configuration_set} ({', '.join(why)})",
         "ses", "update_configuration_set_event_destination", params,
     )
+
+
+def _spelled(types: Sequence[str]) -> str:
+    """``send, delivery, rendering failure``"""
+    return ", ".join(t.lower().replace("_", " ") for t in types)
 
 
 def _queue(state: AccountState, names: Names, arns: Arns) -> list[Step]:

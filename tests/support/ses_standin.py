@@ -7,6 +7,9 @@ it, and forwarded to moto unchanged, except:
 
     standin.account                 what SESv2 GetAccount answers (moto has no
                                     GetAccount): sandbox, 200 a day, 1 a second
+    UpdateConfigurationSetEventDestination
+                                    (SES v1; moto has none) replaces the
+                                    destination in moto's SES backend
     standin.fail("CreateConfigurationSet", "AccessDenied", "...", status=403)
                                     the next call (``times`` calls) of that
                                     operation answers this error, in the
@@ -107,9 +110,14 @@ def _sesv2_operation(method: str, path: str) -> str:
     return ""
 
 
+def _signing_scope(authorization: str) -> tuple[str, str]:
+    """(region, service) of a Signature V4 ``Authorization`` header."""
+    found = re.search(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/", authorization)
+    return (found.group(1), found.group(2)) if found else ("", "")
+
+
 def _signing_service(authorization: str) -> str:
-    found = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", authorization)
-    return found.group(1) if found else ""
+    return _signing_scope(authorization)[1]
 
 
 @dataclass
@@ -176,7 +184,13 @@ class SesStandin(FaultyProxy):
             call.status, call.response = 200, self.account
             self._json(request, 200, self.account)
             return
+        if call.operation == "UpdateConfigurationSetEventDestination":
+            region = _signing_scope(request.headers.get("Authorization", ""))[0]
+            body = _as_create(call, body, region or "us-east-1")
         status, headers, answer = self._upstream(request, body)
+        if call.operation == "UpdateConfigurationSetEventDestination":
+            answer = answer.replace(b"CreateConfigurationSetEventDestination",
+                                    b"UpdateConfigurationSetEventDestination")
         call.status = status
         try:
             call.response = json.loads(answer) if answer.lstrip().startswith(b"{") else answer
@@ -238,6 +252,22 @@ class SesStandin(FaultyProxy):
         request.send_header("Content-Length", str(len(body)))
         request.end_headers()
         request.wfile.write(body)
+
+
+def _as_create(call: Call, body: bytes, region: str) -> bytes:
+    """An update of an event destination as moto can do it: its name
+    forgotten by moto's SES backend (moto keeps one destination a
+    configuration set), then created anew over the old one; the answer is
+    renamed back to the update's."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    backend = ses_backends[DEFAULT_ACCOUNT_ID][region]
+    backend.event_destinations.pop(call.params.get("EventDestination.Name", ""), None)
+    create = body.replace(b"Action=UpdateConfigurationSetEventDestination",
+                          b"Action=CreateConfigurationSetEventDestination")
+    assert len(create) == len(body)  # the request's Content-Length still holds
+    return create
 
 
 @pytest.fixture
