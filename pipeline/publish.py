@@ -25,6 +25,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -158,6 +159,7 @@ class PreparedSend:
         stop: threading.Event | None = None,
         on_progress: ProgressCallback | None = None,
         transport: Transport | None = None,
+        on_recorded: Callable[[], None] | None = None,
     ) -> SendResult:
         """Send the issue to every recipient not yet sent.
 
@@ -166,6 +168,8 @@ class PreparedSend:
         previous run left undecided (``options.on_ambiguous``) and retries
         failed recipients; builds the site so that the view-in-browser link
         works from the first message; then runs the send loop.
+        ``on_recorded`` is called once the send is in the ledger (`publish
+        due` lets go of the issue's lock there).
         """
         from pipeline.transports import open_transport
 
@@ -202,6 +206,8 @@ class PreparedSend:
                 digest=plan.digest,
                 created_at=moment,
             )
+            if on_recorded is not None:
+                on_recorded()
             resumed = None if created else self._resume(send, transport)
             if resumed and resumed.ambiguous:
                 log.warning(

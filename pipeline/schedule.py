@@ -30,6 +30,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -285,19 +286,24 @@ def send_due(
             continue
         if on_start is not None:
             on_start(item)
+        # The issue's lock from reading its file until its send is in the
+        # ledger, not for the whole send: another `publish due` may join it.
+        lock = ExitStack()
         try:
-            with issue_lock(settings, item.path), prepare_send(
-                settings, item.path, options
-            ) as prepared:
+            lock.enter_context(issue_lock(settings, item.path))
+            with prepare_send(settings, item.path, options) as prepared:
                 passed = _no_longer_due(prepared, item, dt.datetime.now(dt.UTC))
                 if passed:
                     log.info("%s: %s", item.slug, passed)
                     results.append(DueResult(item, passed=passed))
                     continue
-                results.append(DueResult(item, prepared.run(stop=stop, on_progress=on_progress)))
+                result = prepared.run(stop=stop, on_progress=on_progress, on_recorded=lock.close)
+                results.append(DueResult(item, result))
         except PublishError as exc:
             log.error("%s: %s", item.slug, exc)
             results.append(DueResult(item, error=str(exc)))
+        finally:
+            lock.close()
     return results
 
 

@@ -8,7 +8,8 @@ edit could begin the send just after the check, and the issue the editor
 was told is unscheduled would go out.
 
     with issue_lock(settings, path):            publish due: waits its turn,
-        prepare_send(...) ... run()             holds it while it sends
+        prepare_send(...) ... run()             holds it until the send is in
+                                                the ledger (another run may join it)
     with issue_lock(settings, path, wait=False) publish unschedule: IssueBusy
         check the ledger, write the file        at once if a send holds it
 
