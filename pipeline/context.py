@@ -27,10 +27,12 @@ build needs it, and it reads it itself (:func:`pipeline.site.build_site_from_led
 
 Pictures are made here, once, so that rendering knows the size each is
 shown at and linting what they weigh. Each picture an issue links to or
-shows is read and, unless the last build of the site published one made
-from the same bytes (:func:`pipeline.site.cache.published_pictures`),
-made ready for email by :func:`pipeline.images.prepare_picture`. One that
-cannot be is kept as its :class:`ImageError`, raised where it is published.
+shows is read and, unless the picture cache kept one made from the same
+bytes (:mod:`pipeline.picturecache`) or the last build of the site
+published one (:func:`pipeline.site.cache.published_pictures`), made ready
+for email by :func:`pipeline.images.prepare_picture`. One that cannot be is
+kept as its :class:`ImageError`, raised where it is published. The site's
+manifest and Pillow are loaded only for a picture the cache does not have.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ from pipeline.templates import (
 )
 
 if TYPE_CHECKING:
-    from pipeline.images import Picture
+    from pipeline.picture import Picture
 
 PICTURE_CACHE = Path(".cache") / "pictures"
 """Where, under the newsletter's root, pictures made ready are kept
@@ -242,17 +244,18 @@ def load_pictures(
     cache: Path | None = None,
 ) -> dict[Path, Picture | ImageError]:
     """Each picture file the issue ``bodies`` show or link to, by resolved
-    path, made ready for email (or why it cannot be): the one the site in
-    ``public_dir`` published from the same bytes, or the one kept in
-    ``cache`` (:mod:`pipeline.picturecache`), else made now and kept."""
+    path, made ready for email (or why it cannot be): the one kept in
+    ``cache`` (:mod:`pipeline.picturecache`), or the one the site in
+    ``public_dir`` published from the same bytes, else made now and kept.
+    The same bytes always make the same picture, so where one is found
+    changes nothing but the time it takes."""
     from pipeline import picturecache
-    from pipeline.images import MAX_SOURCE_BYTES, prepare_picture
-    from pipeline.site.cache import published_pictures  # the site's package imports this one
+    from pipeline.picture import MAX_SOURCE_BYTES
 
     used = sorted({path for body in bodies for path in _pictures_used(body, index)})
     if not used:
         return {}
-    published = published_pictures(public_dir) if public_dir is not None else {}
+    published: dict[str, Picture] | None = None  # read on the first picture not in cache
     pictures: dict[Path, Picture | ImageError] = {}
     for path in used:
         shown = _shown(path, index.cwd)
@@ -265,10 +268,14 @@ def load_pictures(
                 )
             data = path.read_bytes()
             digest = hashlib.sha256(data).hexdigest()
-            made = published.get(digest)
-            if made is None and cache is not None:
-                made = picturecache.find(cache, digest)
+            made = picturecache.find(cache, digest) if cache is not None else None
             if made is None:
+                if published is None:
+                    published = _published_pictures(public_dir)
+                made = published.get(digest)
+            if made is None:
+                from pipeline.images import prepare_picture  # Pillow's decoders
+
                 made = prepare_picture(data, shown)
                 if cache is not None:
                     picturecache.keep(cache, made)
@@ -280,9 +287,18 @@ def load_pictures(
     return pictures
 
 
+def _published_pictures(public_dir: Path | None) -> dict[str, Picture]:
+    """The pictures the site in ``public_dir`` published, by source digest."""
+    if public_dir is None:
+        return {}
+    from pipeline.site.cache import published_pictures  # the site's package imports this one
+
+    return published_pictures(public_dir)
+
+
 def _pictures_used(body: IssueBody, index: FileIndex) -> Iterator[Path]:
     """The picture files under issues/ that ``body`` shows or links to."""
-    from pipeline.images import PICTURE_SUFFIXES
+    from pipeline.picture import PICTURE_SUFFIXES
 
     resolver = Resolver(body.path, index, "")
     for token in markdown().parse(body.text):

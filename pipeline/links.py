@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
 from pipeline.errors import ImageError
+from pipeline.picture import published_name
 
 if TYPE_CHECKING:
-    from pipeline.images import Picture
+    from pipeline.picture import Picture
 
 SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 _TOO_LONG = os.strerror(errno.ENAMETOOLONG)
@@ -203,8 +204,6 @@ class Resolver:
             public_path = "media/" + posixpath.join(*local.relative_to(self.issues_dir).parts)
             picture = self.files.pictures.get(local)
             if picture is not None and not isinstance(picture, ImageError):
-                from pipeline.images import published_name
-
                 public_path = published_name(public_path, picture)
             self.assets.setdefault(public_path, Asset(local, public_path, picture))
             url = f"{self.site_url}/{quote(public_path)}"

@@ -2,7 +2,7 @@
 own ``.cache/pictures/``: an issue being written is checked again and again
 before it is published, and making a phone photo ready takes a tenth of a
 second. Each entry is keyed by the digest of the source and of
-:data:`~pipeline.images.RECIPE`, so a changed picture, or a new way of
+:data:`~pipeline.picture.RECIPE`, so a changed picture, or a new way of
 making pictures, is never served stale; an entry whose bytes do not match
 its record is ignored.
 
@@ -18,7 +18,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from pipeline.images import RECIPE, Picture
+from pipeline.picture import RECIPE, Picture
 from subscribers.files import write_atomic
 
 _RECIPE = hashlib.sha256(RECIPE.encode("utf-8")).hexdigest()[:16]

@@ -5,7 +5,9 @@
     status_overview(settings, issue)   the send of one issue (by slug or file),
       └─ Overview                      or its schedule if it has none yet
 
-A send is a SendStatus: totals, failures with reasons, rate, what is left.
+A send is a SendStatus: totals, failures with reasons, rate, what is left;
+one issue's comes with its headline figures (delivered, bounce and
+complaint rates, unsubscribes, top links: :func:`pipeline.report.build.issue_headline`).
 
 Sends are read from the ledger (:meth:`subscribers.ledger.Ledger.status`),
 the schedule by :func:`pipeline.schedule_list.load_schedule`; the CLI prints
@@ -21,6 +23,7 @@ from pipeline.config import Settings
 from pipeline.errors import SendError
 
 if TYPE_CHECKING:
+    from pipeline.report.data import IssueFigures
     from pipeline.schedule_list import ScheduleEntry
     from subscribers.ledger import SendStatus
 
@@ -34,6 +37,8 @@ class Overview:
     scheduled: list[ScheduleEntry]
     """Scheduled issues whose send has not begun, soonest first (one that
     began is among ``sends``)."""
+    headline: IssueFigures | None = None
+    """The one issue asked for: its send's headline figures."""
 
 
 def status_overview(settings: Settings, issue: str | None = None) -> Overview:
@@ -45,7 +50,9 @@ def status_overview(settings: Settings, issue: str | None = None) -> Overview:
     slug = None if issue is None else issue_slug(settings, issue)
     sends = _statuses(settings, slug)
     if slug is not None and sends:
-        return Overview(sends, [])
+        from pipeline.report.build import issue_headline
+
+        return Overview(sends, [], issue_headline(settings, sends[0]))
     waiting = [item for item in load_schedule(settings) if not item.send_status]
     if slug is None:
         return Overview(sends, waiting)

@@ -8,6 +8,8 @@ rest of the command, and nothing is cached on disk.
     templates/*.j2 (or the packaged copy) ─ load_email_templates ─▶ Templates
         sources by name, their digest (part of every slot nonce), the
         unknown MJML elements of the email template, a Jinja environment
+        (email_environment: also the one the service's confirm and welcome
+        emails are filled in, pipeline/mailtexts.py)
     templates/web/*.j2, then the packaged ones ─ load_web_templates ─▶ WebTemplates
         a Jinja environment (the newsletter's templates win), static/* by public path
 
@@ -19,6 +21,7 @@ picked up by the next command, which builds a fresh context.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,11 +65,12 @@ class MemoryLoader(jinja2.BaseLoader):
         return sorted(self.sources)
 
 
-def read_sources(folder: Path) -> dict[str, tuple[str, str]]:
-    """Every ``*.j2`` file under ``folder``: name (its path in ``folder``,
-    with ``/``) to its text and file. Not UTF-8 is a TemplateError."""
+def read_sources(folder: Path, *, nested: bool = True) -> dict[str, tuple[str, str]]:
+    """Every ``*.j2`` file under ``folder`` (with ``nested=False``, directly
+    in it): name (its path in ``folder``, with ``/``) to its text and file.
+    Not UTF-8 is a TemplateError."""
     sources: dict[str, tuple[str, str]] = {}
-    for path in sorted(folder.rglob("*.j2")):
+    for path in sorted(folder.rglob("*.j2") if nested else folder.glob("*.j2")):
         if not path.is_file():
             continue
         try:
@@ -128,11 +132,14 @@ def jinja_environment(
     return env
 
 
-def compile_all(env: jinja2.Environment) -> None:
+def compile_all(env: jinja2.Environment, skip: str | None = None) -> None:
     """Compile every template now, while files may be read (the bytecode
     cache), so that filling them in later reads nothing. One that does not
-    compile is left for filling it in to report, at its file and line."""
+    compile is left for filling it in to report, at its file and line.
+    Names starting with ``skip`` are left to be compiled if ever used."""
     for name in env.list_templates():
+        if skip is not None and name.startswith(skip):
+            continue
         try:
             env.get_template(name)
         except jinja2.TemplateError:
@@ -186,9 +193,22 @@ def load_email_templates(settings: Settings) -> Templates:
     """Read the email templates (see :func:`templates_dir`) into memory."""
     folder = templates_dir(settings)
     sources = read_sources(folder)
+    env = email_environment(sources, settings)
+    digest = hashlib.sha256()
+    for name, (text, _) in sources.items():
+        # Names too: moving text from one template into the next is a change.
+        digest.update(name.encode() + b"\0" + text.encode("utf-8"))
+    return Templates(folder, env, digest.digest(), _unknown_mjml(env, folder))
+
+
+def email_environment(
+    sources: Mapping[str, tuple[str, str]], settings: Settings
+) -> jinja2.Environment:
+    """The Jinja environment of email templates (an issue's, the service's
+    confirm and welcome), every one compiled: all autoescaped but the
+    plain-text parts (``*.txt.j2``)."""
     env = jinja_environment(
         MemoryLoader(sources),
-        # Every template is autoescaped except the plain-text part.
         jinja2.select_autoescape(
             enabled_extensions=("mjml.j2", "html.j2", "xml.j2"),
             disabled_extensions=("txt.j2",),
@@ -198,12 +218,22 @@ def load_email_templates(settings: Settings) -> Templates:
         {"underline": underline},
         settings.root / CACHE,
     )
-    compile_all(env)
-    digest = hashlib.sha256()
-    for name, (text, _) in sources.items():
-        # Names too: moving text from one template into the next is a change.
-        digest.update(name.encode() + b"\0" + text.encode("utf-8"))
-    return Templates(folder, env, digest.digest(), _unknown_mjml(env, folder))
+    # templates/web/ is the site's (load_web_templates): compiled here, without
+    # the site's filters, its feeds would fail, uncached, on every command.
+    compile_all(env, skip=f"{WEB_TEMPLATES}/")
+    return env
+
+
+_NAMES_ANOTHER = re.compile(r"\{%[-+]?\s*(?:extends|include|import|from)\b")
+"""A tag that names another template (Jinja's default delimiters, as here)."""
+
+
+def _compiles(env: jinja2.Environment, name: str) -> bool:
+    try:
+        env.get_template(name)  # compiled already, by compile_all
+    except jinja2.TemplateError:
+        return False
+    return True
 
 
 def _unknown_mjml(env: jinja2.Environment, folder: Path) -> tuple[Finding, ...]:
@@ -220,7 +250,13 @@ def _unknown_mjml(env: jinja2.Environment, folder: Path) -> tuple[Finding, ...]:
         seen.add(name)
         try:
             source, filename, _ = loader.get_source(env, name)
-            names = meta.find_referenced_templates(env.parse(source))
+            # Parsing the email template takes longer than the rest of this: a
+            # template that compiled (so parses) and has no tag naming another
+            # refers to none.
+            if _NAMES_ANOTHER.search(source) or not _compiles(env, name):
+                names = meta.find_referenced_templates(env.parse(source))
+            else:
+                names = iter(())
         except jinja2.TemplateError:
             continue  # rendering reports it, located
         path = Path(filename) if filename else folder / name

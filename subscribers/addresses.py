@@ -33,6 +33,7 @@ from functools import cache
 from typing import Any
 
 from subscribers.errors import InvalidDomain, InvalidEmail, UndeliverableAddress
+from subscribers.plain_address import plain_address
 
 MAX_EMAIL = 320
 """The longest address the store reads (its column's size)."""
@@ -68,6 +69,9 @@ def normalize_address(text: str) -> str:
     local, at, domain = candidate.rpartition("@")
     if at:
         candidate = f"{local}@{ascii_domain(domain)}"
+    plain = plain_address(candidate)  # the usual address, without loading email-validator
+    if plain is not None:
+        return plain
     validate_email, EmailNotValidError = _validator()
     try:
         result = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)

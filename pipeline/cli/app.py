@@ -17,13 +17,20 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from pipeline.cli.commands import LazyCommands
 from pipeline.config import Settings, load_settings
 from subscribers.errors import NewsletterError
 from subscribers.text import NOT_IN_TEXT
 
 
 class PublishGroup(TyperGroup):
-    """Maps user-facing errors to one line on stderr and exit status 1."""
+    """Maps user-facing errors to one line on stderr and exit status 1; its
+    commands are built when first looked up (:class:`LazyCommands`), so a
+    command imports only its own module."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = LazyCommands(app, self.commands)
 
     def invoke(self, ctx: Any) -> Any:
         try:

@@ -8,6 +8,9 @@
                                    print_status: one send in full, with the
                                    feedback SES reported, the failures and
                                    the leaving readers' reasons and words;
+                                   print_headline: its headline figures,
+                                   a rate near or over a limit in colour
+                                   on a terminal;
                                    scheduled_line, print_scheduled: an issue
                                    waiting for its time
     publish schedule           ──> schedule_line: one line a scheduled issue
@@ -22,13 +25,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from pipeline.cli.app import echo, when
+from pipeline.cli.app import echo, printable, when
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from pipeline.outcome import SendResult
     from pipeline.progress import Progress
+    from pipeline.report.data import IssueFigures
     from pipeline.schedule_list import ScheduleEntry
     from subscribers.ledger import SendStatus
     from subscribers.ledger.departures import Departures
@@ -205,7 +209,7 @@ def _next_run(item: SendStatus) -> str:
     return ""
 
 
-def print_status(item: SendStatus) -> None:
+def print_status(item: SendStatus, headline: IssueFigures | None = None) -> None:
     send, t = item.send, item.totals
     echo(f"issue:     {send.issue_slug} ({send.issue_path})")
     echo(f"subject:   {send.subject}")
@@ -223,6 +227,8 @@ def print_status(item: SendStatus) -> None:
         f"recipients: {t.total}: {t.sent} sent, {t.failed} failed, {t.skipped} skipped, "
         f"{t.pending} pending, {t.sending} in flight"
     )
+    if headline is not None:
+        print_headline(headline)
     if item.average_rate:
         echo(
             f"rate:      {item.average_rate:.1f}/s on average"
@@ -247,6 +253,42 @@ def print_status(item: SendStatus) -> None:
         for failure in item.failures:
             examples = ", ".join(failure.examples)
             echo(f"  {failure.count} x {failure.reason}  (e.g. {examples})")
+
+
+_COLOURS = {"near": "yellow", "over": "red"}
+TOP_LINKS = 3
+
+
+def print_headline(figures: IssueFigures) -> None:
+    """``headline:  98.00% delivered, 1.00% bounced, ...``, the top links and
+    a warning for each rate near (half a limit or more) or over a limit,
+    coloured only where standard output is a terminal."""
+    import typer
+
+    from pipeline.report.limits import percent
+
+    delivered = (
+        f"{percent(figures.delivered_rate)} delivered"
+        if figures.delivered
+        else "delivered not reported yet"
+    )
+    echo(
+        f"headline:  {delivered}, {percent(figures.bounce_rate)} bounced, "
+        f"{percent(figures.complaint_rate)} complained, {figures.unsubscribed} unsubscribed"
+        + (f" ({percent(figures.unsubscribe_rate)})" if figures.sent else "")
+    )
+    engaged = figures.engagement
+    if engaged is None:
+        echo("top links: tracking is off (tracking.enabled)")
+    elif not engaged.links:
+        echo("top links: no clicks counted yet")
+    else:
+        for index, link in enumerate(engaged.links[:TOP_LINKS]):
+            label = "top links:" if index == 0 else ""
+            echo(f"{label:<10} {link.clicks} clicks ({link.unique} unique)  {link.url}")
+    for level, words in figures.warnings:
+        bold = True if level == "over" else None
+        typer.secho(printable(f"warning:   {words}"), fg=_COLOURS[level], bold=bold)
 
 
 def _goes(entry: ScheduleEntry) -> str:

@@ -266,7 +266,10 @@ def status(
     """Show where sends stand: totals, failures with reasons, rate and what is left.
 
     The issues scheduled whose send has not begun are shown too, each with
-    the time it goes.
+    the time it goes. With ISSUE, its headline figures too: delivered,
+    bounce and complaint rates, unsubscribes and the top 3 links (when
+    tracking is on), and a warning for a rate near or over SES's or Gmail's
+    limit (in colour on a terminal).
 
     Example: publish status calf-stretch --json
     """
@@ -290,7 +293,7 @@ def status(
     if overview.scheduled:
         print_scheduled(overview.scheduled[0])
     else:
-        print_status(overview.sends[0])
+        print_status(overview.sends[0], overview.headline)
 
 
 @app.command()

@@ -16,21 +16,14 @@ def site_command(ctx: typer.Context) -> None:
 
     Publishes every issue that was sent or whose publish_at has passed;
     drafts stay off the site. Files whose content is unchanged are not
-    rewritten.
+    rewritten; when nothing the last build was made from changed, nothing
+    is read or rendered at all.
 
     Example: publish site
     """
-    from pipeline.context import Context
-    from pipeline.site import build_site_from_ledger
-    from subscribers.db import connect
+    from pipeline.rebuild import publish_site
 
-    config = settings(ctx)
-    context = Context.load(config)
-    engine = connect(config.database_url, config.root)
-    try:
-        report = build_site_from_ledger(context, engine, dt.datetime.now(dt.UTC))
-    finally:
-        engine.dispose()
+    report = publish_site(settings(ctx), dt.datetime.now(dt.UTC))
     for warning in report.warnings:
         echo(f"warning: {warning}", err=True)
     echo(

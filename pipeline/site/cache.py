@@ -20,7 +20,7 @@ reads it, and the pages it lists, into a :class:`LastBuild`: plain data that
 planning takes as an argument, so planning never reads public/ itself.
 
 It also records each picture it published, by the digest of its source and
-the :data:`~pipeline.images.RECIPE` it was made with, so that a picture is
+the :data:`~pipeline.picture.RECIPE` it was made with, so that a picture is
 made once: :func:`published_pictures` hands the context the ones still in
 public/ as they were written, and the context makes only the others.
 
@@ -45,9 +45,9 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.context import Context
 from pipeline.errors import ImageError
-from pipeline.images import RECIPE, Picture
 from pipeline.issue import Issue
 from pipeline.links import Asset, FileIndex
+from pipeline.picture import RECIPE, Picture
 from pipeline.site.selection import Selection
 from pipeline.templates import WebTemplates
 from pipeline.webpage import Neighbours

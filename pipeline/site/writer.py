@@ -17,28 +17,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import SiteError
 from pipeline.site.cache import MANIFEST
 from pipeline.site.plan import Site
+from pipeline.site_report import SiteReport
 from subscribers.files import write_atomic
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class SiteReport:
-    """What a build published and what it changed on disk."""
-
-    public_dir: Path
-    issues: tuple[str, ...]
-    drafts: tuple[str, ...]
-    written: tuple[str, ...]
-    unchanged: int
-    removed: tuple[str, ...]
-    warnings: tuple[str, ...] = ()
+__all__ = ["SiteReport", "write_site"]
 
 
 def write_site(public_dir: Path, site: Site) -> SiteReport:
@@ -82,6 +71,7 @@ def write_site(public_dir: Path, site: Site) -> SiteReport:
         unchanged=unchanged,
         removed=tuple(removed),
         warnings=site.warnings,
+        files=tuple(sorted(site.files)),
     )
 
 
