@@ -16,9 +16,11 @@ from collections import Counter
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from pipeline.schedule_lock import issue_lock
 from subscribers.db import connect
 from subscribers.ledger import Ledger
 from subscribers.schema import send_recipients
@@ -62,6 +64,12 @@ def wait_for(condition, seconds: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def waiting_for_a_lock() -> set[int]:
+    """The processes waiting for a file lock (``->`` lines of /proc/locks)."""
+    with open("/proc/locks", encoding="ascii") as locks:
+        return {int(line.split()[5]) for line in locks if "->" in line.split()[1:2]}
 
 
 def received(root: Path) -> Counter:
@@ -143,8 +151,14 @@ def test_two_overlapping_publish_due_runs_finish_the_send_when_one_dies(
     schedule_in_the_past(newsletter)
     addresses = add_subscribers(postgres_url, newsletter)
     env = env_for(newsletter, postgres_url)
-    first = publish("due", "--rate", str(RATE), env=env, cwd=newsletter)
-    second = publish("due", "--rate", str(RATE), env=env, cwd=newsletter)
+    # Both runs find the issue due before either records its send: each
+    # waits for the issue's lock, held here until both are waiting for it.
+    with issue_lock(SimpleNamespace(root=newsletter), newsletter / ISSUE):
+        first = publish("due", "--rate", str(RATE), env=env, cwd=newsletter)
+        second = publish("due", "--rate", str(RATE), env=env, cwd=newsletter)
+        wait_for(lambda: {first.pid, second.pid} <= waiting_for_a_lock()
+                 or first.poll() is not None or second.poll() is not None,
+                 60, "both runs to find the issue due")
     try:
         out, _ = kill_one_of_two(postgres_url, newsletter, first, second, 3)
     finally:
