@@ -26,12 +26,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from email.message import EmailMessage
 
 from subscribers.errors import first_line
 from subscribers.ledger import new_worker_id
 from subscribers.limits import Bucket, Taken
 from subscribers.mail import confirmation_message
+from subscribers.mail_template import MailTemplate, OutgoingMessage
 from subscribers.models import (
     CONFIRMATIONS_AFTER_REPORT,
     CONFIRMATIONS_PER_ADDRESS,
@@ -39,7 +39,6 @@ from subscribers.models import (
     Consent,
     EventKind,
     Limit,
-    Newsletter,
     Signup,
     Status,
     Subscriber,
@@ -74,20 +73,21 @@ def retry_delay(attempt: int) -> dt.timedelta:
 
 
 class ConfirmationQueue:
-    """Mails the confirmations due, through ``send_mail``, within the limits."""
+    """Mails the confirmations due, through ``send_mail``, within the limits;
+    ``template()`` is the confirmation message to fill for each."""
 
     def __init__(
         self,
         store: Store,
-        newsletter: Newsletter,
-        send_mail: Callable[[EmailMessage], None],
+        template: Callable[[], MailTemplate],
+        send_mail: Callable[[OutgoingMessage], object],
         confirm_url: ConfirmUrl,
         per_address: Limit = CONFIRMATIONS_PER_ADDRESS,
         *,
         per_domain: Limit | None = CONFIRMATIONS_PER_DOMAIN,
     ) -> None:
         self.store = store
-        self.newsletter = newsletter
+        self.template = template
         self.send_mail = send_mail
         self.confirm_url = confirm_url
         self.per_address = per_address
@@ -192,7 +192,7 @@ class ConfirmationQueue:
     def _mail(self, subscriber: Subscriber, signup: Signup, now: dt.datetime) -> None:
         """Send the confirmation message for ``signup`` and record it."""
         message = confirmation_message(
-            self.newsletter, subscriber, self.confirm_url(subscriber.id, signup.nonce, now)
+            self.template(), subscriber, self.confirm_url(subscriber.id, signup.nonce, now)
         )
         self.send_mail(message)
         with self.store.transaction() as tx:

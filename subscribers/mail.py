@@ -1,135 +1,111 @@
-"""The two messages the subscription service sends itself: "please confirm"
-and "welcome". Each is a complete :class:`EmailMessage` (text and HTML);
-whoever wires the service together delivers it.
+"""The two messages the subscription service sends itself, "please confirm"
+and "welcome", filled in for one reader.
+
+Each is built once, from the newsletter's templates, by whoever wires the
+service together (`publish serve`: :mod:`pipeline.service_mail`), as a
+:class:`~subscribers.mail_template.MailTemplate`; this module only fills its
+slots: To, Date, Message-ID, List-Unsubscribe, the link and the reader's
+name, into the :class:`~subscribers.mail_template.OutgoingMessage` that
+``send_mail`` is handed (envelope and bytes, ready for a transport). That
+takes microseconds, where building a multipart message with the email
+package takes about a millisecond. The service is handed a
+:class:`ServiceMail`, whose callables return the current templates (the
+welcome lists the latest issues, so it changes as issues go out).
+
+    ServiceMail.confirm() ─ confirmation_message(template, subscriber, url) ─▶ OutgoingMessage
+    ServiceMail.welcome() ─ welcome_message(template, subscriber, url, mailto) ─▶ OutgoingMessage
 """
 
 from __future__ import annotations
 
+import html
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import policy
-from email.headerregistry import Address, BaseHeader, HeaderRegistry
-from email.message import EmailMessage
-from email.utils import format_datetime, getaddresses, make_msgid
-from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from email.utils import format_datetime
 
-from subscribers.models import Newsletter, Subscriber
+from subscribers.addresses import ascii_address
+from subscribers.headers import encode_mailbox
+from subscribers.mail_template import (
+    MailTemplate,
+    OutgoingMessage,
+    ascii_url,
+    list_unsubscribe,
+    qp_value,
+)
+from subscribers.models import Subscriber
+from subscribers.text import one_line
 
-if TYPE_CHECKING:
-    from jinja2 import Environment
-
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-@cache
-def templates() -> Environment:
-    """The Jinja2 environment for the service's pages and mail (autoescaped HTML)."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-    return Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(["html"]),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        auto_reload=False,  # no stat() of every template on every render
-    )
+__all__ = ["ServiceMail", "confirmation_message", "welcome_message"]
 
 
-class _HeaderClasses(HeaderRegistry):
-    """The standard header classes, made once each: the standard registry
-    makes a new class for every header it parses, a third of the cost of
-    building a message."""
+@dataclass(frozen=True)
+class ServiceMail:
+    """Where the service's two messages come from: each callable returns the
+    template to send now (built once, rebuilt by its owner when it changes)."""
 
-    @cache  # noqa: B019 - one registry per process, never freed anyway
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        return super().__getitem__(name)
-
-
-POLICY = policy.default.clone(header_factory=_HeaderClasses())
-"""The email policy of the messages built here: the standard one, faster."""
+    confirm: Callable[[], MailTemplate]
+    welcome: Callable[[], MailTemplate]
 
 
 def confirmation_message(
-    newsletter: Newsletter, subscriber: Subscriber, confirm_url: str
-) -> EmailMessage:
+    template: MailTemplate, subscriber: Subscriber, confirm_url: str
+) -> OutgoingMessage:
     """ "Please confirm": the one message an unconfirmed address ever gets.
 
     Whoever typed the address in may not be the person who reads it, so
-    nothing they typed is in it: it greets nobody by name, and its To header
-    is the bare address."""
-    return _message(
-        newsletter,
-        subscriber,
-        f"Please confirm your subscription to {newsletter.name}",
-        "confirm",
-        {"confirm_url": confirm_url},
-        by_name=False,
-    )
+    nothing they typed is in it: the template greets nobody by name, and
+    the To header is the bare address."""
+    return _filled(template, subscriber, {"confirm_url": ascii_url(confirm_url)}, by_name=False)
 
 
 def welcome_message(
-    newsletter: Newsletter,
+    template: MailTemplate,
     subscriber: Subscriber,
     unsubscribe_url: str,
     unsubscribe_mailto: str = "",
-) -> EmailMessage:
+) -> OutgoingMessage:
     """ "Welcome": sent once confirmed, with the reader's unsubscribe link.
 
     List-Unsubscribe offers the link (one click, RFC 8058) and, if given,
     ``unsubscribe_mailto``: the reader's address at the newsletter's
     unsubscribe domain (:func:`subscribers.unsubscribe_address.mailto`), never
     the editor's own mailbox."""
-    message = _message(
-        newsletter,
+    url = ascii_url(unsubscribe_url)
+    first_name = one_line(subscriber.name).split(" ", 1)[0] or template.greeting_fallback
+    return _filled(
+        template,
         subscriber,
-        f"Welcome to {newsletter.name}",
-        "welcome",
-        {"unsubscribe_url": unsubscribe_url, "archive_url": newsletter.url("")},
+        {"unsubscribe_url": url, "first_name": first_name},
+        list_unsubscribe(url, unsubscribe_mailto),
     )
-    targets = (unsubscribe_url, unsubscribe_mailto) if unsubscribe_mailto else (unsubscribe_url,)
-    message["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in targets)
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    return message
 
 
-def _message(
-    newsletter: Newsletter,
+def _filled(
+    template: MailTemplate,
     subscriber: Subscriber,
-    subject: str,
-    template: str,
-    values: dict[str, Any],
+    body: dict[str, str],
+    unsubscribe: bytes = b"",
     *,
     by_name: bool = True,
-) -> EmailMessage:
-    env = templates()
-    first_name = subscriber.first_name if by_name else ""
-    context = {"newsletter": newsletter, "first_name": first_name, **values}
-    sender = _mailbox(newsletter.sender)
-    message = EmailMessage(policy=POLICY)
-    message["Subject"] = subject
-    message["From"] = newsletter.sender
-    message["To"] = _recipient(subscriber, by_name=by_name)
-    message["Reply-To"] = newsletter.reply_to
-    message["Date"] = format_datetime(datetime.now(UTC))  # "+0000" (RFC 5322 3.3)
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-    message.set_content(
-        env.get_template(f"mail/{template}.txt").render(context), cte="quoted-printable"
+) -> OutgoingMessage:
+    """``template`` filled for ``subscriber``: the header slots and, for each
+    body slot ``part:name``, ``body[name]`` (escaped in the HTML part)."""
+    address = ascii_address(subscriber.email)
+    domain = template.sender.rpartition("@")[2]
+    values = {
+        "to": encode_mailbox("To", subscriber.name if by_name else "", address),
+        # "+0000", not "GMT": RFC 5322 4.3 makes the named zones obsolete.
+        "date": format_datetime(datetime.now(UTC)).encode("ascii"),
+        "message_id": f"<{secrets.token_hex(12)}@{domain}>".encode("ascii"),
+        "list_unsubscribe": unsubscribe,
+    }
+    for slot in template.slots:
+        part, _, name = slot.partition(":")
+        if name:
+            value = body[name]
+            values[slot] = qp_value(html.escape(value, quote=True) if part == "html" else value)
+    return OutgoingMessage(
+        sender=template.sender, recipient=address, raw=template.fill(values), tags=template.tags
     )
-    message.add_alternative(
-        env.get_template(f"mail/{template}.html").render(context),
-        subtype="html",
-        cte="quoted-printable",
-    )
-    return message
-
-
-def _recipient(subscriber: Subscriber, *, by_name: bool = True) -> Address:
-    username, _, domain = subscriber.email.rpartition("@")
-    name = subscriber.name if by_name else ""
-    return Address(display_name=name, username=username, domain=domain)
-
-
-def _mailbox(address: str) -> str:
-    """The bare address in ``Name <address>``."""
-    return getaddresses([address])[0][1]

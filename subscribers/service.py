@@ -44,13 +44,13 @@ import datetime as dt
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Any
 
 from subscribers import confirm, leaving, signup
 from subscribers.confirm import Confirmation, ConfirmTarget, StaleLink
 from subscribers.confirmation_queue import LEASE, MAX_ATTEMPTS, ConfirmationQueue, retry_delay
-from subscribers.mail import welcome_message
+from subscribers.mail import ServiceMail, welcome_message
+from subscribers.mail_template import OutgoingMessage
 from subscribers.mailer import ConfirmationMailer
 from subscribers.models import (
     CONFIRMATIONS_PER_ADDRESS,
@@ -70,7 +70,9 @@ from subscribers.text import clip
 from subscribers.tokens import Signer
 from subscribers.unsubscribe_address import mailto as unsubscribe_mailto
 
-SendMail = Callable[[EmailMessage], None]
+SendMail = Callable[[OutgoingMessage], object]
+"""Delivers one message, envelope and bytes (a transport's ``send``; what
+it returns is not used)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,11 @@ class Origin:
 
 
 class Subscriptions:
-    """Subscribe, confirm and unsubscribe, as a reader does it from the web."""
+    """Subscribe, confirm and unsubscribe, as a reader does it from the web.
+
+    ``mail`` gives the confirmation and welcome messages to fill and hand
+    to ``send_mail`` (`publish serve` builds them from the newsletter's
+    templates); without it, nothing can be mailed."""
 
     def __init__(
         self,
@@ -105,15 +111,22 @@ class Subscriptions:
         *,
         per_domain: Limit | None = CONFIRMATIONS_PER_DOMAIN,
         per_network: Limit | None = None,
+        mail: ServiceMail | None = None,
     ) -> None:
         self.store = store
         self.signer = signer
         self.newsletter = newsletter
         self.send_mail = send_mail
+        self.mail = mail
         self.per_network = per_network
         """Signups from one client network (the web form's); more are refused."""
         self.confirmations = ConfirmationQueue(
-            store, newsletter, send_mail, self.confirm_url, per_address, per_domain=per_domain
+            store,
+            lambda: self._mail().confirm(),
+            send_mail,
+            self.confirm_url,
+            per_address,
+            per_domain=per_domain,
         )
         """The confirmation messages signups queued, and the limits on them."""
 
@@ -226,7 +239,7 @@ class Subscriptions:
         token = self.signer.unsubscribe(subscriber_id)
         self.send_mail(
             welcome_message(
-                self.newsletter,
+                self._mail().welcome(),
                 subscriber,
                 self.newsletter.url(f"unsubscribe/{token}"),
                 unsubscribe_mailto(token, self.newsletter.unsubscribe_domain),
@@ -234,6 +247,11 @@ class Subscriptions:
         )
         self.store.record_event(subscriber_id, EventKind.WELCOME_SENT)
         return True
+
+    def _mail(self) -> ServiceMail:
+        if self.mail is None:
+            raise RuntimeError("these Subscriptions were made without mail: they cannot send")
+        return self.mail
 
     # -- unsubscribe ---------------------------------------------------------
 

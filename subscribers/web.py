@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from subscribers.mail_template import OutgoingMessage
 from subscribers.pages import signup_form_html
 from subscribers.webconfig import WebConfig
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from sqlalchemy import Engine
 
+    from subscribers.mail import ServiceMail
     from subscribers.routes.deps import WebState
 
 __all__ = ["WebConfig", "create_app", "signup_form_html"]
@@ -47,11 +48,12 @@ __all__ = ["WebConfig", "create_app", "signup_form_html"]
 def create_app(
     engine: Engine,
     config: WebConfig,
-    send_mail: Callable[[EmailMessage], None],
+    send_mail: Callable[[OutgoingMessage], object],
     static_dir: Path | None = None,
     *,
     mailer: bool = True,
     sns_fetch: Callable[[str], bytes] | None = None,
+    mail: ServiceMail | None = None,
 ) -> FastAPI:
     """The web service over the subscribers in ``engine``.
 
@@ -64,6 +66,8 @@ def create_app(
     appear after the service starts. ``sns_fetch`` fetches SNS signing
     certificates and subscription confirmation URLs (by default over HTTPS,
     from SNS hosts only); tests hand in one that serves their own.
+    ``mail`` gives the confirmation and welcome messages to fill
+    (:class:`~subscribers.mail.ServiceMail`).
     """
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
@@ -83,7 +87,7 @@ def create_app(
             RequestValidationError: errors.invalid,
         },
     )
-    app.state.web = _state(engine, config, send_mail, static_dir, mailer, sns_fetch)
+    app.state.web = _state(engine, config, send_mail, static_dir, mailer, sns_fetch, mail)
     for routes in (signup, confirm, unsubscribe, ses, site):
         app.include_router(routes.router)
     if static_dir is not None:
@@ -101,10 +105,11 @@ def create_app(
 def _state(
     engine: Engine,
     config: WebConfig,
-    send_mail: Callable[[EmailMessage], None],
+    send_mail: Callable[[OutgoingMessage], object],
     static_dir: Path | None,
     mailer: bool,
     sns_fetch: Callable[[str], bytes] | None,
+    mail: ServiceMail | None = None,
 ) -> WebState:
     """What the handlers share: the rules over the store, the pages, the
     SNS endpoint and, with ``mailer``, a confirmation mailer thread."""
@@ -115,7 +120,7 @@ def _state(
     from subscribers.routes.deps import WebState
     from subscribers.sns import SnsVerifier, fetch_https
 
-    service = config.subscriptions(engine, send_mail)
+    service = config.subscriptions(engine, send_mail, mail)
     return WebState(
         config=config,
         service=service,

@@ -14,11 +14,12 @@ Nothing here imports FastAPI or SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from subscribers.mail_template import OutgoingMessage
 from subscribers.models import (
     CONFIRMATIONS_PER_ADDRESS,
     CONFIRMATIONS_PER_DOMAIN,
@@ -34,6 +35,7 @@ from subscribers.tokens import Signer
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from subscribers.mail import ServiceMail
     from subscribers.service import Subscriptions
 
 
@@ -54,8 +56,6 @@ class WebConfig:
     unsubscribe_domain: str = ""
     """Where List-Unsubscribe's mailto goes, and whose ``unsubscribe+TOKEN@``
     mail ``POST /ses/events`` acts on; "": neither."""
-    tracking: bool = False
-    """Whether ``POST /ses/events`` counts opens and clicks (per issue only)."""
     consent_text: str = ""
     """The wording next to the button, kept with each signup (empty: the default)."""
     blog_url: str = ""
@@ -74,8 +74,19 @@ class WebConfig:
     sns_topic_arns: tuple[str, ...] = ()
     """The SNS topics whose notifications ``POST /ses/events`` accepts."""
     transient_bounce_limit: int = 3
+    tracking: bool = False
+    """Whether ``POST /ses/events`` counts opens and clicks (per issue only)."""
     max_events_body: int = 300 * 1024
     """SNS messages are up to 256 KB, plus the envelope."""
+    template_dirs: tuple[Path, ...] = ()
+    """Folders searched, in order, for the reader-facing pages
+    (``pages/NAME.html.j2``) and their layout (``base.html.j2``) before the
+    built-in ones: `publish serve` gives the newsletter's templates/web and
+    the site's (:mod:`subscribers.page_loader`)."""
+    layout: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """What the pages' layout is filled with besides each page's own
+    values: ``newsletter`` and ``urls``, as the site's pages get them; empty:
+    what the built-in layout needs, from the fields above."""
 
     @property
     def newsletter(self) -> Newsletter:
@@ -101,10 +112,14 @@ class WebConfig:
         return origin_of(self.blog_url)
 
     def subscriptions(
-        self, engine: Engine, send_mail: Callable[[EmailMessage], None]
+        self,
+        engine: Engine,
+        send_mail: Callable[[OutgoingMessage], object],
+        mail: ServiceMail | None = None,
     ) -> Subscriptions:
         """The subscription rules over the subscribers in ``engine``, with
-        this configuration's secret, newsletter and per-address limit."""
+        this configuration's secret, newsletter and per-address limit, and
+        ``mail``'s messages (see :class:`~subscribers.service.Subscriptions`)."""
         from subscribers.service import Subscriptions
         from subscribers.store import Store
 
@@ -116,4 +131,5 @@ class WebConfig:
             self.per_address,
             per_domain=self.per_domain,
             per_network=self.per_ip,
+            mail=mail,
         )

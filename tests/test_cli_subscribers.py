@@ -281,6 +281,7 @@ def test_show_says_when_the_mailer_gave_up_on_a_confirmation(newsletter):
     from subscribers.schema import subscribers
     from subscribers.service import MAX_ATTEMPTS, Origin, Subscriptions
     from subscribers.tokens import Signer
+    from tests.support.mail import service_mail
 
     def relay_down(message):
         raise OSError("451 relay down")
@@ -289,7 +290,9 @@ def test_show_says_when_the_mailer_gave_up_on_a_confirmation(newsletter):
         newsletter_ = Newsletter(
             "N", "https://n.example.com", "a@n.example.com", "a@n.example.com", "Street 1"
         )
-        service = Subscriptions(store, Signer("x" * 32), newsletter_, relay_down)
+        service = Subscriptions(
+            store, Signer("x" * 32), newsletter_, relay_down, mail=service_mail(newsletter_)
+        )
         service.subscribe("late@example.com", "", consent_text="Yes", origin=Origin())
         for _ in range(MAX_ATTEMPTS):
             with store.engine.begin() as conn:  # each backoff over at once

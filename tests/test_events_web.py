@@ -9,7 +9,6 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from subscribers import db
+from subscribers.mail_template import OutgoingMessage
 from subscribers.models import Status
 from subscribers.schema import subscriber_events, subscribers, suppressions
 from subscribers.store import Store
@@ -57,7 +57,7 @@ class Hook:
 
 def _hook(root: Path, fake_sns: FakeSns) -> Iterator[Hook]:
     engine = db.connect(f"sqlite:///{root / 'subscribers.db'}", root)
-    sent: list[EmailMessage] = []
+    sent: list[OutgoingMessage] = []
     port = free_port()
     app = create_app(
         engine,

@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from email import policy
+from email import message_from_bytes, policy
+from email.message import EmailMessage, MIMEPart
 from email.utils import parsedate_to_datetime
 
 import pytest
 
-from subscribers.mail import confirmation_message, welcome_message
+from subscribers.mail import ServiceMail, confirmation_message, welcome_message
 from subscribers.models import Newsletter, Source, Status, Subscriber
+from tests.support.mail import service_mail
 
 NEWSLETTER = Newsletter(
     name="Pain Free Living",
@@ -24,17 +26,28 @@ NOW = dt.datetime.now(dt.UTC)
 READER = Subscriber(7, "reader@example.com", "Sam Reader", Status.PENDING, Source.FORM, NOW, NOW)
 
 
-@pytest.mark.parametrize(
-    "build",
-    [
-        lambda: confirmation_message(NEWSLETTER, READER, "https://painfreeliving.example.com/confirm/t"),
-        lambda: welcome_message(NEWSLETTER, READER, "https://painfreeliving.example.com/unsubscribe/t"),
-    ],
-    ids=["confirm", "welcome"],
-)
-def test_the_date_header_is_utc_as_plus_0000(build):
+@pytest.fixture(scope="module")
+def mail(tmp_path_factory: pytest.TempPathFactory) -> ServiceMail:
+    return service_mail(NEWSLETTER, tmp_path_factory.mktemp("newsletter"))
+
+
+def parsed(raw: bytes) -> EmailMessage:
+    return message_from_bytes(raw, policy=policy.default)  # type: ignore[return-value]
+
+
+def content(part: MIMEPart | None) -> str:
+    """A part's text, with the LF line ends it was written with."""
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("kind", ["confirm", "welcome"])
+def test_the_date_header_is_utc_as_plus_0000(mail: ServiceMail, kind: str):
     before = int(time.time())
-    raw = build().as_bytes(policy=policy.SMTP)
+    if kind == "confirm":
+        raw = confirmation_message(mail.confirm(), READER, f"{NEWSLETTER.site_url}/confirm/t").raw
+    else:
+        raw = welcome_message(mail.welcome(), READER, f"{NEWSLETTER.site_url}/unsubscribe/t").raw
     after = time.time()
     found = re.search(rb"\r\nDate: ([^\r\n]*)\r\n", raw)
     assert found is not None
@@ -44,19 +57,19 @@ def test_the_date_header_is_utc_as_plus_0000(build):
     assert before <= parsedate_to_datetime(value).timestamp() <= after
 
 
-def test_the_confirmation_carries_nothing_the_signup_typed():
+def test_the_confirmation_carries_nothing_the_signup_typed(mail: ServiceMail):
     """Whoever typed the address may be a stranger: no name in the greeting or the To header."""
     stranger = Subscriber(
         7, "reader@example.com", "WINNER visit https://evil.example", Status.PENDING, Source.FORM,
         NOW, NOW,
     )
-    message = confirmation_message(NEWSLETTER, stranger, "https://painfreeliving.example.com/confirm/t")
-    raw = message.as_bytes(policy=policy.SMTP)
-    assert b"WINNER" not in raw and b"evil" not in raw
+    sent = confirmation_message(mail.confirm(), stranger, f"{NEWSLETTER.site_url}/confirm/t")
+    assert b"WINNER" not in sent.raw and b"evil" not in sent.raw
+    message = parsed(sent.raw)
     assert message["To"].addresses[0].display_name == ""
-    text, html = message.get_body(("plain",)), message.get_body(("html",))
-    assert text is not None and html is not None
-    assert text.get_content().startswith("Hello,\n") and ">Hello,</p>" in html.get_content()
-    welcome = welcome_message(NEWSLETTER, READER, "https://painfreeliving.example.com/unsubscribe/t")
-    greeting = welcome.get_body(("plain",))
-    assert greeting is not None and greeting.get_content().startswith("Hi Sam,\n")
+    text, html = content(message.get_body(("plain",))), content(message.get_body(("html",)))
+    assert text.startswith("Hello,\n") and ">Hello,</p>" in html
+    welcome = parsed(
+        welcome_message(mail.welcome(), READER, f"{NEWSLETTER.site_url}/unsubscribe/t").raw
+    )
+    assert content(welcome.get_body(("plain",))).startswith("Hi Sam,\n")

@@ -17,7 +17,6 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from pipeline.context import Context
-from pipeline.headers import display_name
 from pipeline.issue import load_issue
 from pipeline.personalize import (
     PREVIEW_PREFIX,
@@ -28,6 +27,7 @@ from pipeline.personalize import (
     greeting_name,
 )
 from pipeline.render import render_issue
+from subscribers.headers import display_name
 from subscribers.text import one_line as clean_text
 from subscribers.tokens import Signer
 

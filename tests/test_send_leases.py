@@ -16,10 +16,10 @@ from collections import Counter
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+from pipeline.config import load_settings
 from pipeline.schedule_lock import issue_lock
 from subscribers.db import connect
 from subscribers.ledger import Ledger
@@ -153,7 +153,7 @@ def test_two_overlapping_publish_due_runs_finish_the_send_when_one_dies(
     env = env_for(newsletter, postgres_url)
     # Both runs find the issue due before either records its send: each
     # waits for the issue's lock, held here until both are waiting for it.
-    with issue_lock(SimpleNamespace(root=newsletter), newsletter / ISSUE):
+    with issue_lock(load_settings(newsletter, {}), newsletter / ISSUE):
         first = publish("due", "--rate", str(RATE), env=env, cwd=newsletter)
         second = publish("due", "--rate", str(RATE), env=env, cwd=newsletter)
         wait_for(lambda: {first.pid, second.pid} <= waiting_for_a_lock()

@@ -145,7 +145,7 @@ def test_the_demo_site_and_its_mail_work_from_the_servers_own_address(sent: Path
 
         welcome = outbox_message(sent / "outbox", "Welcome to")
         assert f"{url}/unsubscribe/" in text_of(welcome)
-        assert re.search(rf"past issues are at {re.escape(url)}/\s", text_of(welcome))
+        assert re.search(rf"in the archive: {re.escape(url)}/\s", text_of(welcome))
 
     settings = load_settings(sent)
     with Store.open(settings.database_url, settings.root) as store:

@@ -20,13 +20,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
+from subscribers.mail_template import OutgoingMessage
 from subscribers.models import EventKind, Newsletter, Status
 from subscribers.schema import subscriber_events, subscribers
 from subscribers.service import Origin, Subscriptions
@@ -188,7 +188,7 @@ def queue_signups(root: Path, count: int) -> list[str]:
         postal_address="1200 Harbor Street, Portland, ME 04101, USA",
     )
 
-    def no_mail(message: EmailMessage) -> None:
+    def no_mail(message: OutgoingMessage) -> None:
         raise AssertionError("signing up mails nothing itself")
 
     addresses = [f"reader{n:04d}@example.com" for n in range(count)]

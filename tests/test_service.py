@@ -15,11 +15,13 @@ import pytest
 
 from subscribers.errors import InvalidEmail, TokenError
 from subscribers.imports import Action, import_subscribers, plan_import
+from subscribers.mail_template import OutgoingMessage
 from subscribers.models import Candidate, EventKind, Limit, Newsletter, Source, Status, Subscriber
 from subscribers.schema import subscribers
 from subscribers.service import Origin, StaleLink, Subscriptions
 from subscribers.store import Store
 from subscribers.tokens import ExpiredToken, Signer
+from tests.support.mail import service_mail
 
 NEWSLETTER = Newsletter(
     name="Pain Free Living",
@@ -28,6 +30,7 @@ NEWSLETTER = Newsletter(
     reply_to="Dana Whitfield <dana@painfreeliving.example.com>",
     postal_address="1200 Harbor Street, Portland, ME 04101, USA",
 )
+MAIL = service_mail(NEWSLETTER)
 WORDING = "Yes, send me Pain Free Living by email."
 BROWSER = Origin(ip="192.0.2.10", user_agent="Mozilla/5.0 (test)")
 
@@ -39,8 +42,8 @@ class Mailbox:
         self.messages: list[EmailMessage] = []
         self.lock = threading.Lock()
 
-    def __call__(self, message: EmailMessage) -> None:
-        parsed = message_from_bytes(message.as_bytes(policy=policy.SMTP), policy=policy.default)
+    def __call__(self, message: OutgoingMessage) -> None:
+        parsed = message_from_bytes(message.raw, policy=policy.default)
         with self.lock:
             self.messages.append(parsed)  # type: ignore[arg-type]
 
@@ -66,7 +69,9 @@ def mailbox() -> Mailbox:
 
 @pytest.fixture
 def service(store: Store, mailbox: Mailbox) -> Subscriptions:
-    return Subscriptions(store, Signer("service-test-secret-0123456789"), NEWSLETTER, mailbox)
+    return Subscriptions(
+        store, Signer("service-test-secret-0123456789"), NEWSLETTER, mailbox, mail=MAIL
+    )
 
 
 def signup(service: Subscriptions, email: str, name: str = "") -> int:
@@ -428,7 +433,7 @@ def test_a_signup_queues_its_confirmation_and_the_mailer_sends_it(service, store
 
 def test_an_address_gets_few_confirmations_however_often_it_is_entered(store, mailbox):
     limited = Subscriptions(
-        store, Signer("service-test-secret-0123456789"), NEWSLETTER, mailbox, Limit(2, 3600)
+        store, Signer("service-test-secret-0123456789"), NEWSLETTER, mailbox, Limit(2, 3600), mail=MAIL
     )
     for _ in range(5):
         limited.subscribe("victim@example.com", "", consent_text=WORDING, origin=BROWSER)
@@ -437,20 +442,24 @@ def test_an_address_gets_few_confirmations_however_often_it_is_entered(store, ma
 
 
 def test_a_failed_confirmation_is_retried_later_not_lost(store, mailbox):
-    calls: list[EmailMessage] = []
+    calls: list[OutgoingMessage] = []
 
-    def broken(message: EmailMessage) -> None:
+    def broken(message: OutgoingMessage) -> None:
         calls.append(message)
         raise OSError("relay down")
 
-    failing = Subscriptions(store, Signer("service-test-secret-0123456789"), NEWSLETTER, broken)
+    failing = Subscriptions(
+        store, Signer("service-test-secret-0123456789"), NEWSLETTER, broken, mail=MAIL
+    )
     subscriber_id = failing.subscribe("r@example.com", "", consent_text=WORDING, origin=BROWSER)
     assert subscriber_id is not None
     assert failing.send_due_confirmations() == 1 and len(calls) == 1
     assert failing.send_due_confirmations() == 0  # not due again at once
     assert kinds(store, subscriber_id) == ["subscribed", "confirmation_failed"]
     # A minute later it is due again, and a working relay delivers it.
-    working = Subscriptions(store, Signer("service-test-secret-0123456789"), NEWSLETTER, mailbox)
+    working = Subscriptions(
+        store, Signer("service-test-secret-0123456789"), NEWSLETTER, mailbox, mail=MAIL
+    )
     with store.engine.begin() as conn:
         conn.execute(subscribers.update().values(confirmation_due_at=dt.datetime.now(dt.UTC)))
     assert working.send_due_confirmations() == 1 and len(mailbox.messages) == 1
@@ -532,10 +541,12 @@ def test_claims_of_a_mailer_that_died_come_back_when_its_lease_runs_out(service,
 def test_a_failing_confirmation_backs_off_and_is_given_up_in_the_history(store):
     from subscribers.service import MAX_ATTEMPTS, retry_delay
 
-    def broken(message: EmailMessage) -> None:
+    def broken(message: OutgoingMessage) -> None:
         raise OSError("relay down")
 
-    failing = Subscriptions(store, Signer("service-test-secret-0123456789"), NEWSLETTER, broken)
+    failing = Subscriptions(
+        store, Signer("service-test-secret-0123456789"), NEWSLETTER, broken, mail=MAIL
+    )
     (subscriber_id,) = queued(failing, "r@example.com")
     for attempt in range(1, MAX_ATTEMPTS):
         before = dt.datetime.now(dt.UTC)
@@ -600,14 +611,16 @@ def test_a_slow_batch_renews_its_lease(store):
     lease = dt.timedelta(seconds=0.4)
     seen: list[dt.datetime] = []
 
-    def slow(message: EmailMessage) -> None:
+    def slow(message: OutgoingMessage) -> None:
         seen.append(queue_row(store, second).confirmation_due_at)
         if len(seen) == 1:  # longer than a quarter of the lease
             started = time.monotonic()
             while time.monotonic() - started < lease.total_seconds() / 2:
                 time.sleep(0.01)
 
-    service = Subscriptions(store, Signer("service-test-secret-0123456789"), NEWSLETTER, slow)
+    service = Subscriptions(
+        store, Signer("service-test-secret-0123456789"), NEWSLETTER, slow, mail=MAIL
+    )
     _first, second = queued(service, "a@example.com", "b@example.com")
     assert service.send_due_confirmations(lease=lease) == 2
     assert seen[1] - seen[0] >= lease / 2  # renewed after the first message
@@ -617,7 +630,7 @@ def test_two_mailers_share_the_queue_without_sending_anything_twice(store, mailb
     from subscribers.service import ConfirmationMailer
 
     service = Subscriptions(  # 120 addresses at one domain: no limit on that here
-        store, Signer("service-test-secret-0123456789"), NEWSLETTER, mailbox, per_domain=None
+        store, Signer("service-test-secret-0123456789"), NEWSLETTER, mailbox, per_domain=None, mail=MAIL
     )
     emails = [f"m{n}@example.com" for n in range(120)]
     queued(service, *emails)
@@ -644,7 +657,7 @@ def test_two_mailers_share_the_queue_without_sending_anything_twice(store, mailb
 
 def test_signups_whose_link_was_never_mailed_are_not_kept(store, mailbox):
     limited = Subscriptions(
-        store, Signer("service-test-secret-0123456789"), NEWSLETTER, mailbox, Limit(2, 3600)
+        store, Signer("service-test-secret-0123456789"), NEWSLETTER, mailbox, Limit(2, 3600), mail=MAIL
     )
     for _ in range(10):
         subscriber_id = limited.subscribe("v@example.com", "", consent_text=WORDING, origin=BROWSER)
@@ -658,13 +671,13 @@ def test_signups_whose_link_was_never_mailed_are_not_kept(store, mailbox):
 def test_a_signup_made_while_a_confirmation_is_sent_gets_its_own(store):
     sent = Mailbox()
 
-    def sending(message: EmailMessage) -> None:
+    def sending(message: OutgoingMessage) -> None:
         sent(message)
         if len(sent.messages) == 1:  # the reader submits the form again meanwhile
             subscriptions.subscribe("sam@example.com", "Sam", consent_text=WORDING, origin=BROWSER)
 
     subscriptions = Subscriptions(
-        store, Signer("service-test-secret-0123456789"), NEWSLETTER, sending
+        store, Signer("service-test-secret-0123456789"), NEWSLETTER, sending, mail=MAIL
     )
     subscriptions.subscribe("sam@example.com", "", consent_text=WORDING, origin=BROWSER)
     assert subscriptions.send_due_confirmations() == 1

@@ -26,7 +26,6 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -179,8 +178,9 @@ def _publish(settings: Settings, *args: str) -> Path:
 def _service_mail(settings: Settings) -> dict[str, Path]:
     """A signup's confirmation and, once it is confirmed, its welcome, mailed
     by the subscription service through the newsletter's outbox transport."""
+    from pipeline.service_mail import service_mail
     from pipeline.transports import open_transport
-    from pipeline.transports.base import OutgoingMessage
+    from subscribers.mail_template import OutgoingMessage
     from subscribers.webconfig import WebConfig
 
     web = WebConfig(
@@ -197,10 +197,12 @@ def _service_mail(settings: Settings) -> dict[str, Path]:
         Store.open(settings.database_url, settings.root) as store,
     ):
 
-        def send_mail(message: EmailMessage) -> None:
-            transport.send(OutgoingMessage.from_email_message(message))
+        def send_mail(message: OutgoingMessage) -> None:
+            transport.send(message)
 
-        service = web.subscriptions(store.engine, send_mail)
+        service = web.subscriptions(
+            store.engine, send_mail, service_mail(settings, store.engine)
+        )
         before = set(settings.outbox_dir.glob("*.eml"))
         subscriber = service.subscribe(
             "juergen@example.com", "Jürgen Müller", consent_text=web.consent, origin=Origin()

@@ -12,7 +12,6 @@ import logging
 import uuid
 from collections.abc import Iterator
 from email import policy
-from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from subscribers import db
 from subscribers.errors import TokenError
 from subscribers.events import Policy
 from subscribers.inbound import UnsubscribeMailbox
+from subscribers.mail_template import OutgoingMessage
 from subscribers.models import Newsletter, Status
 from subscribers.schema import subscriber_events, subscribers, suppressions
 from subscribers.service import Subscriptions
@@ -42,6 +42,7 @@ from subscribers.tokens import Signer
 from subscribers.unsubscribe_address import local_part, mailto, read
 from subscribers.web import create_app
 from tests.support.aws import free_port
+from tests.support.mail import service_mail
 from tests.support.sns import TOPIC, FakeSns
 from tests.support.web import SECRET, config, serving
 
@@ -193,12 +194,14 @@ def test_the_welcome_offers_the_same_address(tmp_path):
         postal_address="1200 Harbor Street, Portland, ME 04101, USA",
         unsubscribe_domain=DOMAIN,
     )
-    sent: list[EmailMessage] = []
+    sent: list[OutgoingMessage] = []
     with Store.open(f"sqlite:///{tmp_path / 'subscribers.db'}", tmp_path) as store:
-        service = Subscriptions(store, SIGNER, newsletter, sent.append)
+        service = Subscriptions(
+            store, SIGNER, newsletter, sent.append, mail=service_mail(newsletter, tmp_path)
+        )
         subscriber_id = store.add("sam@example.com", name="Sam").id
         assert service.send_welcome(subscriber_id)
-    raw = sent[-1].as_bytes(policy=policy.SMTP)
+    raw = sent[-1].raw
     url, target = list_unsubscribe(raw)
     assert url == f"https://painfreeliving.example.com/unsubscribe/{SIGNER.unsubscribe(subscriber_id)}"
     assert target == mailto(SIGNER.unsubscribe(subscriber_id), DOMAIN)

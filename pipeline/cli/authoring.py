@@ -45,13 +45,17 @@ def check(
 ) -> None:
     """Lint issues: one finding a line as path:line: error|warning: message.
 
-    Exits 1 when any issue has an error.
+    The reader-facing pages (templates/web/pages/) are checked too, and so
+    are the confirm and welcome emails (templates/confirm.*, welcome.*).
+    Exits 1 when any issue, page or email has an error.
 
     Example: publish check issues/2026-12-01-calf-stretch.md
     """
     from pipeline.context import Context
     from pipeline.issue import Finding, find_issue
     from pipeline.lint import check_issue
+    from pipeline.mailcheck import check_mail_templates
+    from pipeline.reader_pages import check_pages
 
     config = settings(ctx)
     given = [find_issue(name, config.issues_dir) for name in issues or ()]
@@ -71,6 +75,12 @@ def check(
                 errors += 1
             else:
                 warnings += 1
+    for finding in check_pages(config):  # the reader-facing pages, once
+        echo(f"{shown(finding.path)}:{finding.line}: {finding.severity}: {finding.message}")
+        errors += 1
+    for finding in check_mail_templates(config):  # the confirm and welcome emails, once
+        echo(f"{shown(finding.path)}:{finding.line}: {finding.severity}: {finding.message}")
+        errors += 1
     echo(
         f"{plural(len(paths), 'issue')} checked: "
         f"{plural(errors, 'error')}, {plural(warnings, 'warning')}",
@@ -83,33 +93,71 @@ def check(
 @app.command()
 def preview(
     ctx: typer.Context,
-    issue: Annotated[str, typer.Argument(help="Issue file or slug.")],
+    issue: Annotated[
+        str | None, typer.Argument(help="Issue file or slug (unless --page).")
+    ] = None,
     output: Annotated[
         Path | None,
-        typer.Option(
-            "-o", "--output", help="Folder for SLUG.html and SLUG.txt. Default: preview/."
-        ),
+        typer.Option("-o", "--output", help="Folder for the files written. Default: preview/."),
     ] = None,
     open_browser: Annotated[
         bool, typer.Option("--open", help="Open the HTML in a web browser.")
     ] = False,
+    page: Annotated[
+        str | None,
+        typer.Option(
+            "--page",
+            metavar="NAME",
+            help="Write a reader-facing page instead, as page-NAME.html: subscribe, "
+            "check-inbox, confirm, confirmed, unsubscribe, unsubscribed, reason or error.",
+        ),
+    ] = None,
+    mail: Annotated[
+        str | None,
+        typer.Option(
+            "--mail",
+            metavar="NAME",
+            help="Write the confirm or welcome email instead, as NAME.html and NAME.txt.",
+        ),
+    ] = None,
 ) -> None:
     """Render an issue as a sample reader would get it: SLUG.html and SLUG.txt.
 
+    With --page NAME, the web service's page NAME instead, as a reader would
+    see it, filled with sample values: page-NAME.html. With --mail confirm
+    or --mail welcome, that email as a reader just signed up would get it
+    (the welcome with the latest issues): NAME.html and NAME.txt.
+
     Example: publish preview calf-stretch -o /tmp/preview --open
     """
-    from pipeline.authoring import write_preview
-    from pipeline.context import Context
-    from pipeline.issue import find_issue
+    from pipeline.errors import PublishError
 
     config = settings(ctx)
-    path = find_issue(issue, config.issues_dir)
-    html_path, text_path = write_preview(
-        Context.load(config, [path]), path, output or config.preview_dir
-    )
-    echo(shown(html_path))
-    echo(shown(text_path))
+    folder = output or config.preview_dir
+    if mail is not None:
+        if issue is not None or page is not None:
+            raise PublishError("give one of an issue, --page and --mail")
+        from pipeline.mail_preview import write_mail_preview
+
+        written = list(write_mail_preview(config, mail, folder))
+    elif page is not None:
+        if issue is not None:
+            raise PublishError("give an issue or --page, not both")
+        from pipeline.reader_pages import write_page_preview
+
+        written = [write_page_preview(config, page, folder)]
+    elif issue is None:
+        raise PublishError("give an issue to preview, or --page NAME, or --mail NAME")
+    else:
+        from pipeline.authoring import write_preview
+        from pipeline.context import Context
+        from pipeline.issue import find_issue
+
+        path = find_issue(issue, config.issues_dir)
+        written = list(write_preview(Context.load(config, [path]), path, folder))
+    for path in written:
+        echo(shown(path))
     if open_browser:
         import webbrowser
 
-        webbrowser.open(html_path.resolve().as_uri())
+        webbrowser.open(written[0].resolve().as_uri())

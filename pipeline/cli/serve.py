@@ -30,7 +30,6 @@ from pipeline.cli.app import app, echo, plural, settings, shown
 if TYPE_CHECKING:
     import threading
     from collections.abc import Callable
-    from email.message import EmailMessage
     from types import FrameType
 
     import uvicorn
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
 
     from pipeline.config import Settings
     from pipeline.transports import Transport
+    from subscribers.mail_template import OutgoingMessage
     from subscribers.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,8 @@ def serve(
     Example: publish serve --host 127.0.0.1 --port 8000
     """
     from pipeline.demo import is_demo
+    from pipeline.mailcheck import require_mail_templates
+    from pipeline.reader_pages import page_settings, refuse_broken_pages
     from subscribers.tokens import resolve_secret
 
     config = settings(ctx, web_host=host, web_port=port)
@@ -80,9 +82,11 @@ def serve(
         config.token_secret, config.root / ".secret", config.database_url, config.web_host
     )
     web = _web_config(config, secret)  # every secret checked before any work
+    refuse_broken_pages(config)  # nothing is served from a page in error
+    require_mail_templates(config)  # nor mailed from a confirm or welcome in error
     if is_demo(config):
         config = _demo(config)
-        web = dataclasses.replace(web, site_url=config.site_url)
+        web = dataclasses.replace(web, site_url=config.site_url, **page_settings(config))
     run_service(config, web)
 
 
@@ -117,13 +121,17 @@ def run_service(config: Settings, web: WebConfig) -> None:
     import multiprocessing
     import signal
 
+    from pipeline.service_mail import service_mail
     from subscribers.accesslog import install
     from subscribers.db import connect
     from subscribers.web import create_app
 
     engine = connect(config.database_url, config.root)
     transport, send_mail = _mail(config)
-    service = create_app(engine, web, send_mail, static_dir=config.public_dir, mailer=False)
+    mail = service_mail(config, engine)
+    service = create_app(
+        engine, web, send_mail, static_dir=config.public_dir, mailer=False, mail=mail
+    )
     install(log_ips=config.log_ips)
     mailer = _Supervised(multiprocessing.get_context("spawn"), (config.root, web))
     server = _server(service, config, web, mailer)
@@ -180,6 +188,7 @@ def _server(
 
 
 def _web_config(config: Settings, secret: str) -> WebConfig:
+    from pipeline.reader_pages import page_settings
     from subscribers.models import Limit
     from subscribers.tokens import resolve_previous_secret
     from subscribers.webconfig import WebConfig
@@ -195,24 +204,20 @@ def _web_config(config: Settings, secret: str) -> WebConfig:
         consent_text=config.consent_text,
         blog_url=config.blog_url,
         unsubscribe_domain=config.unsubscribe_domain,
-        tracking=config.tracking,
         sns_topic_arns=config.sns_topic_arns,
         transient_bounce_limit=config.transient_bounce_limit,
+        tracking=config.tracking,
         per_domain=Limit(config.confirmations_per_domain, 60),
         trusted_proxies=config.trusted_proxies,
+        **page_settings(config),
     )
 
 
-def _mail(config: Settings) -> tuple[Transport, Callable[[EmailMessage], None]]:
+def _mail(config: Settings) -> tuple[Transport, Callable[[OutgoingMessage], object]]:
     from pipeline.transports import open_transport
-    from pipeline.transports.base import OutgoingMessage
 
     transport = open_transport(config)
-
-    def send_mail(message: EmailMessage) -> None:
-        transport.send(OutgoingMessage.from_email_message(message))
-
-    return transport, send_mail
+    return transport, transport.send
 
 
 def _run_mailer(root: Path, web: WebConfig, parent_alive: Any, parent: int) -> None:
@@ -222,6 +227,7 @@ def _run_mailer(root: Path, web: WebConfig, parent_alive: Any, parent: int) -> N
     write to) closes: the parent closed it to stop us, or died. On Linux it
     is also sent SIGTERM when the parent dies."""
     from pipeline.config import load_settings
+    from pipeline.service_mail import service_mail
     from subscribers.db import connect
     from subscribers.mailer import ConfirmationMailer
 
@@ -234,7 +240,7 @@ def _run_mailer(root: Path, web: WebConfig, parent_alive: Any, parent: int) -> N
     config = load_settings(root)
     engine = connect(config.database_url, config.root)
     transport, send_mail = _mail(config)
-    service = web.subscriptions(engine, send_mail)
+    service = web.subscriptions(engine, send_mail, service_mail(config, engine, web.site_url))
     mailer = ConfirmationMailer(
         service, poll=0.2, lease=dt.timedelta(seconds=config.confirmation_lease)
     )

@@ -1,9 +1,10 @@
 """The transport interface, and the errors a delivery can end in.
 
-A transport delivers one finished message at a time and returns the
-provider's message id. Whatever goes wrong is one of these, so the send loop
-can decide what to do without knowing which provider it talks to (the
-family's place in the one exception tree: :mod:`subscribers.errors`):
+A transport delivers one finished message at a time (an
+:class:`~subscribers.mail_template.OutgoingMessage`: envelope and bytes) and
+returns the provider's message id. Whatever goes wrong is one of these, so
+the send loop can decide what to do without knowing which provider it talks
+to (the family's place in the one exception tree: :mod:`subscribers.errors`):
 
     TransportError            base; the message was not accepted
      ├── Throttled            slow down and retry this message (429, Throttling)
@@ -19,34 +20,9 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import getaddresses
 
 from pipeline.errors import PublishError
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """One message for one recipient, as bytes on the wire."""
-
-    sender: str
-    """Envelope sender (bare address)."""
-    recipient: str
-    """Envelope recipient (bare address)."""
-    raw: bytes
-    """The RFC 5322 message, CRLF line endings."""
-    tags: tuple[tuple[str, str], ...] = ()
-    """Provider tags, e.g. (("issue", "calf-stretch"),) for SES message tags."""
-
-    @classmethod
-    def from_email_message(cls, message: EmailMessage) -> OutgoingMessage:
-        """Wrap a message built with the email package (confirmations, tests)."""
-        from email import policy
-
-        sender = getaddresses([str(message["From"])])[0][1]
-        recipient = getaddresses([str(message["To"])])[0][1]
-        raw = message.as_bytes(policy=policy.SMTP)
-        return cls(sender=sender, recipient=recipient, raw=raw)
+from subscribers.mail_template import OutgoingMessage as OutgoingMessage  # what send() takes
 
 
 class TransportError(PublishError):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from subscribers import db
+from subscribers.mail_template import OutgoingMessage
 from subscribers.models import Limit
 from subscribers.store import Store
 from subscribers.tokens import Signer
@@ -98,19 +99,20 @@ def live_service(root: Path, database_url: str | None = None, **changes: Any) ->
 
     Its site URL is its own address, so links in its mail lead back to it.
     """
-    from pipeline.transports.base import OutgoingMessage
     from pipeline.transports.outbox import OutboxTransport
+    from tests.support.mail import service_mail
 
     engine = db.connect(database_url or f"sqlite:///{root / 'subscribers.db'}", root)
     outbox = OutboxTransport(root / "outbox")
     public = root / "public"
 
-    def send_mail(message: EmailMessage) -> None:
-        outbox.send(OutgoingMessage.from_email_message(message))
+    def send_mail(message: OutgoingMessage) -> None:
+        outbox.send(message)
 
     port = free_port()
     settings = config(f"http://127.0.0.1:{port}", **changes)
-    app = create_app(engine, settings, send_mail, static_dir=public)
+    mail = service_mail(settings.newsletter, root)
+    app = create_app(engine, settings, send_mail, static_dir=public, mail=mail)
     try:
         with serving(app, port, settings.trusted_proxies) as url:
             yield Live(url, Store(engine), root / "outbox", public, Signer(settings.secret), app)
