@@ -7,7 +7,8 @@
       paused        the daily quota is used up             paused, until it allows
       stopped       the provider refused, or too many      stopped, with the reason
                     failures
-      interrupted   Ctrl-C                                 interrupted
+      interrupted   Ctrl-C, SIGTERM                        interrupted (unless other
+                                                           live workers go on with it)
       shared        other processes are sending the rest   left as it is
 
 :func:`paused_at_start` ends a run that found the quota used up before it
@@ -93,7 +94,8 @@ def finished(
     elif loop.stop.is_set():
         outcome = "interrupted"
         reason = "interrupted; run publish issue again to resume"
-        ledger.set_status(send.id, "interrupted", note="")
+        if not ledger.live_workers(send.id):  # others sending it go on: still sending
+            ledger.set_status(send.id, "interrupted", note="")
     elif totals.left == 0:
         outcome = "done"
         reason = ""

@@ -17,6 +17,18 @@ limit is far below its quota comes down to it within a few calls, while
 scattered throttles cost little: one call in a hundred next to nothing, one
 in ten about a third of the rate.
 
+Shared by several senders (``shared_rate``: the account's rate), the pacer
+lets a call go only in a *slot* booked from the database for this process
+(:mod:`pipeline.slots` books them, :mod:`subscribers.ledger.slots` keeps the
+one timeline of each account). Every slot is ``SHARED_WINDOW / shared_rate``
+long and nobody else's; a call starts no earlier than its slot and at most
+TOLERANCE later, or the slot is let go and the call takes the next. So in
+any one-second window all the senders together start at most the slots of
+1 s + TOLERANCE, which SHARED_WINDOW leaves WINDOW's margin for the arrival
+jitter: never over the rate. The pacer's own spacing (``rate``) still
+applies when this process was given less than the account's rate
+(``--rate``) or has slowed down after a throttle.
+
 :class:`Budget` counts down what the daily quota (Max24HourSend minus
 SentLast24Hours) still allows.
 
@@ -31,7 +43,8 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 WINDOW = 1.02
 """Seconds over which at most ``rate`` calls may start (1 s plus a margin)."""
@@ -43,6 +56,22 @@ FLOOR = 0.05
 """The slowest pace throttling brings, as a share of the rate."""
 READY_LEAD = 0.02
 """Seconds before its turn that a call's ``ready`` step runs (see :meth:`Pacer.acquire`)."""
+TOLERANCE = 0.01
+"""Seconds after its slot begins that a call may still start (shared
+budget)."""
+SHARED_WINDOW = WINDOW + TOLERANCE
+"""Seconds over which at most ``rate`` slots are booked (shared budget): a
+call may start TOLERANCE late for its slot, and the jitter on its way to the
+provider keeps WINDOW's whole margin, as the pacer's own calls have it."""
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A moment booked in the shared budget, on the pacer's clock: a call may
+    start from ``at`` until ``latest``."""
+
+    at: float
+    latest: float
 
 
 class Pacer:
@@ -57,6 +86,7 @@ class Pacer:
         *,
         window: float = WINDOW,
         clock: Callable[[], float] = time.monotonic,
+        shared_rate: float | None = None,
     ) -> None:
         if rate is not None and rate <= 0:
             raise ValueError("rate must be positive")
@@ -64,6 +94,21 @@ class Pacer:
         self.window = window
         self._clock = clock
         self._lock = threading.Lock()
+        self.shared_rate = shared_rate if rate is not None else None
+        """The account's rate, when its calls are shared with other senders
+        through slots (:meth:`add_slots`); None: this pacer alone decides."""
+        self.slots_lost = 0
+        """Slots let go because no call started in them in time: taken by a
+        thread that was late for it, or never taken."""
+        self.slots_late = 0
+        """Of :attr:`slots_lost`, those taken by a thread late for them."""
+        self.slots_used = 0
+        """Slots a call started in."""
+        self._slots: deque[Slot] = deque()
+        self._slot_waiters = 0
+        self._slots_added = threading.Condition(self._lock)
+        self._slots_wanted = threading.Condition(self._lock)
+        self._slots_closed = False
         self._next = 0.0
         size = max(1, math.floor(rate)) if rate else 1
         self._reserved: deque[float] = deque(maxlen=size)
@@ -104,12 +149,15 @@ class Pacer:
         ``ready`` is called once, ``lead`` seconds before the turn (at once
         without a rate): what must be done just before the call (the send
         loop commits that the message is handed over); False from it gives
-        the turn up.
+        the turn up. With a shared budget the turn is a slot, and ``ready``
+        runs before the slot is taken (see :meth:`_acquire_slot`).
         """
         if self.rate is None:
             if stop.is_set():
                 return False
             return ready() if ready is not None else True
+        if self.shared_rate is not None:
+            return self._acquire_slot(stop, ready, lead)
         moment = self.reserve()
         while True:
             delay = moment - self._clock()
@@ -130,6 +178,95 @@ class Pacer:
                     continue
                 released.append(now)
             return not stop.is_set()
+
+    # -- shared by several senders: slots ------------------------------------
+
+    def _acquire_slot(
+        self, stop: threading.Event, ready: Callable[[], bool] | None, lead: float
+    ) -> bool:
+        """:meth:`acquire` with a shared budget: this process's own turn
+        first where its pace is below the account's, then ``ready``, then a
+        slot. ``ready`` (a commit: milliseconds, more under load) runs before
+        the slot is taken, so that it never makes the call late for it;
+        the thread then waits for its slot alone."""
+        assert self.rate is not None and self.shared_rate is not None
+        del lead  # the slot comes after ``ready``, whenever it is
+        while True:
+            own = self._pace < self.shared_rate * 0.999
+            if own and stop.wait(max(0.0, self.reserve() - self._clock())):
+                return False
+            if ready is not None:
+                if not ready():
+                    return False
+                ready = None
+            slot = self._take_slot(stop)
+            if slot is None:
+                return False
+            delay = slot.at - self._clock()
+            if delay > 0 and stop.wait(delay):
+                return False
+            with self._lock:
+                now = self._clock()
+                released = self._released
+                crowded = (
+                    own and len(released) == released.maxlen and now - released[0] < self.window
+                )
+                if now > slot.latest or crowded:
+                    self.slots_lost += 1
+                    self.slots_late += 1
+                    continue
+                released.append(now)
+                self.slots_used += 1
+            return not stop.is_set()
+
+    def _take_slot(self, stop: threading.Event) -> Slot | None:
+        """The earliest booked slot that has not passed, once there is one;
+        None when ``stop`` is set (or no more slots will come)."""
+        with self._lock:
+            self._slot_waiters += 1
+            try:
+                while True:
+                    self._drop_passed(self._clock())
+                    if self._slots:
+                        return self._slots.popleft()
+                    if stop.is_set() or self._slots_closed:
+                        return None
+                    self._slots_wanted.notify()
+                    self._slots_added.wait(0.05)
+            finally:
+                self._slot_waiters -= 1
+
+    def _drop_passed(self, now: float) -> None:
+        while self._slots and self._slots[0].latest < now:
+            self._slots.popleft()
+            self.slots_lost += 1
+
+    def slot_demand(self, timeout: float) -> tuple[int, int, int]:
+        """For the feeder that books slots: (threads waiting for a slot,
+        slots booked that no thread has taken, slots used so far), once a
+        thread waits with none booked for it or ``timeout`` seconds have
+        passed."""
+        with self._lock:
+            if not self._slots_closed and self._slot_waiters <= len(self._slots):
+                self._slots_wanted.wait(timeout)
+            self._drop_passed(self._clock())
+            return self._slot_waiters, len(self._slots), self.slots_used
+
+    def add_slots(self, slots: Sequence[Slot]) -> None:
+        """Slots booked for this process, in order of time (one whose booking
+        took longer than its tolerance cannot be used: it is lost)."""
+        usable = [slot for slot in slots if slot.latest >= slot.at]
+        with self._lock:
+            self._slots.extend(usable)
+            self.slots_lost += len(slots) - len(usable)
+            self._slots_added.notify(len(usable))
+
+    def close_slots(self) -> None:
+        """No more slots will come: whoever waits for one gives up its turn."""
+        with self._lock:
+            self._slots_closed = True
+            self._slots_added.notify_all()
+            self._slots_wanted.notify_all()
 
     def throttled(self) -> None:
         """The provider said "too fast": take a share off the pace, a larger

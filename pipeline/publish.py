@@ -169,7 +169,7 @@ class PreparedSend:
         failed recipients; builds the site so that the view-in-browser link
         works from the first message; then runs the send loop.
         ``on_recorded`` is called once the send is in the ledger (`publish
-        due` lets go of the issue's lock there).
+        due` and `publish worker` let go of the issue's lock there).
         """
         from pipeline.transports import open_transport
 
@@ -302,18 +302,29 @@ class PreparedSend:
 
         ledger.set_status(send.id, "sending", note="")
         personalizer = self._personalizer_for(send)
+        # The provider's rate is the account's, shared with every other
+        # sender of it through slots booked in the database.
+        pacer = Pacer(rate, shared_rate=quota.max_rate)
+        slots = None
+        if pacer.shared_rate is not None:
+            from pipeline.slots import SlotFeed
+            from subscribers.ledger.slots import SendSlots
+
+            book = SendSlots(ledger.engine, transport.account)
+            slots = SlotFeed(pacer, book, retry_seconds=ledger.retry_seconds)
         loop = SendLoop(
             ledger,
             send.id,
             personalizer,
             transport,
-            pacer=Pacer(rate),
+            pacer=pacer,
             budget=budget,
             workers=workers,
             window=window,
             stop=stop,
             on_progress=on_progress,
             take_back=lambda: self._take_back(send, transport),
+            slots=slots,
         )
         log.info(
             "sending %s through %s: %s/s, %d threads, %s left in today's quota",
@@ -324,4 +335,14 @@ class PreparedSend:
             "unlimited" if budget.remaining is None else budget.remaining,
         )
         loop.run()
+        if slots is not None:
+            log.info(
+                "%d sending slots booked in %d bookings; %d let go unused (%d taken too "
+                "late); %d ledger commits",
+                slots.booked,
+                slots.bookings,
+                pacer.slots_lost,
+                pacer.slots_late,
+                loop.recorder.commits,
+            )
         return finished(ledger, self.settings.root, send, resumed, loop, started=started, rate=rate)

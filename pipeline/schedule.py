@@ -65,7 +65,8 @@ class Due:
     publish_at: dt.datetime
     """When it became due: its ``publish_at``, or when its send began."""
     reason: str
-    """new, resume (a run died) or quota (a paused send may go on)."""
+    """new, resume (a run died), quota (a paused send may go on) or join
+    (other workers are sending it and recipients are left: `publish worker`)."""
     problem: str = ""
     """Why it cannot be sent, found before trying (it is reported, not sent)."""
 
@@ -213,9 +214,13 @@ def first_error(findings: Sequence[Finding], root: Path) -> str:
 _PUBLISH_AT = re.compile(r"^publish_at\s*:\s*(.*?)\s*(?:#.*)?$", re.MULTILINE)
 
 
-def due_issues(settings: Settings, ledger: Ledger, now: dt.datetime) -> list[Due]:
+def due_issues(
+    settings: Settings, ledger: Ledger, now: dt.datetime, *, joining: bool = False
+) -> list[Due]:
     """What to send at ``now``, oldest first: scheduled issues never sent,
-    and every unfinished send that may go on, scheduled or not."""
+    and every unfinished send that may go on, scheduled or not; with
+    ``joining``, also the sends live workers are sending that have
+    recipients left to claim."""
     found: dict[str, Due] = {}
     sends = ledger.sends()
     sources = read_sources(find_issue_files(settings.issues_dir))
@@ -229,13 +234,13 @@ def due_issues(settings: Settings, ledger: Ledger, now: dt.datetime) -> list[Due
                 item.path, item.slug, item.publish_at or now, "new", item.problem
             )
             continue
-        reason = _why_due(ledger, item.send, now)
+        reason = _why_due(ledger, item.send, now, joining=joining)
         if reason and item.publish_at is not None:
             found[item.slug] = Due(item.path, item.slug, item.publish_at, reason)
     for send in sends:
         if send.issue_slug in found:
             continue
-        reason = _why_due(ledger, send, now)
+        reason = _why_due(ledger, send, now, joining=joining)
         if not reason:
             continue
         path = settings.root / send.issue_path
@@ -246,11 +251,15 @@ def due_issues(settings: Settings, ledger: Ledger, now: dt.datetime) -> list[Due
     return sorted(found.values(), key=lambda due: due.publish_at)
 
 
-def _why_due(ledger: Ledger, send: SendRecord | None, now: dt.datetime) -> str:
+def _why_due(
+    ledger: Ledger, send: SendRecord | None, now: dt.datetime, *, joining: bool = False
+) -> str:
     if send is None:
         return "new"
     if send.status in ("sending", "interrupted"):
-        return "" if ledger.live_workers(send.id) else "resume"
+        if not ledger.live_workers(send.id):
+            return "resume"
+        return "join" if joining and ledger.totals(send.id).pending else ""
     if send.status == "paused" and (send.paused_until is None or send.paused_until <= now):
         return "quota"
     return ""
@@ -280,31 +289,44 @@ def send_due(
     for item in due:
         if stop is not None and stop.is_set():
             break
-        if item.problem:
-            log.error("%s: not sent: %s", item.slug, item.problem)
-            results.append(DueResult(item, error=item.problem))
-            continue
-        if on_start is not None:
-            on_start(item)
-        # The issue's lock from reading its file until its send is in the
-        # ledger, not for the whole send: another `publish due` may join it.
-        lock = ExitStack()
-        try:
-            lock.enter_context(issue_lock(settings, item.path))
-            with prepare_send(settings, item.path, options) as prepared:
-                passed = _no_longer_due(prepared, item, dt.datetime.now(dt.UTC))
-                if passed:
-                    log.info("%s: %s", item.slug, passed)
-                    results.append(DueResult(item, passed=passed))
-                    continue
-                result = prepared.run(stop=stop, on_progress=on_progress, on_recorded=lock.close)
-                results.append(DueResult(item, result))
-        except PublishError as exc:
-            log.error("%s: %s", item.slug, exc)
-            results.append(DueResult(item, error=str(exc)))
-        finally:
-            lock.close()
+        results.append(send_item(settings, options, item, stop=stop, on_progress=on_progress,
+                                 on_start=on_start))
     return results
+
+
+def send_item(
+    settings: Settings,
+    options: SendOptions,
+    item: Due,
+    *,
+    stop: threading.Event | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_start: Callable[[Due], None] | None = None,
+) -> DueResult:
+    """Send one due issue (`publish due` and `publish worker` alike), or say
+    why it was not sent."""
+    if item.problem:
+        log.error("%s: not sent: %s", item.slug, item.problem)
+        return DueResult(item, error=item.problem)
+    if on_start is not None:
+        on_start(item)
+    # The issue's lock from reading its file until its send is in the
+    # ledger, not for the whole send: another `publish due` may join it.
+    lock = ExitStack()
+    try:
+        lock.enter_context(issue_lock(settings, item.path))
+        with prepare_send(settings, item.path, options) as prepared:
+            passed = _no_longer_due(prepared, item, dt.datetime.now(dt.UTC))
+            if passed:
+                log.info("%s: %s", item.slug, passed)
+                return DueResult(item, passed=passed)
+            result = prepared.run(stop=stop, on_progress=on_progress, on_recorded=lock.close)
+            return DueResult(item, result)
+    except PublishError as exc:
+        log.error("%s: %s", item.slug, exc)
+        return DueResult(item, error=str(exc))
+    finally:
+        lock.close()
 
 
 def _no_longer_due(prepared: PreparedSend, item: Due, now: dt.datetime) -> str:

@@ -18,8 +18,9 @@ what may be retried), and hands each result to the recorder, which commits
 it within a few tens of milliseconds.
 
 Paced (SES, or any ``--rate``), a message is handed over in its turn at the
-pacer, a few milliseconds before its call, so a crash (SIGKILL, power) leaves
-undecided only the messages in flight: at most one per thread. Unpaced (the
+pacer, a few milliseconds before its call (with a shared budget, before its
+thread takes a slot), so a crash (SIGKILL, power) leaves undecided only the
+messages in flight: at most one per thread. Unpaced (the
 outbox, an SMTP relay without a rate), a thread hands over as many messages
 at a time as it delivers while a stamp commits: one whenever a call takes
 longer than a commit, more only for a transport that answers at once (whose
@@ -39,6 +40,10 @@ recorder retries for its bound and the send goes on if it comes back.
 Otherwise the loop stops, the calls in flight finish, and the results that
 could not be written are left in :attr:`SendLoop.unwritten` (the caller
 keeps them in a recovery file) with the cause in :attr:`SendLoop.db_failure`.
+
+Several senders of one account (processes, machines) share its rate through
+the slots each books in the database (``slots``: :mod:`pipeline.slots`),
+which the pacer hands out one per call.
 
 When ``stop`` is set (Ctrl-C or SIGTERM, see
 :func:`pipeline.signals.stop_on_signals`), messages not yet handed to the
@@ -61,7 +66,7 @@ from pipeline.delivery import Delivery, failed
 from pipeline.pacing import Budget, Pacer
 from pipeline.personalize import Recipient
 from pipeline.progress import Progress, ProgressCallback, ProgressMeter
-from pipeline.recorder import Recorder
+from pipeline.recorder import HAND_SECONDS, Recorder
 from pipeline.senders import Ready, Senders
 from pipeline.sizing import claim_size, most_handed, pool_size
 from pipeline.transports.base import OutgoingMessage, QuotaExhausted, Transport
@@ -69,6 +74,7 @@ from subscribers.errors import DatabaseUnavailable, UndeliverableAddress
 from subscribers.ledger import Outcome, Resumed
 
 if TYPE_CHECKING:
+    from pipeline.slots import SlotFeed
     from subscribers.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -98,6 +104,7 @@ class SendLoop:
         stop: threading.Event,
         on_progress: ProgressCallback | None = None,
         take_back: Callable[[], Resumed] | None = None,
+        slots: SlotFeed | None = None,
     ) -> None:
         self.ledger = ledger
         self.send_id = send_id
@@ -112,6 +119,10 @@ class SendLoop:
         self.take_back = take_back or (lambda: ledger.take_back(send_id, own=True))
         """Takes back dead workers' rows and this worker's own strays (see
         :meth:`Ledger.take_back`), once all it knows of is decided."""
+        self.slots = slots
+        """Books the pacer's slots in the shared budget (several senders)."""
+        if slots is not None:
+            slots.on_failure = self._db_failed
         self.halt = threading.Event()
         """Set when the loop must wind down (stop, quota, provider refusal, database)."""
         self.quota_error: QuotaExhausted | None = None
@@ -122,7 +133,12 @@ class SendLoop:
         self.taken_back = Resumed()
         """What this run took back from dead workers while it ran."""
         self.sent = self.failed = self.skipped = 0
-        self.recorder = Recorder(ledger, send_id, on_failure=self._db_failed)
+        self.recorder = Recorder(
+            ledger,
+            send_id,
+            on_failure=self._db_failed,
+            hand_seconds=0.0 if pacer.rate is None else HAND_SECONDS,
+        )
         self.delivery = Delivery(
             transport,
             pacer=pacer,
@@ -150,11 +166,13 @@ class SendLoop:
         if self.quota_error is None:
             self.quota_error = error
         self.halt.set()
+        self.senders.wake()
 
     def _halt(self, reason: str) -> None:
         if not self.stop_reason:
             self.stop_reason = reason
         self.halt.set()
+        self.senders.wake()
 
     def _db_failed(self, error: DatabaseUnavailable) -> None:
         if self.db_failure is None:
@@ -167,6 +185,8 @@ class SendLoop:
 
     def run(self) -> None:
         self.recorder.start()
+        if self.slots is not None:
+            self.slots.start()
         self.senders.start(self.workers)
         self._report(force=True)
         exhausted = False
@@ -185,6 +205,9 @@ class SendLoop:
                         break
                     exhausted = False
                     continue
+                # Woken when there is room to claim into, or (claims run dry)
+                # when the threads are done: not after every message.
+                self.senders.low = -1 if exhausted else self.window // 2
                 self.senders.wait(0.25)
                 self._report()
         except DatabaseUnavailable as exc:
@@ -243,6 +266,8 @@ class SendLoop:
         and commit every result (or keep those the database would not take)."""
         self.halt.set()
         self.senders.close()
+        if self.slots is not None:
+            self.slots.close()
         self.unwritten = self.recorder.close()
         if self.recorder.failure is not None and self.db_failure is None:
             self.db_failure = self.recorder.failure

@@ -7,15 +7,24 @@
                                                   record each result (the Recorder)
     SendLoop <──load()── how many wait and whether every thread is idle,
                          so that the loop claims more in time
+    SendLoop <──wait()── returns when the queue has run down to ``low`` or
+                         every thread is idle: the loop is woken when it has
+                         something to do, not after each message
     SendLoop ──close()──> what no thread took goes back to pending; the
                           calls in flight finish
 
 Paced (a rate), each message is handed over in its turn at the pacer, just
-before its call (:meth:`~pipeline.pacing.Pacer.acquire`'s ``ready``), so
-that those waiting for their turn are not undecided after a crash, and a
-thread takes one message at a time. Unpaced, a thread hands its whole batch
+before its call (:meth:`~pipeline.pacing.Pacer.acquire`'s ``ready``; with a
+shared budget, just before the thread takes its slot), so that those waiting
+for their turn are not undecided after a crash, and a thread takes one
+message at a time. Unpaced, a thread hands its whole batch
 over at once and sizes the next from how long the stamp took against the
 calls (:func:`pipeline.sizing.batch_size`).
+
+The threads and the loop wait on two conditions over one lock: a thread
+waits for messages (``put`` wakes one thread per message), the loop for
+room in the queue (woken only when the queue falls to ``low`` or the
+threads run out of work), so that a message done wakes nobody else.
 """
 
 from __future__ import annotations
@@ -60,7 +69,14 @@ class Senders:
         self.on_crash = on_crash
         """Told when a thread fails with a bug, so that the send stops."""
         self._queue: deque[Ready] = deque()
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        """Threads wait on it for messages."""
+        self._room = threading.Condition(self._lock)
+        """The loop waits on it for the queue to run down (see :meth:`wait`)."""
+        self.low = -1
+        """The loop is woken once no more than this many messages wait (-1:
+        only once every thread is idle); the loop sets it before it waits."""
         self._busy = 0
         self._closing = False
         self._threads: list[threading.Thread] = []
@@ -76,33 +92,37 @@ class Senders:
             thread.start()
 
     def put(self, ready: list[Ready]) -> None:
-        with self._changed:
+        with self._lock:
             self._queue.extend(ready)
-            self._changed.notify_all()
+            self._ready.notify(len(ready))
 
     def load(self) -> tuple[int, bool]:
         """How many messages wait for a thread, and whether every thread is idle."""
-        with self._changed:
+        with self._lock:
             return len(self._queue), self._busy == 0
 
     def wait(self, timeout: float) -> None:
-        """Until a thread finishes a batch (or ``timeout`` seconds)."""
-        with self._changed:
-            self._changed.wait(timeout)
+        """Until no more than :attr:`low` messages wait, or every thread is
+        idle with none waiting (or ``timeout`` seconds, or :meth:`wake`)."""
+        with self._lock:
+            if len(self._queue) > self.low and not self._idle():
+                self._room.wait(timeout)
 
     def wake(self) -> None:
         """Have everyone waiting look again (the loop must wind down)."""
-        with self._changed:
-            self._changed.notify_all()
+        with self._lock:
+            self._ready.notify_all()
+            self._room.notify_all()
 
     def close(self) -> None:
         """Release what no thread has taken (pending again) and let the calls
         in flight finish; every thread has ended when this returns."""
-        with self._changed:
+        with self._lock:
             queued = [row for row, _ in self._queue]
             self._queue.clear()
             self._closing = True
-            self._changed.notify_all()
+            self._ready.notify_all()
+            self._room.notify_all()
         for row in queued:
             self.recorder.record(Outcome(row.row_id, "pending"))
         for thread in self._threads:
@@ -113,13 +133,15 @@ class Senders:
     def _work(self) -> None:
         size = 1
         while True:
-            with self._changed:
+            with self._lock:
                 while not self._queue and not self._closing:
-                    self._changed.wait()
+                    self._ready.wait()
                 if not self._queue:
                     return
                 batch = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
                 self._busy += 1
+                if len(self._queue) <= self.low:
+                    self._room.notify()
             try:
                 size = self._send_batch(batch, size)
             except BaseException:  # a bug: stop the send rather than go on a thread short
@@ -127,9 +149,14 @@ class Senders:
                 self.on_crash("a sending thread failed unexpectedly")
                 raise
             finally:
-                with self._changed:
+                with self._lock:
                     self._busy -= 1
-                    self._changed.notify_all()
+                    if self._idle():
+                        self._room.notify()
+
+    def _idle(self) -> bool:
+        """No message waits and no thread is busy (the lock held)."""
+        return self._busy == 0 and not self._queue
 
     def _send_batch(self, batch: list[Ready], size: int) -> int:
         """Hand ``batch`` over (committed first), deliver it, record each

@@ -32,6 +32,8 @@ tables; nothing else issues DDL. The same tables serve SQLite and PostgreSQL.
     engagement_links    clicks per issue and link (query string removed)
     engagement_seen     keyed hashes of the open and click events counted,
                         so that a redelivery counts once; kept 30 days
+    send_budget         per sending account, where the next free sending
+                        slot begins: every sender books its slots here
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -298,4 +301,17 @@ engagement_seen = Table(
     Column("event_key", String(64), primary_key=True),
     # A midnight at least 30 days after the event; the row is deleted then.
     Column("expires_at", UTC_DATETIME, nullable=False, index=True),
+)
+
+send_budget = Table(
+    "send_budget",
+    metadata,
+    # The account whose rate the slots share: the transport and, for SES, its region.
+    Column("account", String(200), primary_key=True),
+    # Seconds since the epoch, on the database's clock (SQLite: the host's),
+    # where the first slot nobody has booked begins.
+    Column("next_slot", Double, nullable=False),
+    # Calls a second the latest slots were booked at (the account's rate).
+    Column("rate", Double, nullable=False),
+    Column("updated_at", UTC_DATETIME, nullable=False),
 )

@@ -34,6 +34,7 @@ COMMANDS: Mapping[str, str] = {
     "status": "pipeline.cli.sending",
     "schedule": "pipeline.cli.sending",
     "unschedule": "pipeline.cli.sending",
+    "worker": "pipeline.cli.worker",
     "report": "pipeline.cli.report",
     "site": "pipeline.cli.site",
     "draft": "pipeline.cli.site",

@@ -78,6 +78,13 @@ class Transport(abc.ABC):
     """True when :meth:`accepted` is a complete record: a message it does not
     list was never accepted (the outbox: no file, no message)."""
 
+    @property
+    def account(self) -> str:
+        """Whose sending rate the calls count against: the key of the shared
+        budget every sender of it books from (:mod:`pipeline.slots`). The
+        transport's name; SES adds its region."""
+        return self.name
+
     @abc.abstractmethod
     def send(self, message: OutgoingMessage) -> str:
         """Deliver ``message``; return the provider's message id."""

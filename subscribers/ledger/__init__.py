@@ -21,6 +21,8 @@ The package, by job (all the SQL for ``sends`` and ``send_recipients``):
     claims.py    Claims: claim rows; take back and resume dead workers' rows
     reports.py   Reports: Totals, SendStatus, who a run would send to; the
                  lookups by message id and by issue
+    slots.py     SendSlots: the sending budget all senders of an account
+                 share, slots booked on one timeline (``send_budget``)
 
 :class:`Ledger` is these parts together, for one worker: the object every
 caller holds. The parts are classes over one shared state (the worker's id,
@@ -53,6 +55,7 @@ from subscribers.ledger.reports import (
     sends_for_messages,
     sent_issue_times,
 )
+from subscribers.ledger.slots import Booking, SendSlots
 from subscribers.ledger.workers import HEARTBEAT, LEASE, new_worker_id
 
 __all__ = [
@@ -64,6 +67,7 @@ __all__ = [
     "MESSAGE_ID_LENGTH",
     "ROW_STATES",
     "Ambiguous",
+    "Booking",
     "Claimed",
     "Failure",
     "Ledger",
@@ -71,6 +75,7 @@ __all__ = [
     "Resumed",
     "RowState",
     "SendRecord",
+    "SendSlots",
     "SendState",
     "SendStatus",
     "SentMessage",

@@ -38,6 +38,7 @@ action, with its payload and when it arrived and was answered.
 
 from __future__ import annotations
 
+import bisect
 import http.client
 import json
 import random
@@ -200,6 +201,10 @@ class FaultyProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The status line and headers go out in one write, the body in
+            # another: with Nagle on, the body waits for the client's delayed
+            # ACK of the first (40 ms on Linux) on every kept-alive call.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -219,6 +224,9 @@ class FaultyProxy:
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         server.request_queue_size = 128
+        # The constructor already listened with the default backlog of 5:
+        # a sender opening its pool at once would wait 1 s for SYN retries.
+        server.socket.listen(server.request_queue_size)
         self._server = server
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
         threading.Thread(target=server.serve_forever, name="faulty-proxy", daemon=True).start()
@@ -311,13 +319,18 @@ class FaultyProxy:
                 fault = Fault(400, "LimitExceededException", "Daily message quota exceeded.",
                               lambda _c, _r: True)
             if fault is None and self.enforce_rate:
-                while self._recent and now - self._recent[0] >= 1.0:
+                # Calls reach this point in the order their latency ends, not
+                # the order they arrived: kept sorted, the second before this
+                # call's arrival is counted exactly.
+                while self._recent and now - self._recent[0] >= 2.0:
                     self._recent.popleft()
-                if len(self._recent) >= self.quota.max_rate:
+                recent = self._recent
+                within = bisect.bisect_right(recent, now) - bisect.bisect_right(recent, now - 1.0)
+                if within >= self.quota.max_rate:
                     fault = Fault(429, "TooManyRequestsException",
                                   "Maximum sending rate exceeded.", lambda _c, _r: True)
                 else:
-                    self._recent.append(now)
+                    bisect.insort(self._recent, now)
         if fault is not None:
             self._json(
                 request,
