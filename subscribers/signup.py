@@ -66,11 +66,16 @@ def subscribe(
     detail = {"source": str(Source.FORM), **origin.detail()}
 
     def work(tx: Transaction) -> int | None:
+        queued = _record(tx, address, display_name, consent, detail)
+        # The network's count is taken last: on PostgreSQL its row is the one
+        # every signup from that network updates, locked until the commit, so
+        # it is held for one statement rather than the whole signup. Over the
+        # limit, raising rolls the signup back: nothing is recorded.
         if per_network is not None:
             bucket = Bucket("ip", network(origin.ip), per_network)
             if not tx.take_limits([bucket], now).allowed:
                 raise TooManySignups(per_network.seconds)
-        return _record(tx, address, display_name, consent, detail)
+        return queued
 
     return store.retrying(work)
 

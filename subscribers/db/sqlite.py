@@ -49,7 +49,7 @@ def open_engine(target: URL, *, busy_timeout: float | None = None) -> Engine:
     engine = create_engine(target)
     busy_ms = BUSY_TIMEOUT_MS if busy_timeout is None else int(busy_timeout * 1000)
     event.listen(engine, "connect", partial(_on_connect, busy_ms=busy_ms))
-    event.listen(engine, "begin", _on_begin)
+    event.listen(engine, "begin", partial(_on_begin, busy_ms=busy_ms))
     return engine
 
 
@@ -146,9 +146,43 @@ def _use_wal(cursor: Any) -> None:
             time.sleep(0.005)
 
 
-def _on_begin(conn: Connection) -> None:
-    write = conn.get_execution_options().get("sqlite_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+def _on_begin(conn: Connection, *, busy_ms: int = BUSY_TIMEOUT_MS) -> None:
+    if conn.get_execution_options().get("sqlite_write", False):
+        _begin_immediate(conn, busy_ms)
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def _begin_immediate(conn: Connection, busy_ms: int) -> None:
+    """BEGIN IMMEDIATE, waiting up to ``busy_ms`` for another connection's
+    write lock by trying again every 0.2 to 2 ms. SQLite's own busy handler
+    sleeps 1, 2, 5, 10 … 100 ms between tries, so a writer that came while
+    another process (the confirmation mailer) held the lock for a
+    millisecond would lose up to 100; this keeps two processes' short
+    writes close together. Only BEGIN IMMEDIATE waits for the write lock:
+    the statements after it hold it already, and keep the usual wait."""
+    import sqlite3
+
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline = time.monotonic() + busy_ms / 1000
+        pause = 0.0002
+        while time.monotonic() < deadline:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    break  # SQLAlchemy's error, from the last try below
+            time.sleep(pause)
+            pause = min(pause * 2, 0.002)
+        # The last try, through SQLAlchemy: its error, should it fail, is the
+        # one every caller knows (sqlalchemy.exc.OperationalError).
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {max(0, busy_ms)}")
 
 
 __all__ = ["BUSY_TIMEOUT_MS", "forget_deleted", "is_sqlite", "open_engine", "write_lock"]

@@ -1,0 +1,253 @@
+"""POST /subscribe against a trivial FastAPI POST on the same uvicorn stack (issue 17, point 3).
+
+Target: the signup service answers at least 0.5x the requests per second of
+a FastAPI app whose POST handler only reads the form and answers 303, on
+SQLite and on PostgreSQL.
+
+    python3 bench/bench_signup.py [--requests 3000] [--concurrency 16]
+                                  [--only sqlite|postgresql]
+
+Each run starts a uvicorn server in a process of its own, with the options
+`publish serve` gives it (one worker, uvicorn's default loop and HTTP
+implementation, proxy headers, info logging to a file), and drives it with
+the same load generator: ``--concurrency`` httpx async clients in one event
+loop sending ``--requests`` posts between them, each a new address, after a
+short warm-up. The baseline is the trivial app; the project is the service
+as `publish serve` runs it (its own confirmation mailer process, the outbox
+transport), with its rate limits lifted, on a fresh SQLite file and on a
+throwaway PostgreSQL (initdb and pg_ctl as tests/support/postgres.py does,
+as the ``postgres`` user when run as root). Printed: req/s of each and their
+ratio; the project's run also waits until every confirmation is in the
+outbox, so that the mailer's work is not left for after the measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+BASELINE = textwrap.dedent(
+    """
+    import sys
+    import uvicorn
+    from fastapi import FastAPI, Request
+    from starlette.responses import RedirectResponse
+
+    app = FastAPI()
+
+    @app.post("/subscribe")
+    async def subscribe(request: Request):
+        form = await request.form()
+        form.get("email")
+        return RedirectResponse("/subscribe/thanks", status_code=303)
+
+    @app.get("/subscribe")
+    async def page():
+        return {"ok": True}
+
+    if __name__ == "__main__":
+        # The options pipeline/cli/serve.py gives uvicorn.
+        uvicorn.Server(uvicorn.Config(
+            app, host="127.0.0.1", port=int(sys.argv[2]), server_header=False,
+            log_level="info", proxy_headers=True, forwarded_allow_ips=["127.0.0.1", "::1"],
+        )).run()
+    """
+)
+
+SERVICE = textwrap.dedent(
+    """
+    import sys
+    from dataclasses import replace
+    from pathlib import Path
+    from pipeline.cli.serve import _web_config, run_service
+    from pipeline.config import load_settings
+    from subscribers.models import Limit
+
+    root, port = Path(sys.argv[1]), int(sys.argv[2])
+    # The database is NEWSLETTER_DATABASE_URL, which the mailer process reads too.
+    settings = load_settings(root, {"web_port": port})
+    web = replace(
+        _web_config(settings, "bench-secret-0123456789abcdef"),
+        per_ip=Limit(10**9, 60), per_address=Limit(10**9, 60), per_domain=Limit(10**9, 60),
+    )
+    if __name__ == "__main__":
+        run_service(settings, web)
+    """
+)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@contextmanager
+def server(code: str, root: Path, database: str = "") -> Iterator[str]:
+    """A uvicorn process running ``code``; its base URL until stopped (SIGINT)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NEWSLETTER_DATABASE_URL=database)
+    with (root / "serve.log").open("a") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, str(root), str(port)],
+            env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until(lambda: answers(f"{url}/subscribe"), 60, "the server to start")
+            yield url
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+
+
+async def _drive(url: str, tag: str, requests: int, concurrency: int) -> tuple[float, int]:
+    """Seconds taken by ``requests`` posts from ``concurrency`` clients, and
+    how many were answered with neither 2xx nor 3xx."""
+    import httpx
+
+    counter = iter(range(requests))
+    errors = 0
+
+    async def client() -> None:
+        nonlocal errors
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            for n in counter:
+                answer = await http.post(
+                    "/subscribe", data={"email": f"{tag}.{n}@example.com", "name": "Bench"}
+                )
+                errors += answer.status_code >= 400
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return time.perf_counter() - started, errors
+
+
+def drive(url: str, tag: str, requests: int, concurrency: int) -> tuple[float, int]:
+    asyncio.run(_drive(url, f"warm.{tag}", max(concurrency * 4, requests // 20), concurrency))
+    return asyncio.run(_drive(url, tag, requests, concurrency))
+
+
+def outbox_count(root: Path) -> int:
+    outbox = root / "outbox"
+    return sum(1 for _ in outbox.iterdir()) if outbox.is_dir() else 0
+
+
+def run_baseline(requests: int, concurrency: int) -> float:
+    with tempfile.TemporaryDirectory(prefix="bench-signup-") as tmp, server(
+        BASELINE, Path(tmp)
+    ) as url:
+        seconds, errors = drive(url, "base", requests, concurrency)
+    assert errors == 0, errors
+    return requests / seconds
+
+
+def run_service(database: str | None, requests: int, concurrency: int) -> tuple[float, float]:
+    """The service's req/s, and its signups/s until the last confirmation is written."""
+    with tempfile.TemporaryDirectory(prefix="bench-signup-") as tmp:
+        root = Path(tmp)
+        shutil.copy(ROOT / "newsletter.toml", root / "newsletter.toml")
+        url = database or f"sqlite:///{root / 'subscribers.db'}"
+        with server(SERVICE, root, url) as base:
+            before = time.perf_counter()
+            seconds, errors = drive(base, "svc", requests, concurrency)
+            expected = requests + max(concurrency * 4, requests // 20)
+            wait_until(lambda: outbox_count(root) >= expected, 300, "every confirmation")
+            drained = time.perf_counter() - before
+        if errors:
+            print(f"  {errors} posts answered with an error; see {root / 'serve.log'}")
+    return requests / seconds, expected / drained
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL 15 on a free loopback port; its database's URL."""
+    owner = "postgres" if os.geteuid() == 0 else None
+    folder = Path(tempfile.mkdtemp(prefix="bench-signup-pg-"))
+    if owner:
+        entry = pwd.getpwnam(owner)
+        os.chown(folder, entry.pw_uid, entry.pw_gid)
+
+    def run(*command: str) -> None:
+        full = ["runuser", "-u", owner, "--", *command] if owner else list(command)
+        subprocess.run(full, check=True, capture_output=True)
+
+    data, port = folder / "data", free_port()
+    run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+        "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
+    # As tests/support/postgres.py runs it: no fsync (the data is thrown
+    # away), so that the disk's flush time is not what is measured.
+    options = (
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=100 "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
+    ctl = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log")]
+    run(*ctl, "-w", "start")
+    try:
+        run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+            "newsletter")
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/newsletter"
+    finally:
+        run(*ctl, "-m", "immediate", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def report(name: str, requests: int, concurrency: int, database: str | None) -> None:
+    baseline = run_baseline(requests, concurrency)
+    service, drained = run_service(database, requests, concurrency)
+    print(f"POST /subscribe, {name}, {requests:,} posts from {concurrency} httpx async clients:")
+    print(f"  trivial FastAPI POST  {baseline:7,.0f} req/s")
+    print(f"  the signup service    {service:7,.0f} req/s   ({drained:,.0f} signups/s until "
+          "the last confirmation was in the outbox)")
+    print(f"  ratio                 {service / baseline:7.2f}x   target >= 0.50x", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    if args.only in (None, "sqlite"):
+        report("SQLite", args.requests, args.concurrency, None)
+    if args.only in (None, "postgresql"):
+        with postgres() as url:
+            report("PostgreSQL", args.requests, args.concurrency, url)
+
+
+if __name__ == "__main__":
+    main()
