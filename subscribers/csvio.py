@@ -34,10 +34,11 @@ import csv
 import datetime as dt
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import TextIO
 
-from subscribers.addresses import normalize_email
+from subscribers.addresses import EmailNormalizer
 from subscribers.csvreader import Row, open_table
 from subscribers.errors import SubscriberError
 from subscribers.files import PRIVATE, atomic_text
@@ -182,6 +183,7 @@ def _candidates(
     rows: Iterator[Row | Problem], columns: dict[str, int], titles: dict[str, str]
 ) -> Iterator[Candidate | Problem]:
     found = tuple(columns.items())
+    normalize = EmailNormalizer()
     for row in rows:
         if isinstance(row, Problem):
             yield row
@@ -191,13 +193,16 @@ def _candidates(
         cells = _BLANK.copy()
         for field, index in found:
             if index < width:
-                cells[field] = _unquote(values[index].strip())
-        yield _candidate(cells, titles, row.line)
+                text = values[index].strip()
+                cells[field] = _unquote(text) if text[:1] == "'" else text
+        yield _candidate(cells, titles, row.line, normalize)
 
 
-def _candidate(cell: Cells, titles: dict[str, str], line: int) -> Candidate | Problem:
+def _candidate(
+    cell: Cells, titles: dict[str, str], line: int, normalize: EmailNormalizer
+) -> Candidate | Problem:
     try:
-        email = normalize_email(cell["email"])
+        email = normalize(cell["email"])
         name = cell["name"] or " ".join(
             part for part in (cell["first_name"], cell["last_name"]) if part
         )
@@ -211,7 +216,11 @@ def _candidate(cell: Cells, titles: dict[str, str], line: int) -> Candidate | Pr
             consent_ip=cell["consent_ip"][:MAX_IP] or None,
             consent_user_agent=_clipped(cell["consent_user_agent"], MAX_USER_AGENT),
             consent_text=_clipped(cell["consent_text"], MAX_CONSENT_TEXT),
-            consent_source=signup_source(cell["consent_source"], default="") or None,
+            consent_source=(
+                signup_source(cell["consent_source"], default="") or None
+                if cell["consent_source"]
+                else None
+            ),
             confirmed_at=_when(titles, "confirmed_at", cell["confirmed_at"]),
             confirmed_ip=cell["confirmed_ip"][:MAX_IP] or None,
             origin=_origin(cell),
@@ -225,7 +234,7 @@ def _status(cell: Cells, titles: dict[str, str]) -> Status:
     text = cell["status"]
     status = None
     if text:
-        status = STATUSES.get(_SEPARATORS.sub("_", text.lower()))
+        status = _named_status(text)
         if status is None:
             raise SubscriberError(
                 f"{titles['status']}: {text!r} is not one of active, pending, unsubscribed, "
@@ -245,6 +254,12 @@ def _status(cell: Cells, titles: dict[str, str]) -> Status:
     if cell["unsubscribed_at"]:
         return Status.UNSUBSCRIBED
     return Status.ACTIVE
+
+
+@lru_cache(maxsize=256)
+def _named_status(text: str) -> Status | None:
+    """The status a status cell names, if any (a file has few distinct ones)."""
+    return STATUSES.get(_SEPARATORS.sub("_", text.lower()))
 
 
 def _yes_no(titles: dict[str, str], field: str, text: str) -> bool | None:

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 # Re-exported for the store, which imports it from here.
 from subscribers.addresses import normalize_email as normalize_email
@@ -245,9 +245,11 @@ def load_detail(text: str | None) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A subscriber as read from an import file, before it meets the store."""
+class Candidate(NamedTuple):
+    """A subscriber as read from an import file, before it meets the store.
+
+    A named tuple rather than a frozen dataclass, as immutable: an import
+    makes one per row, and a tuple is made in half the time."""
 
     email: str
     line: int = 0

@@ -34,8 +34,19 @@ _INSERT = insert(subscribers).returning(subscribers.c.id)
 _UPDATE = update(subscribers).where(subscribers.c.id == bindparam("subscriber_id"))
 _BY_ID_LOCKED = _BY_ID.with_for_update()
 _BY_KEY_LOCKED = _BY_KEY.with_for_update()
-_BY_KEYS = select(subscribers).where(subscribers.c.email_key.in_(bindparam("keys", expanding=True)))
-_BY_KEYS_LOCKED = _BY_KEYS.order_by(subscribers.c.email_key).with_for_update()
+_BY_KEYS_LOCKED = (
+    select(subscribers)
+    .where(subscribers.c.email_key.in_(bindparam("keys", expanding=True)))
+    .order_by(subscribers.c.email_key)
+    .with_for_update()
+)
+# An import's lookups, batch after batch while the list grows: the keys are
+# written into the SQL, so that no plan made when the list was empty (psycopg
+# prepares a statement run five times, and PostgreSQL may then keep its
+# first plan, a scan of the whole table) serves a list of a hundred thousand.
+_BY_KEYS = select(subscribers).where(
+    subscribers.c.email_key.in_(bindparam("keys", expanding=True, literal_execute=True))
+)
 
 
 class SubscriberRows:

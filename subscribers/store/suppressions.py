@@ -8,20 +8,24 @@ without a new subscription the reader confirms (erased, complained).
                             cannot reverse the hashes
 
 Only the salted hash is kept: an erased reader's address is nowhere in the
-database, yet a later import of it is still refused.
+database, yet a later import of it is still refused. An import hashes every
+row's address; :func:`email_hasher` makes those hashes with the key set up
+once.
 
 Primitives of a :class:`~subscribers.store.transaction.Transaction`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, insert, select
 
-from subscribers.models import SuppressionReason, email_hash, utcnow
+from subscribers.models import SuppressionReason, email_hash, email_key, utcnow
 from subscribers.schema import store_keys, suppressions
 
 if TYPE_CHECKING:
@@ -54,8 +58,8 @@ class SuppressionRows:
         """The suppressed ones among ``emails``, each with its reason."""
         if not emails:
             return {}
-        salt = self._salt()
-        by_hash = {email_hash(email, salt): email for email in emails}
+        hashed = email_hasher(self._salt())
+        by_hash = {hashed(email): email for email in emails}
         query = select(suppressions.c.email_hash, suppressions.c.reason).where(
             suppressions.c.email_hash.in_(sorted(by_hash))
         )
@@ -83,3 +87,18 @@ class SuppressionRows:
             delete(suppressions).where(suppressions.c.email_hash == email_hash(email, self._salt()))
         )
         return bool(result.rowcount)
+
+
+def email_hasher(salt: str) -> Callable[[str], str]:
+    """:func:`~subscribers.models.email_hash` under ``salt``, for a batch of
+    addresses (an import's): the keyed HMAC is set up once and copied for
+    each, which halves the cost of a hash."""
+    keyed = hmac.new(salt.encode("ascii"), digestmod=hashlib.sha256)
+    sha256 = hashlib.sha256
+
+    def hashed(email: str) -> str:
+        mac = keyed.copy()
+        mac.update(sha256(email_key(email).encode("utf-8")).hexdigest().encode("ascii"))
+        return mac.hexdigest()
+
+    return hashed

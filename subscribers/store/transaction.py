@@ -6,6 +6,7 @@
       ├─ SuppressionRows    suppressions.py   salted hashes never to mail
       ├─ ConfirmationRows   confirmations.py  signups, confirmation claims, guards
       ├─ ListStats          stats.py          counts by status and recent events
+      ├─ BulkRows           bulk.py           an import's new rows, by executemany
       └─ set_status         here: a status change, with the history, signups
                             and suppression that go with it
 
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from subscribers.models import EventKind, Status, Subscriber, SuppressionReason, utcnow
+from subscribers.store.bulk import BulkRows
 from subscribers.store.confirmations import ConfirmationRows
 from subscribers.store.history import HistoryRows
 from subscribers.store.stats import ListStats
@@ -30,7 +32,9 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 
-class Transaction(SubscriberRows, HistoryRows, SuppressionRows, ConfirmationRows, ListStats):
+class Transaction(
+    SubscriberRows, HistoryRows, SuppressionRows, ConfirmationRows, ListStats, BulkRows
+):
     """The primitives of one transaction; built by :meth:`Store.transaction`
     (or :meth:`Store.reading`)."""
 
