@@ -37,7 +37,7 @@ from subscribers.models import Status
 from subscribers.schema import send_recipients, subscriber_events
 from subscribers.sqs import sync_queue
 from subscribers.store import Store
-from tests.support.aws import aws_env
+from tests.support.aws import aws_env, topic_to_queue
 from tests.support.faulty_proxy import FaultyProxy
 from tests.support.ses_samples import SHAPES, TYPES, notification, sample
 
@@ -89,20 +89,7 @@ def wait_until(condition, seconds: float = 30) -> None:
 @pytest.fixture
 def feed(aws) -> Feed:
     sqs, sns = aws.client("sqs"), aws.client("sns")
-    dead = sqs.create_queue(QueueName="ses-feedback-dead")["QueueUrl"]
-    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
-    queue = sqs.create_queue(
-        QueueName="ses-feedback",
-        Attributes={
-            "VisibilityTimeout": "1",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": "2"}),
-        },
-    )["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
-    topic = sns.create_topic(Name="ses-feedback")["TopicArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    queue, dead, topic = topic_to_queue(sqs, sns, "ses-feedback", max_receive_count=2)
     return Feed(sqs, sns, queue, dead, topic)
 
 

@@ -41,7 +41,7 @@ from subscribers.store import Store
 from subscribers.tokens import Signer
 from subscribers.unsubscribe_address import local_part, mailto, read
 from subscribers.web import create_app
-from tests.support.aws import free_port
+from tests.support.aws import free_port, topic_to_queue
 from tests.support.mail import service_mail
 from tests.support.sns import TOPIC, FakeSns
 from tests.support.web import SECRET, config, serving
@@ -318,20 +318,7 @@ class Feed:
 @pytest.fixture
 def feed(aws) -> Feed:
     sqs, sns = aws.client("sqs"), aws.client("sns")
-    dead = sqs.create_queue(QueueName="ses-inbound-dead")["QueueUrl"]
-    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
-    queue = sqs.create_queue(
-        QueueName="ses-inbound",
-        Attributes={
-            "VisibilityTimeout": "1",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": "1"}),
-        },
-    )["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
-    topic = sns.create_topic(Name="ses-inbound")["TopicArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    queue, dead, topic = topic_to_queue(sqs, sns, "ses-inbound", max_receive_count=1)
     return Feed(sqs, sns, queue, dead, topic)
 
 

@@ -78,3 +78,24 @@ def aws_env(server: MotoServer) -> dict[str, str]:
     )
     env.pop("AWS_PROFILE", None)
     return env
+
+
+def topic_to_queue(sqs, sns, name: str, max_receive_count: int) -> tuple[str, str, str]:  # type: ignore[no-untyped-def]
+    """An SNS topic ``name`` delivering to an SQS queue of the same name
+    (visibility 1 s) with a dead-letter queue ``NAME-dead`` after
+    ``max_receive_count`` receives: (queue URL, dead-letter URL, topic ARN)."""
+    import json
+
+    dead = sqs.create_queue(QueueName=f"{name}-dead")["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    redrive = {"deadLetterTargetArn": dead_arn, "maxReceiveCount": str(max_receive_count)}
+    queue = sqs.create_queue(
+        QueueName=name,
+        Attributes={"VisibilityTimeout": "1", "RedrivePolicy": json.dumps(redrive)},
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return queue, dead, topic
