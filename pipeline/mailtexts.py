@@ -39,7 +39,7 @@ import mjml
 
 from pipeline.config import Settings
 from pipeline.errors import TemplateError
-from pipeline.render import date_text, slot_marker
+from pipeline.render import date_text, newsletter_values, site_urls, slot_marker
 from pipeline.templates import email_environment, read_sources
 from subscribers.text import one_line
 
@@ -148,25 +148,8 @@ class RenderedMail:
 def mail_values(settings: Settings, latest: Sequence[LatestIssue]) -> dict[str, Any]:
     """What the confirm and welcome templates are filled with, but the slots."""
     return {
-        "newsletter": {
-            "name": settings.name,
-            "description": settings.description,
-            "site_url": settings.site_url,
-            "site_host": settings.site_host,
-            "language": settings.language,
-            "postal_address": settings.postal_address,
-            "reply_to": settings.reply_to.email,
-            "sender_name": settings.sender.name or settings.name,
-            "forum_url": settings.forum_url,
-            "blog_url": settings.blog_url,
-        },
-        "urls": {
-            "archive": settings.url(""),
-            "subscribe": settings.url("subscribe"),
-            "feed": settings.url("feed.xml"),
-            "forum": settings.forum_url,
-            "blog": settings.blog_url,
-        },
+        "newsletter": newsletter_values(settings),
+        "urls": site_urls(settings),
         "latest": [
             {
                 "title": issue.title,

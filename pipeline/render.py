@@ -206,19 +206,7 @@ def _values(settings: Settings, issue: Issue, body: Body, web_url: str) -> dict[
         for block in body.article
     ]
     return {
-        "newsletter": {
-            "name": settings.name,
-            "description": settings.description,
-            "site_url": settings.site_url,
-            "site_host": settings.site_host,
-            "language": settings.language,
-            "postal_address": settings.postal_address,
-            "forum_url": settings.forum_url,
-            "blog_url": settings.blog_url,
-            "sender_name": settings.sender.name or settings.name,
-            "reply_to": settings.reply_to.email,
-            "greeting_fallback": settings.greeting_fallback,
-        },
+        "newsletter": newsletter_values(settings),
         "issue": {
             "title": issue.title,
             "subject": issue.subject,
@@ -232,14 +220,35 @@ def _values(settings: Settings, issue: Issue, body: Body, web_url: str) -> dict[
         "article": article,
         "sign_off": Markup(body.sign_off),  # noqa: S704
         "postscript": Markup(body.postscript),  # noqa: S704
-        "urls": {
-            "web": web_url,
-            "archive": settings.url(""),
-            "subscribe": settings.url("subscribe"),
-            "feed": settings.url("feed.xml"),
-            "forum": settings.forum_url,
-            "blog": settings.blog_url,
-        },
+        "urls": {"web": web_url, **site_urls(settings)},
+    }
+
+
+def newsletter_values(settings: Settings) -> dict[str, Any]:
+    """``newsletter`` in every email template: an issue's, confirm, welcome."""
+    return {
+        "name": settings.name,
+        "description": settings.description,
+        "site_url": settings.site_url,
+        "site_host": settings.site_host,
+        "language": settings.language,
+        "postal_address": settings.postal_address,
+        "forum_url": settings.forum_url,
+        "blog_url": settings.blog_url,
+        "sender_name": settings.sender.name or settings.name,
+        "reply_to": settings.reply_to.email,
+        "greeting_fallback": settings.greeting_fallback,
+    }
+
+
+def site_urls(settings: Settings) -> dict[str, str]:
+    """The site's addresses every email template links to (``urls``)."""
+    return {
+        "archive": settings.url(""),
+        "subscribe": settings.url("subscribe"),
+        "feed": settings.url("feed.xml"),
+        "forum": settings.forum_url,
+        "blog": settings.blog_url,
     }
 
 
