@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_subscribers import answers, free_port, wait_until  # noqa: E402
+from bench_subscribers import SERVER, answers, free_port, wait_until  # noqa: E402
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -73,26 +73,6 @@ BASELINE = textwrap.dedent(
     """
 )
 
-SERVICE = textwrap.dedent(
-    """
-    import sys
-    from dataclasses import replace
-    from pathlib import Path
-    from pipeline.cli.serve import _web_config, run_service
-    from pipeline.config import load_settings
-    from subscribers.models import Limit
-
-    root, port = Path(sys.argv[1]), int(sys.argv[2])
-    # The database is NEWSLETTER_DATABASE_URL, which the mailer process reads too.
-    settings = load_settings(root, {"web_port": port})
-    web = replace(
-        _web_config(settings, "bench-secret-0123456789abcdef"),
-        per_ip=Limit(10**9, 60), per_address=Limit(10**9, 60), per_domain=Limit(10**9, 60),
-    )
-    if __name__ == "__main__":
-        run_service(settings, web)
-    """
-)
 
 
 @contextmanager
@@ -161,7 +141,8 @@ def run_service(database: str | None, requests: int, concurrency: int) -> tuple[
         root = Path(tmp)
         shutil.copy(ROOT / "newsletter.toml", root / "newsletter.toml")
         url = database or f"sqlite:///{root / 'subscribers.db'}"
-        with server(SERVICE, root, url) as base:
+        # The database is NEWSLETTER_DATABASE_URL, which the mailer process reads too.
+        with server(SERVER, root, url) as base:
             before = time.perf_counter()
             seconds, errors = drive(base, "svc", requests, concurrency)
             expected = requests + max(concurrency * 4, requests // 20)
