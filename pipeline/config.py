@@ -41,7 +41,7 @@ from pipeline.settings_spec import (
     TRANSPORTS,
     Address,
 )
-from subscribers.models import CONFIRMATIONS_PER_DOMAIN, TRUSTED_PROXIES
+from subscribers.service_limits import CONFIRMATIONS_PER_DOMAIN, TRUSTED_PROXIES
 
 CONFIG_FILE = "newsletter.toml"
 

@@ -30,6 +30,7 @@ from pipeline.errors import ConfigError
 from pipeline.greeting import check_greeting
 from subscribers.addresses import ascii_domain, normalize_address
 from subscribers.errors import InvalidDomain, InvalidEmail
+from subscribers.plain_address import split_plain
 
 TRANSPORTS = ("outbox", "ses", "smtp")
 
@@ -99,10 +100,13 @@ def _site_url(key: str, value: Any) -> str:
 def _address(key: str, value: Any) -> Address:
     """``Name <address>``, the address as the subscriber store writes it
     (:func:`~subscribers.addresses.normalize_address`)."""
-    from email.utils import parseaddr
-
     text = _required_text(key, value)
-    name, email = parseaddr(text)
+    split = split_plain(text)
+    if split is None:
+        from email.utils import parseaddr
+
+        split = parseaddr(text)
+    name, email = split
     try:
         return Address(email=normalize_address(email), name=name)
     except InvalidDomain as exc:

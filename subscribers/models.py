@@ -19,6 +19,12 @@ from typing import Any, NamedTuple
 
 # Re-exported for the store, which imports it from here.
 from subscribers.addresses import normalize_email as normalize_email
+from subscribers.service_limits import CONFIRMATIONS_AFTER_REPORT as CONFIRMATIONS_AFTER_REPORT
+from subscribers.service_limits import CONFIRMATIONS_PER_ADDRESS as CONFIRMATIONS_PER_ADDRESS
+from subscribers.service_limits import CONFIRMATIONS_PER_DOMAIN as CONFIRMATIONS_PER_DOMAIN
+from subscribers.service_limits import SIGNUPS_PER_IP as SIGNUPS_PER_IP
+from subscribers.service_limits import TRUSTED_PROXIES as TRUSTED_PROXIES
+from subscribers.service_limits import Limit as Limit
 
 MAX_USER_AGENT = 512
 MAX_IP = 64
@@ -340,31 +346,6 @@ class Stats:
     @property
     def complaint_rate(self) -> float | None:
         return self.complained / self.sent if self.sent else None
-
-
-@dataclass(frozen=True)
-class Limit:
-    """At most ``count`` events in any ``seconds``-long window."""
-
-    count: int
-    seconds: float
-
-
-SIGNUPS_PER_IP = Limit(10, 600)
-"""Signup requests the web service takes from one client network (an IPv4
-address, an IPv6 /64)."""
-CONFIRMATIONS_PER_ADDRESS = Limit(3, 3600)
-"""Confirmation messages one mailbox (:func:`mailbox_key`) gets, however
-often it is entered and however it is spelled."""
-CONFIRMATIONS_PER_DOMAIN = Limit(10, 60)
-"""Confirmation messages to one domain, big providers included, before the
-rest wait for the next minute."""
-CONFIRMATIONS_AFTER_REPORT = Limit(1, 30 * 86400)
-"""Confirmation messages from the form to a mailbox that complained or
-bounced (permanently) before."""
-TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128")
-"""Whose ``X-Forwarded-For`` is believed by default: the loopback addresses,
-where the proxy the README prescribes runs."""
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,21 @@ def plain_address(candidate: str) -> str | None:
     if any(domain == name or domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES):
         return None
     return candidate
+
+
+_ATOMS = f"[{ATEXT}]+(?:\\.[{ATEXT}]+)*"
+_SPEC = f"{_ATOMS}@[a-zA-Z0-9-]+(?:\\.[a-zA-Z0-9-]+)*"
+_NAMED = re.compile(f"((?:[a-zA-Z0-9]+ )*[a-zA-Z0-9]+) <({_SPEC})>|({_SPEC})")
+
+
+def split_plain(text: str) -> tuple[str, str] | None:
+    """``(name, address)`` of ``Name <address>`` or of a bare address, as
+    ``email.utils.parseaddr`` splits it, when both parts are plain (words of
+    ASCII letters and digits, one space apart; a dot-atom address): the
+    settings' addresses, mostly, read without importing the email package.
+    None for anything else, for ``parseaddr`` to split."""
+    found = _NAMED.fullmatch(text)
+    if found is None:
+        return None
+    name, named, bare = found.groups()
+    return (name, named) if bare is None else ("", bare)

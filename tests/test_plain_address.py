@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import email_validator
 import pytest
@@ -14,6 +15,8 @@ from email_validator import rfc_constants as rfc
 
 from subscribers import plain_address as plain
 from subscribers.addresses import normalize_address
+
+ROOT = Path(__file__).resolve().parent.parent
 
 LOCALS = [
     "dana", "Dana.Whitfield", "a", "a.b.c", "o'hara", "x+tag", "first_last", "{weird}", "a/b",
@@ -96,6 +99,53 @@ def test_plain_settings_never_load_email_validator():
         "from subscribers.addresses import normalize_address\n"
         "normalize_address('Pain.Free+news@PainFreeLiving.example.com')\n"
         "print('email_validator' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+NAMES = ["", "Dana", "Pain Free Living", "Dr Dana 2", "Dana  Whitfield", " Dana", "Dana ",
+         "Dr. Dana", "O'Hara", "Dana, W", '"Dana"', "Dana (PT)", "Dána", "Dana;x", "a<b"]
+SPECS = ["dana@example.com", "Pain.Free+news@PainFreeLiving.example.com", "a@b", "a..b@c.d",
+         ".a@b.c", "a@b..c", "a@-b.c", "a b@c.d", '"a"@b.c', "a@[1.2.3.4]", "a@b.c.", "é@b.c", ""]
+
+
+def test_every_address_split_short_is_what_parseaddr_splits():
+    from email.utils import parseaddr
+
+    taken = 0
+    for name in NAMES:
+        for spec in SPECS:
+            for form in ("{name} <{spec}>", "{spec}", "{name}<{spec}>", "<{spec}>"):
+                text = form.format(name=name, spec=spec)
+                split = plain.split_plain(text)
+                assert split is None or split == parseaddr(text), text
+                taken += split is not None
+    assert taken > 20
+
+
+def test_random_text_split_short_is_what_parseaddr_splits():
+    from email.utils import parseaddr
+
+    rng = random.Random(20261201)
+    alphabet = "ab Z9.@<>\"(),;:'+- \\[]é"
+    taken = 0
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 16)))
+        split = plain.split_plain(text)
+        if split is not None:
+            taken += 1
+            assert split == parseaddr(text), text
+    assert taken  # the short path was taken at least once
+
+
+def test_the_settings_sender_is_read_without_the_email_package():
+    code = (
+        "import sys\n"
+        "from pipeline.config import load_settings\n"
+        "from pathlib import Path\n"
+        f"load_settings(Path({str(ROOT)!r}))\n"
+        "print('email.utils' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
