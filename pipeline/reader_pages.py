@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.config import Settings
 from pipeline.errors import PublishError, TemplateError
 from pipeline.issue import Finding
+from pipeline.templates import CACHE as TEMPLATE_CACHE
 from pipeline.templates import web_template_dirs
 from pipeline.webpage import site_values
 from subscribers.files import write_atomic
@@ -36,7 +37,11 @@ if TYPE_CHECKING:
 def page_settings(settings: Settings) -> dict[str, Any]:
     """The WebConfig fields of the pages: where their templates are, and
     what the site's layout is filled with."""
-    return {"template_dirs": tuple(web_template_dirs(settings)), "layout": site_values(settings)}
+    return {
+        "template_dirs": tuple(web_template_dirs(settings)),
+        "template_cache": settings.root / TEMPLATE_CACHE,
+        "layout": site_values(settings),
+    }
 
 
 def settings_pages(settings: Settings) -> Pages:

@@ -31,22 +31,16 @@ which every committed write changes; any other database is read each run.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import logging
-import os
-import sys
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import fields
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pipeline
-import subscribers
 from pipeline.config import Settings
-from pipeline.filestate import Entry, is_racy, listing, sha256_of, stat_entry, unchanged
+from pipeline.filestate import Entry, is_racy, sha256_of, stat_entry, unchanged
 from pipeline.filestate import with_digests as digested
+from pipeline.inputs import any_racy, input_files, read_record, settings_key, write_record
 from pipeline.site_report import SiteReport
 
 if TYPE_CHECKING:
@@ -57,8 +51,6 @@ log = logging.getLogger(__name__)
 RECORD = Path(".cache") / "site.json"
 """Where, under the newsletter's root, the last build's inputs are kept."""
 VERSION = 1
-_REPOSITORY_TEMPLATES = Path(pipeline.__file__).resolve().parent.parent / "templates"
-"""The repository's templates/, which :mod:`pipeline.templates` falls back on."""
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -67,8 +59,8 @@ def publish_site(settings: Settings, now: dt.datetime) -> SiteReport:
     it is made from changed since the last build: then report that build
     again (nothing written, every file unchanged)."""
     taken = time.time_ns()
-    key = _key(settings)
-    found = _inputs(settings)
+    key = settings_key(settings, f"version={VERSION}")
+    found = input_files(settings)
     database = _database(settings)
     record = _read(settings.root / RECORD)
     if record is not None and record.get("key") == key:
@@ -106,10 +98,10 @@ def _reuse(
     if not trusted and _sent_record(_sent(settings)) != record["sent"]:
         return None
     refreshed = not trusted or files != record["files"] or outputs != record["outputs"]
-    if refreshed or _any_racy(record["files"], record["taken_ns"]):
+    if refreshed or any_racy(record["files"], record["taken_ns"]):
         # Stats taken again (a file touched, the ledger read): the next run
         # trusts them and reads nothing.
-        _write(
+        write_record(
             settings.root / RECORD,
             {
                 **record,
@@ -155,7 +147,7 @@ def _build(
     finally:
         engine.dispose()
 
-    if _inputs(settings) != found:
+    if input_files(settings) != found:
         return report  # changed while being read: the next run builds again
     outputs_taken = time.time_ns()
     outputs: dict[str, Entry] = {}
@@ -166,7 +158,7 @@ def _build(
             return report
         outputs[str(path)] = {**entry, "sha256": sha256_of(path)}
     database_record = _database_record(settings, database, database_taken, sent)
-    _write(
+    write_record(
         settings.root / RECORD,
         {
             "version": VERSION,
@@ -209,60 +201,6 @@ def _database_record(
     if closed is None or _sent_record(_sent(settings)) != _sent_record(sent):
         return None
     return {**closed, "taken_ns": taken} if closed == _database(settings) else None
-
-
-def _key(settings: Settings) -> str:
-    """A digest of everything besides files that shapes the site: the
-    settings but the secrets (and the database URL: the ledger is compared
-    itself), the working folder, Python and the installed packages."""
-    from pipeline.settings_spec import SECRET_ATTRS
-
-    parts = [
-        f"{item.name}={getattr(settings, item.name)!r}"
-        for item in fields(settings)
-        if item.name not in SECRET_ATTRS and item.name != "database_url"
-    ]
-    parts += [f"version={VERSION}", f"cwd={Path.cwd()}", f"python={sys.version}"]
-    parts += sorted(_installed())
-    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def _installed() -> Iterable[str]:
-    """Every installed distribution, with its version, as its metadata folder's name."""
-    for folder in sys.path:
-        try:
-            names = os.listdir(folder or ".")
-        except OSError:
-            continue
-        metadata = (name for name in names if name.endswith((".dist-info", ".egg-info")))
-        yield from (f"{folder}:{name}" for name in metadata)
-
-
-def _inputs(settings: Settings) -> dict[str, Entry]:
-    """Every file the build may read, by path: issues/, the templates, the
-    code, and wherever a link among them leads."""
-    pending = [
-        settings.issues_dir,
-        settings.issues_dir.resolve(),
-        settings.templates_dir,
-        _REPOSITORY_TEMPLATES,
-        Path(pipeline.__file__).resolve().parent,
-        Path(subscribers.__file__).resolve().parent,
-    ]
-    found: dict[str, Entry] = {}
-    seen: set[str] = set()
-    while pending:
-        folder = pending.pop()
-        if str(folder) in seen:
-            continue
-        seen.add(str(folder))
-        for path, entry in listing(folder).items():
-            if "__pycache__" in Path(path).parts:
-                continue
-            found[path] = entry
-            if "link" in entry:
-                pending.append(Path(os.path.realpath(path)))
-    return dict(sorted(found.items()))
 
 
 def _database(settings: Settings) -> dict[str, Any] | None:
@@ -347,30 +285,12 @@ def _present(entries: Mapping[str, Entry | None]) -> dict[str, Entry]:
     return {path: entry for path, entry in entries.items() if entry is not None}
 
 
-def _any_racy(entries: Mapping[str, Entry], taken_ns: int) -> bool:
-    return any("stat" in entry and is_racy(entry["stat"], taken_ns) for entry in entries.values())
-
-
 def _read(path: Path) -> dict[str, Any] | None:
     """The record, or None if there is none this version can use."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("version") != VERSION:
+    record = read_record(path, VERSION)
+    if record is None:
         return None
     needed = ("taken_ns", "files", "outputs_taken_ns", "outputs", "database", "sent")
     if any(name not in record for name in (*needed, "next_change_ns", "report")):
         return None
     return record
-
-
-def _write(path: Path, record: Mapping[str, Any]) -> None:
-    """Keep the record; a folder that cannot be written only means building next time."""
-    from subscribers.files import write_atomic
-
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(record, ensure_ascii=False), mode=0o600)
-    except OSError:
-        pass

@@ -37,6 +37,7 @@ from pipeline.feeds import FILTERS
 from pipeline.issue import Finding
 from pipeline.mjml_elements import unknown_elements
 from pipeline.plaintext import underline
+from subscribers.template_cache import BytecodeCache
 
 EMAIL_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
@@ -88,27 +89,6 @@ CACHE = Path(".cache") / "templates"
 commands (keyed by each template's source, so an edit is never stale)."""
 
 
-class _BytecodeCache(jinja2.FileSystemBytecodeCache):
-    """Jinja's bytecode cache in the newsletter's own folder, owner-only; a
-    folder that cannot be written only means compiling again next time."""
-
-    def __init__(self, folder: Path) -> None:
-        super().__init__(str(folder))
-
-    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        try:
-            super().load_bytecode(bucket)
-        except (OSError, ValueError, EOFError):
-            bucket.reset()
-
-    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        try:
-            Path(self.directory).mkdir(mode=0o700, parents=True, exist_ok=True)
-            super().dump_bytecode(bucket)
-        except OSError:
-            pass
-
-
 def jinja_environment(
     loader: jinja2.BaseLoader,
     autoescape: bool | Callable[[str | None], bool],
@@ -126,7 +106,7 @@ def jinja_environment(
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        bytecode_cache=_BytecodeCache(cache) if cache is not None else None,
+        bytecode_cache=BytecodeCache(cache) if cache is not None else None,
     )
     env.filters.update(filters)
     return env

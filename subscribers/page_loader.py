@@ -29,6 +29,8 @@ from typing import Any
 import jinja2
 from jinja2 import nodes
 
+from subscribers.template_cache import BytecodeCache
+
 BUILT_IN = Path(__file__).resolve().parent / "templates" / "web"
 """The built-in pages (pages/), their fallback layout and the forms."""
 PAGES = (
@@ -62,9 +64,10 @@ def partials() -> jinja2.Environment:
     )
 
 
-def _environment(folders: Sequence[Path]) -> jinja2.Environment:
+def _environment(folders: Sequence[Path], compiled: Path | None) -> jinja2.Environment:
     """Pages found in ``folders``, in order: autoescaped, undefined values
-    errors, block tags leaving no blank lines (as the site's templates)."""
+    errors, block tags leaving no blank lines (as the site's templates);
+    compiled ones kept in ``compiled`` (a folder) between processes."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(folder) for folder in folders]),
         autoescape=True,
@@ -73,6 +76,7 @@ def _environment(folders: Sequence[Path]) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,  # read once; the service is started again for an edit
+        bytecode_cache=BytecodeCache(compiled) if compiled is not None else None,
     )
 
 
@@ -88,10 +92,10 @@ class Chained:
 class PageTemplates:
     """The pages' templates in ``folders`` (searched first), then the built-in ones."""
 
-    def __init__(self, folders: Sequence[Path] = ()) -> None:
+    def __init__(self, folders: Sequence[Path] = (), compiled: Path | None = None) -> None:
         self.folders = tuple(Path(folder) for folder in folders)
-        self.env = _environment([*self.folders, BUILT_IN])
-        self.built_in = _environment([BUILT_IN]) if self.folders else self.env
+        self.env = _environment([*self.folders, BUILT_IN], compiled)
+        self.built_in = _environment([BUILT_IN], compiled) if self.folders else self.env
 
     def fill(self, page: str, values: Mapping[str, Any]) -> str:
         """``page`` filled with ``values``; Jinja's errors as they come."""

@@ -26,6 +26,7 @@ import base64
 import hashlib
 import logging
 import re
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
@@ -142,11 +143,17 @@ class Pages:
     def __init__(self, config: WebConfig) -> None:
         self.config = config
         self.newsletter = config.newsletter
-        self.templates = PageTemplates(config.template_dirs)
+        self.templates = PageTemplates(config.template_dirs, config.template_cache)
         self.layout = dict(config.layout) or built_in_layout(config)
+
+    @cached_property
+    def headers(self) -> dict[str, str]:
+        """The headers every answer carries. Made on first use, since the
+        content policy needs every page filled once (publish check fills
+        them itself and never answers)."""
         styles = " ".join(f"'sha256-{digest}'" for digest in self._style_hashes()) or "'none'"
-        images = " ".join(filter(None, ("'self' data:", origin_of(config.site_url))))
-        self.headers = {
+        images = " ".join(filter(None, ("'self' data:", origin_of(self.config.site_url))))
+        return {
             **COMMON_HEADERS,
             "Content-Security-Policy": (
                 f"default-src 'none'; style-src {styles}; img-src {images}; "

@@ -121,10 +121,12 @@ def _state(
     from subscribers.sns import SnsVerifier, fetch_https
 
     service = config.subscriptions(engine, send_mail, mail)
+    pages = Pages(config)
+    _ = pages.headers  # made now, not while the first reader waits
     return WebState(
         config=config,
         service=service,
-        pages=Pages(config),
+        pages=pages,
         ses_events=SnsEndpoint(
             service.store,
             SnsVerifier(config.sns_topic_arns, fetch=sns_fetch or fetch_https),

@@ -83,6 +83,9 @@ class WebConfig:
     (``pages/NAME.html.j2``) and their layout (``base.html.j2``) before the
     built-in ones: `publish serve` gives the newsletter's templates/web and
     the site's (:mod:`subscribers.page_loader`)."""
+    template_cache: Path | None = None
+    """A folder the pages' compiled templates are kept in between processes
+    (:mod:`subscribers.template_cache`); None: compiled in memory only."""
     layout: Mapping[str, Any] = field(default_factory=dict, hash=False)
     """What the pages' layout is filled with besides each page's own
     values: ``newsletter`` and ``urls``, as the site's pages get them; empty:

@@ -51,51 +51,24 @@ def check(
 
     Example: publish check issues/2026-12-01-calf-stretch.md
     """
-    from pipeline.context import Context
-    from pipeline.issue import Finding, find_issue
-    from pipeline.lint import check_issue
-    from pipeline.mailcheck import check_mail_templates
-    from pipeline.reader_pages import check_pages
+    from pipeline.checking import check_newsletter
 
-    config = settings(ctx)
-    given = [find_issue(name, config.issues_dir) for name in issues or ()]
-    context = Context.load(config, given)
-    paths = given or list(context.issues.paths)
-    errors = warnings = 0
-    reported: set[Finding] = set()
-    for path in paths:
-        result = check_issue(path, context)
-        # A template's findings come with every issue; each is shown once.
-        for finding in result.findings:
-            if finding in reported:
-                continue
-            reported.add(finding)
-            echo(f"{shown(finding.path)}:{finding.line}: {finding.severity}: {finding.message}")
-            if finding.severity == "error":
-                errors += 1
-            else:
-                warnings += 1
-    for finding in check_pages(config):  # the reader-facing pages, once
+    report = check_newsletter(settings(ctx), issues or ())
+    for finding in report.findings:
         echo(f"{shown(finding.path)}:{finding.line}: {finding.severity}: {finding.message}")
-        errors += 1
-    for finding in check_mail_templates(config):  # the confirm and welcome emails, once
-        echo(f"{shown(finding.path)}:{finding.line}: {finding.severity}: {finding.message}")
-        errors += 1
     echo(
-        f"{plural(len(paths), 'issue')} checked: "
-        f"{plural(errors, 'error')}, {plural(warnings, 'warning')}",
+        f"{plural(report.issues, 'issue')} checked: "
+        f"{plural(report.errors, 'error')}, {plural(report.warnings, 'warning')}",
         err=True,
     )
-    if errors:
+    if report.errors:
         raise typer.Exit(1)
 
 
 @app.command()
 def preview(
     ctx: typer.Context,
-    issue: Annotated[
-        str | None, typer.Argument(help="Issue file or slug (unless --page).")
-    ] = None,
+    issue: Annotated[str | None, typer.Argument(help="Issue file or slug (unless --page).")] = None,
     output: Annotated[
         Path | None,
         typer.Option("-o", "--output", help="Folder for the files written. Default: preview/."),

@@ -1,0 +1,188 @@
+"""`publish check` says an earlier run's findings again when nothing it read
+has changed, and checks again the moment anything has: an issue, a
+template, a setting, the issues named."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline import checking
+from pipeline.cli import app
+
+runner = CliRunner()
+CALF = Path("issues") / "2026-12-01-calf-stretch.md"
+WRIST = Path("issues") / "2026-12-15-desk-wrist-routine.md"
+
+
+@pytest.fixture
+def lints(monkeypatch):
+    """How many times the issues were read and linted (not said again)."""
+    calls: list[tuple[str, ...]] = []
+    real = checking.lint
+
+    def counted(settings, names=()):
+        calls.append(tuple(names))
+        return real(settings, names)
+
+    monkeypatch.setattr(checking, "lint", counted)
+    return calls
+
+
+def check(*names: str):
+    return runner.invoke(app, ["check", *names])
+
+
+def settled(root: Path) -> None:
+    """Wait until every file under ``root`` changed longer ago than a stat
+    can be trusted after (a stat fresher than that is compared by its bytes,
+    or counted as changed, so a run could not yet say anything again)."""
+    from pipeline.filestate import RACY_NS
+
+    latest = max(max(p.stat().st_mtime_ns, p.stat().st_ctime_ns) for p in root.rglob("*"))
+    wait_ns = latest + RACY_NS - time.time_ns()
+    if wait_ns > 0:
+        time.sleep(wait_ns / 1e9 + 0.001)
+
+
+def without_preheader(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    path.write_text(re.sub(r"(?m)^preheader:.*\n", "", text, count=1), encoding="utf-8")
+
+
+def test_a_second_run_over_unchanged_files_says_the_same_without_reading(newsletter, lints):
+    without_preheader(CALF)
+    settled(newsletter)
+    first = check(str(CALF))
+    second = check(str(CALF))
+    assert first.exit_code == second.exit_code == 0
+    assert ": warning: no preheader" in first.stdout
+    assert (second.stdout, second.stderr) == (first.stdout, first.stderr)
+    assert lints == [(str(CALF),)]
+
+
+def test_an_issue_edited_keeping_its_size_and_time_is_checked_again(newsletter, lints):
+    check(str(CALF))
+    before = CALF.stat()
+    text = CALF.read_text(encoding="utf-8")
+    # The same number of bytes, and the old modification time put back:
+    # only the change time (and the bytes) tell.
+    edited = text.replace("title:", "titel:", 1)
+    assert len(edited) == len(text)
+    CALF.write_text(edited, encoding="utf-8")
+    os.utime(CALF, ns=(before.st_atime_ns, before.st_mtime_ns))
+    again = check(str(CALF))
+    assert again.exit_code == 1
+    assert "error" in again.stdout
+    assert len(lints) == 2
+
+
+def test_a_file_touched_but_unchanged_is_still_unchanged(newsletter, lints):
+    settled(newsletter)
+    check(str(CALF))
+    CALF.touch()
+    settled(newsletter)
+    check(str(CALF))
+    check(str(CALF))
+    assert len(lints) == 1
+
+
+def test_errors_said_again_still_exit_1(newsletter, lints):
+    CALF.write_text("---\ntitle: [unclosed\n---\nBody\n", encoding="utf-8")
+    settled(newsletter)
+    first = check(str(CALF))
+    second = check(str(CALF))
+    assert first.exit_code == second.exit_code == 1
+    assert second.stdout == first.stdout and ": error: " in second.stdout
+    assert second.stderr == first.stderr
+    assert len(lints) == 1
+
+
+def test_a_template_edited_means_checking_again(newsletter, lints):
+    check(str(CALF))
+    template = Path("templates") / "email.mjml.j2"
+    template.write_text(template.read_text(encoding="utf-8") + "{{ nothing_by_this_name }}\n")
+    again = check(str(CALF))
+    assert again.exit_code == 1
+    assert "email.mjml.j2" in again.stdout
+    assert len(lints) == 2
+
+
+def test_a_setting_changed_means_checking_again(newsletter, lints, monkeypatch):
+    settled(newsletter)
+    check(str(CALF))
+    monkeypatch.setenv("NEWSLETTER_GREETING", "Hello {first_name},")
+    check(str(CALF))
+    check(str(CALF))
+    assert len(lints) == 2
+
+
+def test_another_issue_added_means_checking_every_issue_again(newsletter, lints):
+    first = check()
+    (Path("issues") / "2027-01-05-new.md").write_text(
+        "---\ntitle: New\ndate: 2027-01-05\n---\nBody\n", encoding="utf-8"
+    )
+    again = check()
+    assert "2 issues checked" in first.stderr
+    assert "3 issues checked" in again.stderr
+    assert len(lints) == 2
+
+
+def test_each_set_of_issues_named_is_kept_apart(newsletter, lints):
+    settled(newsletter)
+    check(str(CALF))
+    check(str(WRIST))
+    check(str(CALF))
+    check(str(WRIST))
+    assert lints == [(str(CALF),), (str(WRIST),)]
+
+
+def test_a_damaged_record_means_checking_again(newsletter, lints):
+    check(str(CALF))
+    record = newsletter / checking.RECORD
+    for damaged in ("{not json", json.dumps({"version": checking.VERSION, "runs": []}),
+                    json.dumps({"version": checking.VERSION, "runs": {"k": 1}})):
+        record.write_text(damaged, encoding="utf-8")
+        result = check(str(CALF))
+        assert result.exit_code == 0, result.output
+    key_damaged = json.loads(record.read_text(encoding="utf-8"))
+    for run in key_damaged["runs"].values():
+        run["findings"] = [["x"]]
+    record.write_text(json.dumps(key_damaged), encoding="utf-8")
+    result = check(str(CALF))
+    assert result.exit_code == 0, result.output
+    assert len(lints) == 5
+
+
+def test_a_cache_that_cannot_be_written_only_means_checking_every_time(newsletter, lints):
+    (newsletter / ".cache").write_text("a file where the folder would be", encoding="utf-8")
+    first = check(str(CALF))
+    second = check(str(CALF))
+    assert first.exit_code == second.exit_code == 0
+    assert second.stdout == first.stdout
+    assert len(lints) == 2
+
+
+def test_the_record_is_the_owners_only(newsletter):
+    check(str(CALF))
+    record = newsletter / checking.RECORD
+    assert record.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_page_written_after_its_built_in_was_compiled_is_the_one_checked(newsletter):
+    first = check(str(CALF))
+    assert first.exit_code == 0, first.output
+    assert any((newsletter / ".cache" / "templates").iterdir())  # compiled pages kept
+    page = Path("templates") / "web" / "pages" / "confirm.html.j2"
+    page.parent.mkdir(parents=True)
+    page.write_text('{% extends "base.html.j2" %}{% block content %}No button{% endblock %}\n')
+    again = check(str(CALF))
+    assert again.exit_code == 1
+    assert f"{page}:1: error: the confirm page" in again.stdout
+    assert "has no confirm button" in again.stdout
