@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.filestate import unchanged, with_digests
+from pipeline.filestate import Entry, unchanged, with_digests
 from pipeline.inputs import any_racy, input_files, read_record, settings_key, write_record
 
 RECORD = Path(".cache") / "check.json"
@@ -87,7 +87,7 @@ def check_newsletter(settings: Settings, names: Sequence[str] = ()) -> CheckRepo
                 # Stats taken again (a file touched): the next run reads nothing.
                 _keep(record, runs, key, {**last, "taken_ns": taken, "files": files})
             return report
-    digested = with_digests(found, taken)  # before reading: a change meanwhile shows
+    digested = _digests(found, taken, runs)  # before reading: a change meanwhile shows
     report = lint(settings, names)
     _keep(record, runs, key, {"taken_ns": taken, "files": digested, **_as_record(report)})
     return report
@@ -117,6 +117,19 @@ def lint(settings: Settings, names: Sequence[str] = ()) -> CheckReport:
 
 def _fields(finding: Any) -> tuple[Path, int, str, str]:
     return (Path(finding.path), finding.line, finding.severity, finding.message)
+
+
+def _digests(found: dict[str, Entry], taken: int, runs: dict[str, Any]) -> dict[str, Entry]:
+    """``found`` with its files' digests: read now, or the newest run's for
+    a file whose stat it recorded."""
+    newest: dict[str, Any] = next(iter(runs.values()), {})
+    known, known_ns = newest.get("files"), newest.get("taken_ns")
+    if isinstance(known, dict) and isinstance(known_ns, int):
+        try:
+            return with_digests(found, taken, known, known_ns)
+        except (TypeError, AttributeError):  # a run this code did not write
+            pass
+    return with_digests(found, taken)
 
 
 def _as_record(report: CheckReport) -> dict[str, Any]:

@@ -5,6 +5,8 @@ changed, mostly without reading a byte.
                                       stat, a link's target, a folder
     with_digests(listing, taken_ns)   the same, each file's SHA-256 added, except
                                       for a file changed too recently to trust
+                                      (and taken from an earlier listing for a
+                                      file whose stat is as it recorded)
     unchanged(recorded, listing, taken_ns)
                                       the listing with the recorded digests if it
                                       holds what ``recorded`` held; else None
@@ -110,14 +112,30 @@ def sha256_of(path: Path) -> str | None:
         return None
 
 
-def with_digests(found: Mapping[str, Entry], taken_ns: int) -> dict[str, Entry]:
+def with_digests(
+    found: Mapping[str, Entry],
+    taken_ns: int,
+    known: Mapping[str, Entry] | None = None,
+    known_ns: int = 0,
+) -> dict[str, Entry]:
     """``found`` with each file's digest, read now, except where the stat
     was racy at ``taken_ns`` (then the digest stays None: a later command
-    cannot know the file is what a build read)."""
+    cannot know the file is what a build read). A file whose stat is as in
+    ``known`` (an earlier listing, taken at ``known_ns``), and was not racy
+    then, keeps the digest recorded there and is not read."""
     out: dict[str, Entry] = {}
     for path, entry in found.items():
         if "stat" in entry and not is_racy(entry["stat"], taken_ns):
-            entry = {**entry, "sha256": sha256_of(Path(path))}
+            was = known.get(path) if known is not None else None
+            if (
+                was is not None
+                and was.get("stat") == entry["stat"]
+                and was.get("sha256")
+                and not is_racy(was["stat"], known_ns)
+            ):
+                entry = {**entry, "sha256": was["sha256"]}
+            else:
+                entry = {**entry, "sha256": sha256_of(Path(path))}
         out[path] = entry
     return out
 

@@ -186,3 +186,26 @@ def test_a_page_written_after_its_built_in_was_compiled_is_the_one_checked(newsl
     assert again.exit_code == 1
     assert f"{page}:1: error: the confirm page" in again.stdout
     assert "has no confirm button" in again.stdout
+
+
+def test_a_digest_is_taken_from_the_last_listing_only_where_the_stat_is_as_it_was(tmp_path):
+    from pipeline.filestate import listing, with_digests
+
+    kept, edited = tmp_path / "kept.md", tmp_path / "edited.md"
+    kept.write_text("kept\n")
+    edited.write_text("before\n")
+    settled(tmp_path)
+    taken = time.time_ns()
+    known = with_digests(listing(tmp_path), taken)
+    # A recorded digest that the bytes would not give shows it was reused.
+    known[str(kept)] = {**known[str(kept)], "sha256": "recorded"}
+    known[str(edited)] = {**known[str(edited)], "sha256": "recorded"}
+    edited.write_text("after!\n")
+    settled(tmp_path)
+    again = with_digests(listing(tmp_path), time.time_ns(), known, taken)
+    assert again[str(kept)]["sha256"] == "recorded"
+    assert again[str(edited)]["sha256"] not in (None, "recorded")
+    # Recorded while the stat was too fresh to trust: read again.
+    fresh_then = kept.stat().st_mtime_ns
+    again = with_digests(listing(tmp_path), time.time_ns(), known, fresh_then)
+    assert again[str(kept)]["sha256"] not in (None, "recorded")
