@@ -12,13 +12,17 @@ Each run has a throwaway PostgreSQL database of its own (one server for the
 whole bench, made with initdb as the tests make theirs), ``seconds`` worth
 of subscribers at the account's rate, and the sample calf issue due. The
 workers are real `publish worker` processes started together; the stand-in
-(tests/support/faulty_proxy.py with ``upstream=None``) runs in this process,
-never refuses a call for its rate, and logs when each call arrived: the
-aggregate rate (from the first call to the last), the busiest one-second
-window of arrivals, and the ratio of each to MaxSendRate are read from its
-log. With one worker, the worker is pinned to the first core and the
-stand-in to the second. The CPU the workers used per call is read from
-/proc before they are stopped.
+(tests/support/ses_sink.py: an asyncio HTTP/1.1 server in a process of its
+own) never refuses a call for its rate, and logs when each call arrived:
+the aggregate rate, the busiest one-second window of arrivals, and the
+ratio of each to MaxSendRate are read from its log. With one worker, the
+worker is pinned to the first core and the stand-in to the second.
+
+Where the CPU goes is read from /proc every SAMPLE seconds, for the
+workers, the stand-in, PostgreSQL (the postmaster and its backends, exited
+ones included) and this process (the load generator: it polls the send's
+state): per call over the middle 80% of the calls (every worker started,
+none run dry yet), and over the whole run (start-up included).
 """
 
 from __future__ import annotations
@@ -31,11 +35,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from tests.support.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CALF = "2026-12-01-calf-stretch.md"
 SECRET = "a-secret-for-the-bench-workers-only"
+SAMPLE = 0.2
+"""Seconds between readings of the processes' CPU."""
+PARTS = ("workers", "stand-in", "PostgreSQL", "load generator")
 
 
 def add_subscribers(url: str, root: Path, count: int) -> None:
@@ -70,89 +83,156 @@ def newsletter(folder: Path) -> Path:
     return root
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU a process has used so far."""
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User and system CPU a process has used so far (with ``children``,
+    also that of its children it has waited for)."""
     with open(f"/proc/{pid}/stat", "rb") as handle:
         fields = handle.read().rpartition(b")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def send_done(engine) -> bool:  # type: ignore[no-untyped-def]
+def postgres_cpu(postmaster: int) -> float:
+    """CPU of the PostgreSQL server so far: the postmaster, the backends
+    and helpers it has reaped, and those still running."""
+    total = cpu_seconds(postmaster, children=True)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rpartition(b")")[2].split()
+        except OSError:
+            continue  # gone meanwhile: its CPU is in the postmaster's children's
+        if int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def send_done(engine: Engine) -> bool:
     from subscribers.ledger import Ledger
 
     send = Ledger(engine).find("calf-stretch")
     return send is not None and send.status == "done"
 
 
+def at(samples: list[tuple[float, ...]], moment: float, column: int) -> float:
+    """A sampled counter's value at ``moment``, interpolated between samples."""
+    before = max((s for s in samples if s[0] <= moment), default=samples[0], key=lambda s: s[0])
+    after = min((s for s in samples if s[0] >= moment), default=samples[-1], key=lambda s: s[0])
+    if after[0] == before[0]:
+        return before[column]
+    share = (moment - before[0]) / (after[0] - before[0])
+    return before[column] + share * (after[column] - before[column])
+
+
 def run(
-    server, count: int, workers: int, rate: float, latency: float  # type: ignore[no-untyped-def]
-) -> tuple[dict[str, float], list[str]]:
+    server: PostgresServer, count: int, workers: int, rate: float, latency: float
+) -> tuple[dict[str, float], dict[str, tuple[float, float]], list[str]]:
     """One send by ``workers`` workers to ``count`` readers: what the
-    stand-in saw, and each worker's own account of its slots."""
-    from tests.support.faulty_proxy import FaultyProxy
+    stand-in saw, the CPU per call of each part (middle 80%, whole run), and
+    each worker's own account of its slots."""
+    from tests.support.ses_sink import SesSink
 
     database = f"bench_{workers}_{os.getpid()}_{int(time.time())}"
     server.admin(f'CREATE DATABASE "{database}"')
     url = server.url(database)
-    standin = FaultyProxy(upstream=None, latency=latency, keep_bodies=False)
-    standin.set_quota(max_rate=rate, max_24h=100_000_000)
-    standin.start()
-    own_cpu = time.process_time()
+    postmaster = int((server.folder / "data" / "postmaster.pid").read_text().split()[0])
+    standin = SesSink(rate=rate, latency=latency, cpus={1} if workers == 1 else None).start()
     with tempfile.TemporaryDirectory() as folder:
         root = newsletter(Path(folder))
         add_subscribers(url, root, count)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "AWS_"))}
         env.update(
-            NEWSLETTER_ROOT=str(root), NEWSLETTER_DATABASE_URL=url,
-            NEWSLETTER_TOKEN_SECRET=SECRET, NEWSLETTER_TRANSPORT="ses",
-            AWS_ENDPOINT_URL=standin.url, AWS_ACCESS_KEY_ID="bench",
-            AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+            NEWSLETTER_ROOT=str(root),
+            NEWSLETTER_DATABASE_URL=url,
+            NEWSLETTER_TOKEN_SECRET=SECRET,
+            NEWSLETTER_TRANSPORT="ses",
+            AWS_ENDPOINT_URL=standin.url,
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",
+            AWS_DEFAULT_REGION="us-east-1",
         )
         # The worker's own account of its slots and commits, on stderr.
-        script = ("import logging; logging.basicConfig(format='%(message)s'); "
-                  "logging.getLogger('pipeline.publish').setLevel(logging.INFO); "
-                  "from pipeline.cli import main; main()")
+        script = (
+            "import logging; logging.basicConfig(format='%(message)s'); "
+            "logging.getLogger('pipeline.publish').setLevel(logging.INFO); "
+            "from pipeline.cli import main; main()"
+        )
         command = [sys.executable, "-c", script, "worker", "--poll", "0.5"]
         if workers == 1:
             command = ["taskset", "-c", "0", *command]
-            os.sched_setaffinity(0, {1})
-        procs = [subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(workers)]
         from subscribers.db import connect
 
         engine = connect(url, root)
+        samples: list[tuple[float, ...]] = []
+
+        def sample() -> None:
+            samples.append(
+                (
+                    time.monotonic(),
+                    sum(cpu_seconds(proc.pid) for proc in procs),
+                    standin.cpu_seconds(),
+                    postgres_cpu(postmaster),
+                    time.process_time(),
+                )
+            )
+
+        procs: list[subprocess.Popen[str]] = []
+        sample()
+        procs = [
+            subprocess.Popen(
+                command,
+                cwd=root,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(workers)
+        ]
         try:
-            cpu = 0.0
             while not send_done(engine):
                 for proc in procs:
                     if proc.poll() is not None:
                         raise SystemExit(f"a worker exited: {proc.communicate()[1][-2000:]}")
-                cpu = sum(cpu_seconds(proc.pid) for proc in procs)
-                time.sleep(0.2)
+                sample()
+                time.sleep(SAMPLE)
+            sample()
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
-            own_cpu = time.process_time() - own_cpu
             logs = [proc.communicate(timeout=60)[1] for proc in procs]
             engine.dispose()
-            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
             standin.stop()
     server.admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    times = sorted(t for t, _, _ in standin.accepted)
+    times = sorted(standin.arrivals)
     span = times[-1] - times[0]
     # The middle 80% of the calls: every worker started, none run dry yet.
     first, last = times[len(times) // 10], times[len(times) * 9 // 10]
+    middle = len(times) * 8 // 10
+    cpu = {
+        part: (
+            (at(samples, last, column) - at(samples, first, column)) / middle * 1000,
+            (samples[-1][column] - samples[0][column]) / len(times) * 1000,
+        )
+        for column, part in enumerate(PARTS, start=1)
+    }
     accounts = [line for log in logs for line in log.splitlines() if "sending slots" in line]
-    return {
-        "calls": len(times),
-        "distinct": len(set(standin.recipients())),
-        "rate": (len(times) - 1) / span,
-        "steady": (len(times) * 8 // 10) / (last - first),
-        "busiest": standin.max_in_window(1.0),
-        "cpu_ms": cpu / len(times) * 1000,
-        "standin_ms": own_cpu / len(times) * 1000,
-        "span": span,
-    }, accounts
+    return (
+        {
+            "calls": len(times),
+            "distinct": len(set(standin.recipients())),
+            "rate": (len(times) - 1) / span,
+            "steady": middle / (last - first),
+            "busiest": standin.max_in_window(1.0),
+            "span": span,
+        },
+        cpu,
+        accounts,
+    )
 
 
 def main() -> None:
@@ -167,11 +247,14 @@ def main() -> None:
 
     count = int(args.rate * args.seconds)
     server = OwnPostgres(Path(tempfile.mkdtemp(prefix="bench-workers-pg-")))
-    print(f"SES stand-in: MaxSendRate {args.rate:g}/s, {args.latency * 1000:g} ms per call; "
-          f"{count:,} recipients per run; PostgreSQL 15 on this machine ({os.cpu_count()} cores)")
+    print(
+        f"SES stand-in: MaxSendRate {args.rate:g}/s, {args.latency * 1000:g} ms per call; "
+        f"{count:,} recipients per run; PostgreSQL 15 on this machine ({os.cpu_count()} cores)"
+    )
     try:
         for workers in args.workers:
-            got, accounts = run(server.server, count, workers, args.rate, args.latency)
+            load = os.getloadavg()[0]
+            got, cpu, accounts = run(server.server, count, workers, args.rate, args.latency)
             share = got["steady"] / args.rate
             within = got["busiest"] <= args.rate
             if workers == 1:
@@ -186,19 +269,28 @@ def main() -> None:
                 f"({share:.1%} of MaxSendRate) in the middle 80% of the calls, "
                 f"{got['rate']:.1f}/s over all {got['span']:.1f} s; busiest second "
                 f"{got['busiest']:.0f} ({got['busiest'] / args.rate:.1%}); "
-                f"{got['calls'] - got['distinct']:.0f} sent twice; "
-                f"{got['cpu_ms']:.2f} ms CPU per call in the workers (start-up included), "
-                f"{got['standin_ms']:.2f} in the stand-in; target ({goal}, never over the rate): "
-                f"{'met' if target else 'NOT met'}"
+                f"{got['calls'] - got['distinct']:.0f} sent twice; target ({goal}, never "
+                f"over the rate): {'met' if target else 'NOT met'}; load average "
+                f"{load:.2f} before, {os.getloadavg()[0]:.2f} after"
+            )
+            steady = sum(middle for middle, _ in cpu.values())
+            print(
+                "    CPU ms per call, middle 80% (whole run, start-up included): "
+                + ", ".join(
+                    f"{part} {middle:.3f} ({whole:.3f})" for part, (middle, whole) in cpu.items()
+                )
+                + f"; all {steady:.3f}"
             )
             if workers == 1:  # the worker has its core, the stand-in the other
-                print(f"    CPU: {got['cpu_ms']:.2f} ms a call in the worker: at most "
-                      f"{1000 / got['cpu_ms']:,.0f} calls/s on its core")
+                worker = cpu["workers"][0]
+                print(f"    the worker alone on its core: at most {1000 / worker:,.0f} calls/s")
             else:
-                cpu, cores = got["cpu_ms"] + got["standin_ms"], os.cpu_count() or 1
-                print(f"    CPU: {cpu:.2f} ms a call in the workers and the stand-in, which "
-                      f"share {cores} cores: at most {cores * 1000 / cpu:,.0f} calls/s, before "
-                      "PostgreSQL and whatever else runs here")
+                cores = os.cpu_count() or 1
+                print(
+                    f"    everything on {cores} cores: at most {cores * 1000 / steady:,.0f} "
+                    f"calls/s; without the stand-in and the load generator, "
+                    f"{cores * 1000 / (cpu['workers'][0] + cpu['PostgreSQL'][0]):,.0f}"
+                )
             for line in accounts:
                 print(f"    a worker: {line}")
     finally:

@@ -17,6 +17,18 @@ uses, which leaves the rest of the timeline to the others; one that stops
 books nothing. A slot nobody starts a call in within its tolerance is let
 go (:attr:`Pacer.slots_lost`).
 
+Each booking's round trip bounds how far the database's clock is from this
+process's: the database read its clock somewhere between the request and
+the answer. A slot's start is mapped onto this clock at the late end of
+that span (never early) and its tolerance from the early end, so a slow
+answer leaves a slot less of its tolerance: one slower than the tolerance,
+none. :class:`ClockOffset` keeps the tightest bounds the bookings so far
+give, widened by how far two clocks may drift apart since (DRIFT), so that
+one slow answer (the feeder thread kept waiting for the GIL, the database
+for a core) does not cost its slots; a booking whose bounds do not meet
+those (a clock stepped) starts them afresh. NTP slews a clock by less than
+128 ms and steps it by more, which no bounds of a round trip survive.
+
 A booking that fails in a way that may pass is tried again, for the
 ledger's ``retry_seconds``, while the threads wait (nothing is sent without
 a slot); past that, or on any other error, ``on_failure`` is told (the send
@@ -62,6 +74,9 @@ LEAD = 0.002
 first slot has not begun by the time the answer is read."""
 REFUSED_PAUSE = 0.02
 """Seconds before booking again when the timeline is booked up too far ahead."""
+DRIFT = 0.001
+"""The most two clocks drift apart, in seconds a second: NTP slews a clock
+by at most 500 parts per million, so two by at most twice that."""
 
 
 class SlotFeed:
@@ -86,6 +101,7 @@ class SlotFeed:
         self.on_failure = on_failure
         self.bookings = 0
         self.booked = 0
+        self.clock = ClockOffset()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="slot-feed", daemon=True)
 
@@ -125,7 +141,7 @@ class SlotFeed:
             if booking is None:
                 self._closing.wait(REFUSED_PAUSE)
                 continue
-            self.pacer.add_slots(slots_of(booking))
+            self.pacer.add_slots(slots_of(booking, self.clock.update(booking)))
             self.bookings += 1
             self.booked += booking.count
 
@@ -169,11 +185,47 @@ class Consumption:
         return self.rate
 
 
-def slots_of(booking: Booking) -> list[Slot]:
-    """A booking's slots on this process's clock."""
+class ClockOffset:
+    """Bounds on this process's monotonic clock less the database's clock,
+    from the bookings' round trips."""
+
+    def __init__(self) -> None:
+        self.low = -math.inf
+        self.high = math.inf
+        self._at: float | None = None
+
+    def update(self, booking: Booking) -> tuple[float, float]:
+        """The bounds with ``booking``'s: its own, narrowed by those before
+        (widened by DRIFT for the time since) when the two agree."""
+        database_now = booking.start - booking.offset
+        low, high = booking.sent - database_now, booking.received - database_now
+        if self._at is not None:
+            slack = DRIFT * max(0.0, booking.received - self._at)
+            before_low, before_high = self.low - slack, self.high + slack
+            if before_low <= high and low <= before_high:
+                low, high = max(low, before_low), min(high, before_high)
+        self.low, self.high, self._at = low, high, booking.received
+        return low, high
+
+
+def slots_of(booking: Booking, offset: tuple[float, float] | None = None) -> list[Slot]:
+    """A booking's slots on this process's clock: each from the latest
+    moment its start can be here to the earliest moment plus the
+    tolerance; with ``offset`` (this clock less the database's, its bounds:
+    :meth:`ClockOffset.update`), from those bounds instead of the booking's
+    own round trip."""
+    if offset is None:
+        return [
+            Slot(booking.earliest(i), booking.latest(i, TOLERANCE)) for i in range(booking.count)
+        ]
+    low, high = offset
     return [
-        Slot(booking.earliest(i), booking.latest(i, TOLERANCE)) for i in range(booking.count)
+        Slot(
+            booking.start + i * booking.spacing + high,
+            booking.start + i * booking.spacing + low + TOLERANCE,
+        )
+        for i in range(booking.count)
     ]
 
 
-__all__ = ["CHUNK_SECONDS", "SlotFeed", "slots_of"]
+__all__ = ["CHUNK_SECONDS", "DRIFT", "ClockOffset", "SlotFeed", "slots_of"]

@@ -58,6 +58,9 @@ each handled where it is caught:
                              which publish doctor reports as a finding
     IssueBusy                pipeline/schedule_lock.py: publish unschedule
                              refuses while publish due sends the issue
+    BadAnswer                pipeline/transports/http1.py: an answer that is not
+                             HTTP/1.x or ends early, which ses_http.py turns into
+                             botocore's error for a broken connection
 """
 
 from __future__ import annotations

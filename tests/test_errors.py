@@ -27,6 +27,7 @@ INTERNAL = {
     "TooDeep",  # a ValueError; the signup form answers it as a BadInput
     "QueryFailed",  # a DNS query that failed; publish doctor reports it as a finding
     "IssueBusy",  # publish unschedule turns it into its refusal
+    "BadAnswer",  # the lean SES client makes it botocore's connection error
 }
 
 

@@ -74,14 +74,69 @@ def test_a_booking_maps_onto_this_clock_never_early():
     from subscribers.ledger.slots import Booking
 
     booking = Booking(count=3, spacing=0.01, offset=0.002, sent=100.0, received=100.004)
-    expected = [100.006, 100.002 + TOLERANCE, 100.016, 100.012 + TOLERANCE,
-                100.026, 100.022 + TOLERANCE]
+    expected = [
+        100.006,
+        100.002 + TOLERANCE,
+        100.016,
+        100.012 + TOLERANCE,
+        100.026,
+        100.022 + TOLERANCE,
+    ]
     got = [moment for slot in slots_of(booking) for moment in (slot.at, slot.latest)]
     assert got == pytest.approx(expected)
     slow = Booking(count=1, spacing=0.01, offset=0.0, sent=100.0, received=100.0 + 2 * TOLERANCE)
     pacer = Pacer(100, shared_rate=100)
     pacer.add_slots(slots_of(slow))
     assert pacer.slots_lost == 1, "an answer slower than the tolerance leaves no usable slot"
+
+
+def test_a_slow_booking_keeps_its_slots_when_earlier_ones_bound_the_clocks():
+    """The database's clock reads 900 s ahead of this one. A booking
+    answered in 0.2 ms bounds the offset that tightly; one 0.1 s later,
+    answered in twice the tolerance, still has slots no earlier than the
+    database's and nearly the whole tolerance after (on its own round trip
+    it would have none)."""
+    from pipeline.slots import ClockOffset, slots_of
+    from subscribers.ledger.slots import Booking
+
+    def booking(sent: float, received: float, start: float, read: float) -> Booking:
+        # The database read its clock at ``read`` (its own), which is here
+        # ``read - 900``; the first slot begins at ``start``.
+        return Booking(3, 0.01, start - read, sent, received, start)
+
+    clock = ClockOffset()
+    fast = booking(100.0, 100.0002, 1000.05, 1000.0001)
+    clock.update(fast)
+    slow = booking(100.1, 100.1 + 2 * TOLERANCE, 1000.15, 1000.101)
+    lone = Pacer(100, shared_rate=100)
+    lone.add_slots(slots_of(slow))
+    assert lone.slots_lost == 3, "on its own round trip, no slot is usable"
+    slots = slots_of(slow, clock.update(slow))
+    for i, slot in enumerate(slots):
+        true = 1000.15 + i * 0.01 - 900
+        assert true <= slot.at <= true + 0.0003, "never early, and barely late"
+        assert slot.latest - slot.at >= TOLERANCE - 0.0005
+    shared = Pacer(100, shared_rate=100)
+    shared.add_slots(slots)
+    assert shared.slots_lost == 0
+
+
+def test_bounds_widen_with_time_and_start_afresh_when_a_clock_steps():
+    from pipeline.slots import DRIFT, ClockOffset
+    from subscribers.ledger.slots import Booking
+
+    clock = ClockOffset()
+    low, high = clock.update(Booking(1, 0.01, 0.0, 100.0, 100.001, 1000.0))
+    assert (low, high) == pytest.approx((-900.0, -899.999))
+    # An hour on, with a 5 ms round trip: the old bounds have widened by
+    # DRIFT × 3600 s = 3.6 s, so the new ones are the booking's own.
+    later = clock.update(Booking(1, 0.01, 0.0, 3700.0, 3700.005, 4600.0))
+    assert later == pytest.approx((-900.0, -899.995))
+    assert DRIFT * 3600 > 0.005
+    # The database's clock stepped 50 ms back: the bounds disagree with
+    # the last, which are dropped, not narrowed into a wrong offset.
+    stepped = clock.update(Booking(1, 0.01, 0.0, 3700.1, 3700.101, 4600.05))
+    assert stepped == pytest.approx((-899.95, -899.949))
 
 
 def test_a_shared_pacer_lets_calls_go_only_in_their_slots():

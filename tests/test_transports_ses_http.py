@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from pipeline.transports.base import OutgoingMessage
-from pipeline.transports.ses import SesTransport
+from pipeline.transports.base import OutgoingMessage, TemporaryFailure
+from pipeline.transports.ses import SesTransport, _translate
 from pipeline.transports.ses_http import SendEmailClient, request_body
 from pipeline.transports.sigv4 import Signer
 from tests.support.faulty_proxy import FaultyProxy
@@ -95,15 +96,25 @@ def test_the_signature_is_botocores(token, host):
 
     credentials = ReadOnlyCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCY", token)
     body = request_body(SENDER, "r@example.com", RAW * 200)
-    headers = [("Host", host), ("Content-Type", "application/json"),
-               ("User-Agent", "painfree-publish  Boto3/1")]
-    theirs = AWSRequest(method="POST", url=f"https://{host}/v2/email/outbound-emails",
-                        data=body, headers=dict(headers))
+    headers = [
+        ("Host", host),
+        ("Content-Type", "application/json"),
+        ("User-Agent", "painfree-publish  Boto3/1"),
+    ]
+    theirs = AWSRequest(
+        method="POST",
+        url=f"https://{host}/v2/email/outbound-emails",
+        data=body,
+        headers=dict(headers),
+    )
     SigV4Auth(credentials, "ses", "eu-west-1").add_auth(theirs)
     moment = dt.datetime.strptime(theirs.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
     ours = dict(
         Signer("eu-west-1", "ses").headers(
-            credentials, "/v2/email/outbound-emails", body, headers,
+            credentials,
+            "/v2/email/outbound-emails",
+            body,
+            headers,
             now=moment.replace(tzinfo=dt.UTC),
         )
     )
@@ -193,8 +204,10 @@ def test_a_dropped_idle_connection_is_replaced_before_use():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         lean = SendEmailClient(
-            f"http://127.0.0.1:{server.server_address[1]}", "eu-west-1",
-            Credentials("a", "b"), pool_size=1,
+            f"http://127.0.0.1:{server.server_address[1]}",
+            "eu-west-1",
+            Credentials("a", "b"),
+            pool_size=1,
         )
         first = lean.send_email(SENDER, "r1@example.com", RAW)
         assert server.closed.acquire(timeout=10), "the server dropped the connection"
@@ -216,3 +229,139 @@ def test_a_proxy_keeps_botocores_path(monkeypatch):
     assert SendEmailClient.from_client(client, session, pool_size=1) is None
     monkeypatch.delenv("HTTP_PROXY")
     assert SendEmailClient.from_client(client, session, pool_size=1) is not None
+
+
+class _Scripted:
+    """A server that answers each request with the next of ``answers`` (raw
+    bytes, or None: never answer), closing the connection after those
+    marked to close; it counts the connections it accepted."""
+
+    def __init__(self, answers: list[tuple[bytes | None, bool]]) -> None:
+        import socket
+
+        self.answers = list(answers)
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self._stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with sock:
+                while self.answers:
+                    if not _read_request(sock):
+                        break
+                    answer, close = self.answers.pop(0)
+                    if answer is None:
+                        self._stop.wait(30)
+                        return
+                    sock.sendall(answer)
+                    if close:
+                        break
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()
+
+
+def _read_request(sock) -> bool:  # type: ignore[no-untyped-def]
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return False
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return True
+
+
+def _lean(url: str, **options: Any) -> SendEmailClient:
+    from botocore.credentials import Credentials
+
+    return SendEmailClient(url, "eu-west-1", Credentials("a", "b"), pool_size=2, **options)
+
+
+def test_answers_in_chunks_or_until_the_server_closes_are_read_whole():
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'7\r\n{"Messa\r\n13;ext=1\r\ngeId": "0100chunk"}\r\n0\r\nX-Trailer: t\r\n\r\n'
+    )
+    closing = b'HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 25\r\n\r\n{"MessageId": "0100shut"}'
+    old = b'HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{"MessageId": "0100old"}'
+    server = _Scripted([(chunked, False), (closing, True), (old, True), (chunked, False)])
+    try:
+        lean = _lean(server.url)
+        ids = [lean.send_email(SENDER, f"r{i}@example.com", RAW) for i in range(4)]
+        lean.close()
+    finally:
+        server.close()
+    assert ids == ["0100chunk", "0100shut", "0100old", "0100chunk"]
+    assert server.connections == 3, "kept alive after a chunked answer, not after a closing one"
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n{"MessageId"', "ConnectionClosedError"),
+        (b"SMTP/1.0 220 hello\r\n\r\n", "ConnectionClosedError"),
+        (None, "ReadTimeoutError"),
+    ],
+)
+def test_an_answer_cut_short_or_never_given_is_botocores_connection_error(answer, error):
+    from botocore import exceptions
+
+    server = _Scripted([(answer, True)])
+    try:
+        lean = _lean(server.url, read_timeout=0.5)
+        with pytest.raises(exceptions.HTTPClientError) as raised:
+            lean.send_email(SENDER, "r@example.com", RAW)
+        lean.close()
+    finally:
+        server.close()
+    assert type(raised.value).__name__ == error
+    assert isinstance(_translate(raised.value), TemporaryFailure), "tried again, not failed"
+
+
+def test_one_signer_signs_as_botocore_across_seconds_and_credentials():
+    """The signer prepares all but the body's hash once a second: a new
+    second or other credentials are signed anew, each as botocore signs."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import ReadOnlyCredentials
+
+    signer = Signer("eu-west-1", "ses")
+    host = "email.eu-west-1.amazonaws.com"
+    headers = [("Host", host), ("Content-Type", "application/json")]
+    keys = [("AKID1", "secret1", None), ("AKID1", "secret1", "token"), ("AKID2", "secret2", None)]
+    stamps: list[str] = []
+    for _ in range(2):
+        deadline = time.monotonic() + 5
+        while stamps and dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") == stamps[-1]:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        for key in keys:
+            credentials = ReadOnlyCredentials(*key)
+            body = request_body(SENDER, f"{key[0]}@example.com", RAW)
+            theirs = AWSRequest(
+                method="POST",
+                url=f"https://{host}/v2/email/outbound-emails",
+                data=body,
+                headers=dict(headers),
+            )
+            SigV4Auth(credentials, "ses", "eu-west-1").add_auth(theirs)
+            stamp = theirs.headers["X-Amz-Date"]
+            stamps.append(stamp)
+            moment = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+            path = "/v2/email/outbound-emails"
+            ours = dict(signer.headers(credentials, path, body, headers, now=moment))
+            assert ours["Authorization"] == theirs.headers["Authorization"], (stamp, key)
+    assert len(set(stamps)) >= 2, "signed in two seconds at least"

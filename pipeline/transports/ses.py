@@ -8,9 +8,9 @@ exceeds the sending rate.
 
 SendEmail, the call made once per recipient, goes through
 :class:`~pipeline.transports.ses_http.SendEmailClient` on the endpoint,
-region and credentials that client resolved: the same request, signed by
-botocore's SigV4 and answered in botocore's exceptions, at a quarter of
-botocore's CPU per call (the ceiling of a sender under the GIL). GetAccount
+region and credentials that client resolved: the same request, signed as
+botocore's SigV4 signs it and answered in botocore's exceptions, at under a
+tenth of botocore's CPU per call (the ceiling of a sender under the GIL). GetAccount
 and GetSendQuota, called once per run, stay with boto3, as does SendEmail
 where a proxy applies.
 

@@ -31,10 +31,11 @@ from typing import Any
 from subscribers import db
 from subscribers.ledger.outcomes import Outcomes, record_outcomes
 from subscribers.ledger.records import Ambiguous, Claimed, Outcome, Resumed, Settle
+from subscribers.ledger.statements import claim as claim_statement
+from subscribers.ledger.statements import leavers as leavers_statement
 from subscribers.ledger.workers import is_stale, worker_is_gone
 from subscribers.models import as_utc, utcnow
 from subscribers.schema import send_recipients as sr
-from subscribers.schema import subscribers
 
 log = logging.getLogger(__name__)
 
@@ -56,42 +57,23 @@ class Claims(Outcomes):
     def _claim(
         self, send_id: int, limit: int, done: Sequence[Outcome]
     ) -> tuple[list[Claimed], list[Outcome]]:
-        from sqlalchemy import select, update
-
         now = utcnow()
         with db.writing(self.engine) as conn:
             if done:
                 record_outcomes(conn, self.worker, done, now)
             if limit <= 0:
                 return [], []
-            picked = (
-                select(sr.c.id)
-                .where(sr.c.send_id == send_id, sr.c.status == "pending")
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
             rows = conn.execute(
-                update(sr)
-                .where(sr.c.id.in_(picked.scalar_subquery()))
-                .values(
-                    status="sending",
-                    claimed_by=self.worker,
-                    attempts=sr.c.attempts + 1,
-                    handed_at=None,
-                    updated_at=now,
-                )
-                .returning(sr.c.id, sr.c.subscriber_id, sr.c.email, sr.c.name, sr.c.attempts)
+                claim_statement(),
+                {"of_send": send_id, "up_to": limit, "by_worker": self.worker, "at_now": now},
             ).all()
             if not rows:
                 return [], []
-            ids = [row.subscriber_id for row in rows if row.subscriber_id is not None]
+            ids = [int(row.subscriber_id) for row in rows if row.subscriber_id is not None]
+            postgres = conn.dialect.name == "postgresql"
             left = {
                 int(sub.id): str(sub.status)
-                for sub in conn.execute(
-                    select(subscribers.c.id, subscribers.c.status).where(
-                        subscribers.c.id.in_(ids), subscribers.c.status != "active"
-                    )
-                )
+                for sub in conn.execute(leavers_statement(postgres), {"ids": ids})
             }
             claimed: list[Claimed] = []
             skipped: list[Outcome] = []

@@ -11,6 +11,11 @@
 Stamping ``handed_at`` in a commit of its own before a message goes out is
 what lets a later run tell a dead worker's rows that were never sent from
 the ambiguous ones (:mod:`subscribers.ledger.claims`).
+
+The sent rows and the hand stamps, a group commit's bulk, go through
+statements built once (:mod:`subscribers.ledger.statements`), on PostgreSQL
+one statement each whatever the number of rows; a commit of nothing else
+(the usual one) is a single statement there, in autocommit: one round trip.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from typing import TYPE_CHECKING, Any
 from subscribers import db
 from subscribers.ledger.base import LedgerBase
 from subscribers.ledger.records import Outcome, stored_id
+from subscribers.ledger.statements import hand as hand_statement
+from subscribers.ledger.statements import held_by as _held_by
+from subscribers.ledger.statements import mark_sent as mark_sent_statement
+from subscribers.ledger.statements import sent_and_hand as sent_and_hand_statement
 from subscribers.models import utcnow
 from subscribers.schema import send_recipients as sr
 
@@ -59,16 +68,19 @@ class Outcomes(LedgerBase):
         from sqlalchemy import update
 
         now = utcnow()
+        if self.engine.dialect.name == "postgresql" and heartbeat is None:
+            sent = [o for o in outcomes if o.status == "sent"]
+            if len(sent) == len(outcomes) and not {o.row_id for o in sent}.intersection(hand):
+                return self._sent_and_hand(sent, hand, now)
         handed: set[int] = set()
         with db.writing(self.engine) as conn:
             if outcomes:
                 record_outcomes(conn, self.worker, outcomes, now)
             if hand:
+                postgres = conn.dialect.name == "postgresql"
                 rows = conn.execute(
-                    update(sr)
-                    .where(sr.c.id.in_(list(hand)), *held_by(self.worker))
-                    .values(handed_at=now, updated_at=now)
-                    .returning(sr.c.id)
+                    hand_statement(postgres),
+                    {"ids": list(hand), "by_worker": self.worker, "at_now": now},
                 ).all()
                 handed = {int(row.id) for row in rows}
             if heartbeat is not None:
@@ -80,6 +92,18 @@ class Outcomes(LedgerBase):
         if heartbeat is not None:
             self._last_heartbeat = now
         return handed
+
+    def _sent_and_hand(
+        self, sent: Sequence[Outcome], hand: Sequence[int], now: dt.datetime
+    ) -> set[int]:
+        """PostgreSQL, a commit of sent rows and hand stamps only: one
+        statement in autocommit, one round trip."""
+        params = {**_sent_arrays(sent), "ids": list(hand), "by_worker": self.worker, "at_now": now}
+        with self.engine.connect() as conn:
+            rows = conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                sent_and_hand_statement(), params
+            )
+            return {int(row.id) for row in rows}
 
     def heartbeat(self, send_id: int, *, force: bool = False) -> None:
         """Refresh this worker's claims so that no other run takes them for
@@ -111,26 +135,31 @@ class Outcomes(LedgerBase):
         return self._retrying(write)
 
 
-def _mark_sent(
-    conn: Connection, sent: Sequence[Outcome], now: dt.datetime, *where: Any
-) -> int:
+def _mark_sent(conn: Connection, sent: Sequence[Outcome], now: dt.datetime, *where: Any) -> int:
     """Record ``sent`` rows as sent with their provider ids, where ``where``
     also holds; how many rows changed."""
-    from sqlalchemy import bindparam, update
+    postgres = conn.dialect.name == "postgresql"
+    statement = mark_sent_statement(postgres)
+    if where:
+        statement = statement.where(*where)
+    params: Any
+    if postgres:
+        params = {**_sent_arrays(sent), "at_now": now}
+    else:
+        params = [
+            {"row_id": o.row_id, "message_id": stored_id(o.message_id), "at": o.at, "at_now": now}
+            for o in sent
+        ]
+    return int(conn.execute(statement, params).rowcount or 0)
 
-    result = conn.execute(
-        update(sr)
-        .where(sr.c.id == bindparam("row_id"), *where)
-        .values(
-            status="sent",
-            message_id=bindparam("message_id"),
-            sent_at=bindparam("at"),
-            updated_at=now,
-            error=None,
-        ),
-        [{"row_id": o.row_id, "message_id": stored_id(o.message_id), "at": o.at} for o in sent],
-    )
-    return int(result.rowcount or 0)
+
+def _sent_arrays(sent: Sequence[Outcome]) -> dict[str, list[Any]]:
+    """The parameters of PostgreSQL's :func:`mark_sent_statement`: arrays in step."""
+    return {
+        "sent_ids": [o.row_id for o in sent],
+        "sent_message_ids": [stored_id(o.message_id) for o in sent],
+        "sent_ats": [o.at for o in sent],
+    }
 
 
 def record_outcomes(
@@ -174,4 +203,4 @@ def record_outcomes(
 
 def held_by(worker: str) -> tuple[Any, ...]:
     """Conditions for a row ``worker`` holds in ``sending``."""
-    return (sr.c.status == "sending", sr.c.claimed_by == worker)
+    return _held_by(worker)

@@ -168,8 +168,9 @@ class SendSlots:
         insert: Any = postgresql.insert if self._postgres else sqlite.insert
         statement = (
             insert(send_budget)
-            .values(account=self.account, next_slot=0.0, rate=0.0,
-                    updated_at=dt.datetime.now(dt.UTC))
+            .values(
+                account=self.account, next_slot=0.0, rate=0.0, updated_at=dt.datetime.now(dt.UTC)
+            )
             .on_conflict_do_nothing(index_elements=["account"])
         )
         with db.writing(self.engine) as conn:
