@@ -1,12 +1,17 @@
 """Mailing the confirmation messages that signups queued, within the limits.
 
-    a pending subscriber, due ──claim (a lease, for this worker)──> ClaimedConfirmation
-      limits: per mailbox ─ full ──> no more mail for this signup
-              per domain ── full ──> due again in a later window
-              reported mailbox (it bounced or complained): once in 30 days
-      mail the newest signup's link ──> sent: recorded, the queue left
-                                    ──> failed: due again after a backoff,
-                                        given up after MAX_ATTEMPTS tries
+    pending subscribers, due ──claim a batch (one lease, for this worker)──┐
+      in that same transaction, for each:                                   │
+        tried MAX_ATTEMPTS times already ──> given up                       │
+        limits: per mailbox ─ full ──> no more mail for this signup         │
+                per domain ── full ──> due again in a later window          │
+                reported mailbox (it bounced or complained): once in 30 days
+        the newest signup's link, noted as mailed ──> Outgoing  <───────────┘
+    mail each Outgoing (several at once) ──> sent, or failed
+    record the batch's results in ONE transaction (:mod:`subscribers.confirmation_batch`):
+      sent ──> recorded, the queue left
+      failed ──> due again after a backoff, given up after MAX_ATTEMPTS tries
+      not tried (the mailer was stopped) ──> given back, due at once
 
 Confirmation messages are limited per mailbox (``Victim+1@`` is
 ``victim@``), per domain (the rest wait their turn) and to once in 30 days
@@ -14,7 +19,10 @@ for a mailbox that complained or bounced; the counts are in the database,
 shared by every process (:mod:`subscribers.limits`). The queue itself is in
 the database too, so a signup is never lost to a crash and several mailers
 (:mod:`subscribers.mailer`) can share it: each claims its batch with a
-lease, renewed while it works.
+lease, renewed while it works. A mailer that dies before recording its
+batch leaves it to the next mailer when the lease runs out: the messages it
+had sent and not recorded (a second's worth at most) go out twice, the
+others once.
 """
 
 from __future__ import annotations
@@ -22,11 +30,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
+from subscribers.confirmation_batch import (
+    MAX_ATTEMPTS,
+    Batch,
+    Outgoing,
+    Result,
+    gave_up,
+    record,
+    retry_delay,
+)
 from subscribers.errors import first_line
 from subscribers.ledger import new_worker_id
 from subscribers.limits import Bucket, Taken
@@ -37,7 +52,6 @@ from subscribers.models import (
     CONFIRMATIONS_PER_ADDRESS,
     CONFIRMATIONS_PER_DOMAIN,
     Consent,
-    EventKind,
     Limit,
     Signup,
     Status,
@@ -55,21 +69,12 @@ log = logging.getLogger(__name__)
 LEASE = dt.timedelta(minutes=5)
 """How long a mailer holds the confirmations it claimed before another may
 take them up; renewed while it works (see :meth:`ConfirmationQueue.send_due`)."""
-RETRY_AFTER = dt.timedelta(minutes=1)
-"""The wait after a first failed try; doubled after each one, up to RETRY_AT_MOST."""
-RETRY_AT_MOST = dt.timedelta(hours=1)
-MAX_ATTEMPTS = 10
-"""Tries at one signup's confirmation (about four hours of them) before giving up."""
+STOPPED_WHILE_SENDING = "the mailer stopped while sending it"
 MAX_ERROR = 300
+"""Characters of a sending error kept in the history."""
 
 ConfirmUrl = Callable[[int, str, dt.datetime], str]
 """The confirmation link for a subscriber's signup nonce, issued at a moment."""
-
-
-def retry_delay(attempt: int) -> dt.timedelta:
-    """How long to wait after failed try number ``attempt`` (1, 2, ...)."""
-    delay: dt.timedelta = RETRY_AFTER * 2 ** max(attempt - 1, 0)
-    return min(delay, RETRY_AT_MOST)
 
 
 class ConfirmationQueue:
@@ -103,8 +108,11 @@ class ConfirmationQueue:
             return False
         now = utcnow()
         with self.store.transaction() as tx:
-            signup = _signup_to_mail(tx, subscriber, now)
-        self._mail(subscriber, signup, now)
+            ((signup, before),) = _signups_to_mail(tx, [subscriber], now).values()
+        item = Outgoing(subscriber, 0, signup, Taken(()), now, before)
+        self._send(item, self.template())
+        with self.store.transaction() as tx:
+            record(tx, [Result(item, None, utcnow())], [], worker=None)
         return True
 
     def send_due(
@@ -122,177 +130,152 @@ class ConfirmationQueue:
         worker = worker or new_worker_id()
         now = utcnow()
         with self.store.transaction() as tx:
-            due = tx.claim_confirmations(batch, now, worker=worker, lease=lease)
-        held = _Lease(self.store, worker, lease)
+            tx.by_index()
+            claims = tx.claim_confirmations(batch, now, worker=worker, lease=lease)
+            outgoing = self._prepare(tx, claims, now) if claims else []
+        if not outgoing:
+            return len(claims)
+        template = self.template()
+        held = Batch(self.store, worker, lease)
 
-        def work(claim: ClaimedConfirmation) -> None:
+        def work(item: Outgoing) -> None:
             if stopped():
-                held.unsent.append(claim.subscriber.id)
+                held.untried(item)
                 return
-            self._confirm_queued(claim)
+            try:
+                self._send(item, template)
+            except Exception as exc:
+                log.exception("could not mail a confirmation to subscriber %d", item.subscriber.id)
+                held.done(Result(item, first_line(exc, MAX_ERROR), utcnow()))
+            else:
+                held.done(Result(item, None, utcnow()))
             held.renew()
 
         try:
             if executor is None:
-                for claim in due:
-                    work(claim)
+                for item in outgoing:
+                    work(item)
             else:
-                list(executor.map(work, due))
+                list(executor.map(work, outgoing))
         finally:
-            if held.unsent:
-                with self.store.transaction() as tx:
-                    tx.release_confirmations(worker, held.unsent, utcnow())
-        return len(due)
+            held.finish()
+        return len(claims)
 
-    def _confirm_queued(self, claim: ClaimedConfirmation) -> None:
-        subscriber = claim.subscriber
-        if claim.attempt > MAX_ATTEMPTS:  # the mailer died during the last try
-            self._give_up(subscriber, claim.attempt - 1, "the mailer stopped while sending it")
-            return
-        now = utcnow()
-        mailbox = mailbox_key(subscriber.email)
+    def _prepare(
+        self, tx: Transaction, claims: Sequence[ClaimedConfirmation], now: dt.datetime
+    ) -> list[Outgoing]:
+        """In the claim's transaction: give up the claims tried too often,
+        take the limits of the others, requeue or drop those over a limit,
+        and note the signup each of the rest will carry as mailed."""
+        changes: list[dict[str, object]] = []
+        events: list[dict[str, object]] = []
+        live: list[ClaimedConfirmation] = []
+        for claim in claims:
+            if claim.attempt > MAX_ATTEMPTS:  # its mailer died during the last try
+                change, event = gave_up(
+                    claim.subscriber.id, claim.attempt - 1, STOPPED_WHILE_SENDING, now
+                )
+                changes.append(change)
+                events.append(event)
+            else:
+                live.append(claim)
+        mailboxes = [mailbox_key(claim.subscriber.email) for claim in live]
+        reported = tx.reported_mailboxes(mailboxes)
+        complained = {
+            email
+            for email, reason in tx.suppressed([claim.subscriber.email for claim in live]).items()
+            if reason == SuppressionReason.COMPLAINED
+        }
+        bucket_sets = [
+            self._buckets(mailbox, mailbox in reported or claim.subscriber.email in complained)
+            for claim, mailbox in zip(live, mailboxes, strict=True)
+        ]
+        allowed: list[tuple[ClaimedConfirmation, Taken]] = []
+        for claim, taken in zip(live, tx.take_limits_each(bucket_sets, now), strict=True):
+            if taken.allowed:
+                allowed.append((claim, taken))
+                continue
+            changes.append(_over_limit(claim, taken, now))
+            log.info(
+                "no confirmation for subscriber %d now: %s limit reached",
+                claim.subscriber.id,
+                ", ".join(bucket.kind for bucket in taken.denied),
+            )
+        tx.update_many(changes)
+        tx.record_events(events)
+        signups = _signups_to_mail(tx, [claim.subscriber for claim, _ in allowed], now)
+        outgoing = []
+        for claim, taken in allowed:
+            signup, before = signups[claim.subscriber.id]
+            outgoing.append(Outgoing(claim.subscriber, claim.attempt, signup, taken, now, before))
+        return outgoing
+
+    def _buckets(self, mailbox: str, reported: bool) -> list[Bucket]:
         buckets = [Bucket("mailbox", mailbox, self.per_address)]
         if self.per_domain is not None:
             buckets.append(Bucket("domain", mailbox_domain(mailbox), self.per_domain))
-        with self.store.transaction() as tx:
-            if tx.mailbox_was_reported(mailbox) or (
-                tx.suppression(subscriber.email) == SuppressionReason.COMPLAINED
-            ):
-                buckets.append(Bucket("reported", mailbox, CONFIRMATIONS_AFTER_REPORT))
-            taken = tx.take_limits(buckets, now)
-            if taken.allowed:
-                signup = _signup_to_mail(tx, subscriber, now)
-            elif all(bucket.kind == "domain" for bucket in taken.denied):
-                # A burst to one domain: this one waits for a later window.
-                (bucket,) = taken.denied
-                due = bucket.window_end(now) + dt.timedelta(
-                    seconds=random.uniform(0, bucket.seconds)  # noqa: S311 - spreading, not secrets
-                )
-                tx.update(
-                    subscriber.id,
-                    confirmation_due_at=due,
-                    confirmation_claimed_by=None,
-                    confirmation_attempts=max(claim.attempt - 1, 0),
-                )
-            else:  # enough mail went to this mailbox: this signup gets none
-                tx.update(subscriber.id, confirmation_due_at=None, confirmation_claimed_by=None)
-        if not taken.allowed:
-            log.info(
-                "no confirmation for subscriber %d now: %s limit reached",
+        if reported:
+            buckets.append(Bucket("reported", mailbox, CONFIRMATIONS_AFTER_REPORT))
+        return buckets
+
+    def _send(self, item: Outgoing, template: MailTemplate) -> None:
+        """Send the confirmation message ``item`` is for."""
+        subscriber = item.subscriber
+        link = self.confirm_url(subscriber.id, item.signup.nonce, item.at)
+        self.send_mail(confirmation_message(template, subscriber, link))
+
+
+def _over_limit(claim: ClaimedConfirmation, taken: Taken, now: dt.datetime) -> dict[str, object]:
+    """The queue change for a claim over a limit: a burst to one domain waits
+    for a later window; a mailbox that had enough mail gets none for this signup."""
+    subscriber_id = claim.subscriber.id
+    if all(bucket.kind == "domain" for bucket in taken.denied):
+        (bucket,) = taken.denied
+        due = bucket.window_end(now) + dt.timedelta(
+            seconds=random.uniform(0, bucket.seconds)  # noqa: S311 - spreading, not secrets
+        )
+        return {
+            "subscriber_id": subscriber_id,
+            "confirmation_due_at": due,
+            "confirmation_claimed_by": None,
+            "confirmation_attempts": max(claim.attempt - 1, 0),
+        }
+    return {
+        "subscriber_id": subscriber_id,
+        "confirmation_due_at": None,
+        "confirmation_claimed_by": None,
+    }
+
+
+def _signups_to_mail(
+    tx: Transaction, pending: Sequence[Subscriber], now: dt.datetime
+) -> dict[int, tuple[Signup, dt.datetime | None]]:
+    """By subscriber id, the signup whose link a confirmation message for
+    them carries (their newest), noted as mailed from now on, so that a
+    signup coming in while it is sent does not drop it; with when it was
+    mailed before (to put back should the message not be tried). A pending
+    subscriber who never used the form (an import, the editor) gets one
+    with their own name and consent."""
+    latest = tx.latest_signups(subscriber.id for subscriber in pending)
+    chosen: dict[int, tuple[Signup, dt.datetime | None]] = {}
+    for subscriber in pending:
+        signup = latest.get(subscriber.id)
+        if signup is None:
+            consent = subscriber.consent
+            signup = tx.add_signup(
                 subscriber.id,
-                ", ".join(bucket.kind for bucket in taken.denied),
+                new_signup_nonce(),
+                subscriber.name,
+                Consent(
+                    at=consent.at or now,
+                    ip=consent.ip,
+                    user_agent=consent.user_agent,
+                    text=consent.text,
+                ),
             )
-            return
-        try:
-            self._mail(subscriber, signup, now)
-        except Exception as exc:
-            log.exception("could not mail a confirmation to subscriber %d", subscriber.id)
-            self._failed(subscriber, claim.attempt, first_line(exc, MAX_ERROR), taken)
-
-    def _mail(self, subscriber: Subscriber, signup: Signup, now: dt.datetime) -> None:
-        """Send the confirmation message for ``signup`` and record it."""
-        message = confirmation_message(
-            self.template(), subscriber, self.confirm_url(subscriber.id, signup.nonce, now)
-        )
-        self.send_mail(message)
-        with self.store.transaction() as tx:
-            if tx.get(subscriber.id) is not None:
-                latest = tx.latest_signup(subscriber.id)
-                # A newer signup while this one was being sent stays queued.
-                done = latest is None or latest.id == signup.id
-                queue = {"confirmation_due_at": None, "confirmation_claimed_by": None}
-                tx.update(subscriber.id, confirmation_sent_at=now, **(queue if done else {}))
-                tx.add_event(subscriber.id, EventKind.CONFIRMATION_SENT, at=now)
-
-    def _failed(
-        self, subscriber: Subscriber, attempt: int, error: str, taken: Taken | None = None
-    ) -> None:
-        """Record a failed try: due again after a backoff, or given up. The
-        limits it counted against are given back: nothing was sent."""
-        if taken is not None:
-            with self.store.transaction() as tx:
-                tx.give_back_limits(taken)
-        if attempt >= MAX_ATTEMPTS:
-            self._give_up(subscriber, attempt, error)
-            return
-        now = utcnow()
-        retry_at = now + retry_delay(attempt)
-        detail = {"attempt": attempt, "error": error, "retry_at": retry_at.isoformat()}
-        self._requeue(subscriber, retry_at, EventKind.CONFIRMATION_FAILED, detail, at=now)
-
-    def _give_up(self, subscriber: Subscriber, attempts: int, error: str) -> None:
-        log.error(
-            "giving up mailing a confirmation to subscriber %d after %d attempts: %s",
-            subscriber.id,
-            attempts,
-            error,
-        )
-        detail = {"attempts": attempts, "error": error}
-        self._requeue(subscriber, None, EventKind.CONFIRMATION_GIVEN_UP, detail)
-
-    def _requeue(
-        self,
-        subscriber: Subscriber,
-        due_at: dt.datetime | None,
-        kind: EventKind,
-        detail: dict[str, object],
-        at: dt.datetime | None = None,
-    ) -> None:
-        """Due again at ``due_at`` (None: never), unclaimed, with ``kind`` in
-        the history; only while the subscriber is still pending."""
-        with self.store.transaction() as tx:
-            current = tx.get(subscriber.id, lock=True)
-            if current is None or current.status != Status.PENDING:
-                return
-            tx.update(subscriber.id, confirmation_due_at=due_at, confirmation_claimed_by=None)
-            tx.add_event(subscriber.id, kind, detail, at=at)
-
-
-class _Lease:
-    """The claims of one batch: renewed as messages are done, every quarter
-    of the lease, so that a slow batch keeps them; and those not tried."""
-
-    def __init__(self, store: Store, worker: str, length: dt.timedelta) -> None:
-        self.store = store
-        self.worker = worker
-        self.length = length
-        self.unsent: list[int] = []
-        self._renewed = time.monotonic()
-        self._lock = threading.Lock()
-
-    def renew(self) -> None:
-        with self._lock:
-            if time.monotonic() - self._renewed < self.length.total_seconds() / 4:
-                return
-            self._renewed = time.monotonic()
-        try:
-            with self.store.transaction() as tx:
-                tx.extend_confirmations(self.worker, utcnow() + self.length)
-        except Exception:  # the lease runs out, and another mailer may send them too
-            log.exception("could not renew the lease on the confirmations in hand")
-
-
-def _signup_to_mail(tx: Transaction, subscriber: Subscriber, now: dt.datetime) -> Signup:
-    """The signup whose link a confirmation message for ``subscriber`` carries
-    (their newest), noted as mailed from now on, so that a signup coming in
-    while it is sent does not drop it. A pending subscriber who never used
-    the form (an import, the editor) gets one with their own name and consent."""
-    signup = tx.latest_signup(subscriber.id)
-    if signup is None:
-        consent = subscriber.consent
-        signup = tx.add_signup(
-            subscriber.id,
-            new_signup_nonce(),
-            subscriber.name,
-            Consent(
-                at=consent.at or now,
-                ip=consent.ip,
-                user_agent=consent.user_agent,
-                text=consent.text,
-            ),
-        )
-    tx.signup_mailed(signup.id, now)
-    return signup
+        chosen[subscriber.id] = (signup, signup.mailed_at)
+    tx.mark_signups_mailed([(signup.id, now) for signup, _ in chosen.values()])
+    return chosen
 
 
 __all__ = ["LEASE", "MAX_ATTEMPTS", "ConfirmationQueue", "retry_delay"]

@@ -197,13 +197,14 @@ class Subscriptions:
         API answers in 50 to 100 ms).
 
         The batch is claimed for ``worker`` with a ``lease``, renewed while
-        it works: should this process die, the messages it had not recorded
-        are due again when the lease runs out, for any mailer to take up
-        (the ones in flight at that moment may reach the reader twice). Each
-        result is recorded with its message: sent, or failed and due again
-        after a backoff, and given up after ``MAX_ATTEMPTS`` claims, in the
-        subscriber's history. Once ``stopped()``, the claims not yet tried
-        are given back, due at once."""
+        it works, in one transaction with its limits; its results are
+        recorded together, in one more (every second of sending, for a slow
+        transport): sent, or failed and due again after a backoff, and given
+        up after ``MAX_ATTEMPTS`` claims, in the subscriber's history. Should
+        this process die, the messages it had not recorded are due again
+        when the lease runs out, for any mailer to take up (those it had
+        sent since its last record reach the reader twice). Once
+        ``stopped()``, the claims not yet tried are given back, due at once."""
         return self.confirmations.send_due(
             batch, executor, worker=worker, lease=lease, stopped=stopped
         )

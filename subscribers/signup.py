@@ -8,6 +8,12 @@
       active ───────────────────> left alone: None
       the confirmation queued (due now) ──> subscribers.confirmation_queue
 
+Most signups are of addresses new to the list: the hit in the network's
+limit and the new subscriber, signup and history are one statement on
+PostgreSQL, run on its own (:meth:`Store.on_its_own`), and one short
+transaction on SQLite (:meth:`Transaction.add_pending`). An address already
+on the list takes a second transaction, with the rules below.
+
 Each signup is kept on its own (a :class:`~subscribers.models.Signup`) with
 the nonce its link carries and the name and consent it brings (the wording,
 and the page it was made on: its source); they become the subscriber's only
@@ -65,19 +71,34 @@ def subscribe(
     )
     detail = {"source": str(Source.FORM), **origin.detail()}
 
-    def work(tx: Transaction) -> int | None:
-        queued = _record(tx, address, display_name, consent, detail)
-        # The network's count is taken last: on PostgreSQL its row is the one
-        # every signup from that network updates, locked until the commit, so
-        # it is held for one statement rather than the whole signup. Over the
-        # limit, raising rolls the signup back: nothing is recorded.
-        if per_network is not None:
-            bucket = Bucket("ip", network(origin.ip), per_network)
-            if not tx.take_limits([bucket], now).allowed:
-                raise TooManySignups(per_network.seconds)
+    bucket = None if per_network is None else Bucket("ip", network(origin.ip), per_network)
+    # Most signups are of new addresses: on PostgreSQL one statement, on its
+    # own, counts the network's hit and, within the limit, records the
+    # signup; the network's row, which every signup from there updates, is
+    # locked only while it runs. Over the limit nothing is recorded.
+    with store.on_its_own() as tx:
+        queued, taken = tx.add_pending(
+            address,
+            name=display_name,
+            consent=consent,
+            nonce=new_signup_nonce(),
+            detail=detail,
+            limit=bucket,
+        )
+        if not taken.allowed:
+            assert per_network is not None
+            raise TooManySignups(per_network.seconds)  # on SQLite, rolls it back
+    if queued is not None:
         return queued
 
-    return store.retrying(work)
+    def known(tx: Transaction) -> int | None:
+        """An address on the list: its hit was counted above."""
+        queued = _record(tx, address, display_name, consent, detail)
+        if queued is not None:
+            tx.confirmation_queued()
+        return queued
+
+    return store.retrying(known)
 
 
 def _record(

@@ -88,6 +88,34 @@ def test_the_table_keeps_no_address_and_forgets_expired_windows(store):
         assert conn.execute(select(func.count()).select_from(rate_limits)).scalar_one() == 0
 
 
+def test_a_batch_of_takes_says_what_takes_one_after_the_other_say(store):
+    """take_each (a mailer's batch, in three statements) against take, set
+    after set, on buckets of their own: the same answers, the same counts."""
+
+    def sets(kind: str) -> list[list[Bucket]]:
+        a, b, c = (Bucket(kind, f"{n}@example.com", Limit(2, 60)) for n in "abc")
+        return [[a, b], [a], [b, c], [a, c], [c], [b]]
+
+    with store.transaction() as tx:
+        batch = limits.take_each(tx.conn, sets("batch"), at(1))
+    one_by_one = [take(store, *buckets, at=at(1)) for buckets in sets("single")]
+    assert [t.allowed for t in batch] == [t.allowed for t in one_by_one] == [
+        True, True, True, False, True, False,
+    ]  # fmt: skip
+    assert [[b.value for b in t.denied] for t in batch] == [
+        [b.value for b in t.denied] for t in one_by_one
+    ]
+    assert [len(t.rows) for t in batch] == [len(t.rows) for t in one_by_one]
+
+    def hits(kind: str) -> list[int]:
+        keys = [bucket.key for bucket in sets(kind)[0] + [sets(kind)[2][1]]]
+        with store.engine.connect() as conn:
+            found = dict(conn.execute(select(rate_limits.c.key, rate_limits.c.hits)).all())
+        return [found.get(key, 0) for key in keys]
+
+    assert hits("batch") == hits("single") == [2, 2, 2]
+
+
 def test_concurrent_takes_never_pass_the_limit(store):
     """Eight threads, each its own transaction (on PostgreSQL, its own
     connection): exactly the limit gets through."""

@@ -6,6 +6,8 @@ ledger's), the same for SQLite and PostgreSQL.
       .reading()            by subject) that service.py, imports.py and
       .retrying(work)       events.py combine into the subscription rules,
                             atomically; retrying runs it again on a race
+      .on_its_own()         one statement in autocommit (PostgreSQL): a form
+                            signup's, whose lock every signup waits for
       .get, .history, ...   any read primitive, on a connection of its own
       .add, .unsubscribe,   the changes made of several primitives, each in
       .record_event,        one transaction of its own
@@ -100,6 +102,23 @@ class Store:
         try:
             with db.writing(self.engine) as conn:
                 yield Transaction(conn)
+        except IntegrityError as exc:
+            raise Conflict(f"the database refused a change: {first_line(exc)}") from None
+
+    @contextmanager
+    def on_its_own(self) -> Iterator[Transaction]:
+        """For a change that is one statement on PostgreSQL: run there in
+        autocommit, its own transaction, so that the rows it locks are held
+        no longer than it runs (no round trip to COMMIT while others wait
+        for them); on SQLite, :meth:`transaction`. A unique-key race is
+        :class:`Conflict` either way."""
+        if db.is_sqlite(self.engine):
+            with self.transaction() as tx:
+                yield tx
+            return
+        try:
+            with self.engine.connect() as conn:
+                yield Transaction(conn.execution_options(isolation_level="AUTOCOMMIT"))
         except IntegrityError as exc:
             raise Conflict(f"the database refused a change: {first_line(exc)}") from None
 

@@ -7,8 +7,10 @@ confirmation messages mailers claim, and the guards on both.
     pending subscriber, due ──claim_confirmations──▶ ClaimedConfirmation
                                  │  a lease: extend_confirmations while mailing,
                                  │  release_confirmations for those not tried
-    guards: take_limits / give_back_limits (rate limits, :mod:`subscribers.limits`),
-            mailbox_was_reported (a mailbox that bounced or complained)
+    guards: take_limits / give_back_limits (rate limits, :mod:`subscribers.limits`)
+
+A mailer's batch as a whole (the mailboxes that were reported, limits taken
+for each message, results recorded) is in :mod:`subscribers.store.confirmation_batches`.
 
 Primitives of a :class:`~subscribers.store.transaction.Transaction`; the
 rules that combine them are in :mod:`subscribers.signup`, :mod:`subscribers.confirm`
@@ -25,8 +27,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import bindparam, delete, insert, select, update
 
 from subscribers import limits
-from subscribers.models import Consent, EventKind, Signup, Status, Subscriber, utcnow
-from subscribers.schema import signups, subscriber_events, subscribers
+from subscribers.models import Consent, Signup, Status, Subscriber, utcnow
+from subscribers.schema import signups, subscribers
+from subscribers.store.confirmation_batches import among
 from subscribers.store.rows import to_signup, to_subscriber
 
 if TYPE_CHECKING:
@@ -35,26 +38,7 @@ if TYPE_CHECKING:
 _SIGNUP = select(signups).where(
     signups.c.subscriber_id == bindparam("subscriber_id"), signups.c.nonce == bindparam("nonce")
 )
-_LATEST_SIGNUP = (
-    select(signups)
-    .where(signups.c.subscriber_id == bindparam("subscriber_id"))
-    .order_by(signups.c.id.desc())
-    .limit(1)
-)
 _INSERT_SIGNUP = insert(signups)
-_REPORTED_KINDS = (str(EventKind.BOUNCED), str(EventKind.COMPLAINED))
-_REPORTED = (
-    select(subscribers.c.id)
-    .where(subscribers.c.mailbox_key == bindparam("mailbox"))
-    .where(
-        subscribers.c.status.in_(_REPORTED_KINDS)
-        | select(subscriber_events.c.id)
-        .where(subscriber_events.c.subscriber_id == subscribers.c.id)
-        .where(subscriber_events.c.kind.in_(_REPORTED_KINDS))
-        .exists()
-    )
-    .limit(1)
-)
 
 
 @dataclass(frozen=True)
@@ -93,12 +77,13 @@ class ConfirmationRows:
         if rows:
             self.conn.execute(
                 update(subscribers)
-                .where(subscribers.c.id.in_([row.id for row in rows]))
+                .where(among(self.conn, subscribers.c.id, "ids"))
                 .values(
                     confirmation_due_at=now + lease,
                     confirmation_claimed_by=worker,
                     confirmation_attempts=subscribers.c.confirmation_attempts + 1,
-                )
+                ),
+                {"ids": [row.id for row in rows]},
             )
         return [
             ClaimedConfirmation(to_subscriber(row), int(row.confirmation_attempts) + 1)
@@ -159,18 +144,10 @@ class ConfirmationRows:
         row = self.conn.execute(_SIGNUP, {"subscriber_id": subscriber_id, "nonce": nonce}).first()
         return to_signup(row) if row else None
 
-    def latest_signup(self, subscriber_id: int) -> Signup | None:
-        """The subscriber's newest signup: the one a confirmation message is for."""
-        row = self.conn.execute(_LATEST_SIGNUP, {"subscriber_id": subscriber_id}).first()
-        return to_signup(row) if row else None
-
     def signups(self, subscriber_id: int) -> list[Signup]:
         """The subscriber's signups waiting for confirmation, oldest first."""
         query = select(signups).where(signups.c.subscriber_id == subscriber_id)
         return [to_signup(row) for row in self.conn.execute(query.order_by(signups.c.id))]
-
-    def signup_mailed(self, signup_id: int, at: dt.datetime) -> None:
-        self.conn.execute(update(signups).where(signups.c.id == signup_id).values(mailed_at=at))
 
     def drop_signups(
         self, subscriber_id: int, *, unmailed_or_before: dt.datetime | None = None
@@ -191,10 +168,6 @@ class ConfirmationRows:
         """Count a hit in every bucket, or in none when one is over its limit."""
         return limits.take(self.conn, buckets, now)
 
-    def give_back_limits(self, taken: limits.Taken) -> None:
-        limits.give_back(self.conn, taken.rows)
-
-    def mailbox_was_reported(self, mailbox: str) -> bool:
-        """Whether an address of this mailbox (:func:`~subscribers.models.mailbox_key`)
-        complained or bounced permanently, as its status or history says."""
-        return self.conn.execute(_REPORTED, {"mailbox": mailbox}).first() is not None
+    def give_back_limits(self, taken: limits.Taken | Sequence[tuple[str, int]]) -> None:
+        """Uncount the hits of a take (or of several: their ``rows`` together)."""
+        limits.give_back(self.conn, taken.rows if isinstance(taken, limits.Taken) else taken)

@@ -5,6 +5,10 @@
       ├─ HistoryRows        history.py        each subscriber's events
       ├─ SuppressionRows    suppressions.py   salted hashes never to mail
       ├─ ConfirmationRows   confirmations.py  signups, confirmation claims, guards
+      ├─ ConfirmationBatchRows confirmation_batches.py  a mailer's batch, read and
+      │                     recorded in a statement or two
+      ├─ FormSignupRows     form_signups.py   a new address's signup, in one statement
+      │                                       on PostgreSQL
       ├─ ListStats          stats.py          counts by status and recent events
       ├─ BulkRows           bulk.py           an import's new rows, by executemany
       └─ set_status         here: a status change, with the history, signups
@@ -22,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from subscribers.models import EventKind, Status, Subscriber, SuppressionReason, utcnow
 from subscribers.store.bulk import BulkRows
+from subscribers.store.confirmation_batches import ConfirmationBatchRows
 from subscribers.store.confirmations import ConfirmationRows
+from subscribers.store.form_signups import FormSignupRows
 from subscribers.store.history import HistoryRows
 from subscribers.store.stats import ListStats
 from subscribers.store.subscribers import SubscriberRows
@@ -33,7 +39,14 @@ if TYPE_CHECKING:
 
 
 class Transaction(
-    SubscriberRows, HistoryRows, SuppressionRows, ConfirmationRows, ListStats, BulkRows
+    FormSignupRows,
+    SubscriberRows,
+    HistoryRows,
+    SuppressionRows,
+    ConfirmationRows,
+    ConfirmationBatchRows,
+    ListStats,
+    BulkRows,
 ):
     """The primitives of one transaction; built by :meth:`Store.transaction`
     (or :meth:`Store.reading`)."""
