@@ -272,6 +272,15 @@ def test_status_shows_the_headline_with_warnings_in_words(history):
     assert "warning" not in second
 
 
+def test_status_json_of_one_issue_has_the_headline_the_report_has(history):
+    status = json.loads(ok("status", FIRST, "--json"))
+    report = next(i for i in report_json()["issues"] if i["issue"] == FIRST)
+    assert status["headline"] == report
+    assert status["headline"]["bounce_rate"] == 0.05
+    assert status["headline"]["bounce_level"] == "over"
+    assert "headline" not in json.loads(ok("status", "--json"))[0]
+
+
 def test_on_a_terminal_a_rate_over_a_limit_is_red(history):
     out = ok("status", FIRST, color=True)
     assert "\x1b[31m\x1b[1mwarning:   bounce rate 5.00% is over" in out

@@ -279,6 +279,8 @@ def status(
     if as_json:
         data: Any = [entry.as_dict() for entry in overview.scheduled]
         data += [item.as_dict() for item in overview.sends]
+        if issue is not None and not overview.scheduled and overview.headline is not None:
+            data[0] = {**data[0], "headline": overview.headline.as_dict()}
         echo(json.dumps(data[0] if issue else data, indent=2))
         return
     if not overview.sends and not overview.scheduled:
