@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings
 from pipeline.filestate import Entry, unchanged, with_digests
+from pipeline.finding import Finding, Severity
 from pipeline.inputs import any_racy, input_files, read_record, settings_key, write_record
 
 RECORD = Path(".cache") / "check.json"
@@ -40,22 +41,12 @@ KEPT = 8
 
 
 @dataclass(frozen=True)
-class Found:
-    """One finding as `publish check` prints it: ``path:line: severity: message``."""
-
-    path: Path
-    line: int
-    severity: str
-    message: str
-
-
-@dataclass(frozen=True)
 class CheckReport:
     """What a run found: how many issues it checked and each finding once,
     in the order printed (each issue's, then the pages', then the emails')."""
 
     issues: int
-    findings: tuple[Found, ...]
+    findings: tuple[Finding, ...]
 
     @property
     def errors(self) -> int:
@@ -105,18 +96,20 @@ def lint(settings: Settings, names: Sequence[str] = ()) -> CheckReport:
     given = [find_issue(name, settings.issues_dir) for name in names]
     context = Context.load(settings, given)
     paths = given or list(context.issues.paths)
-    findings: dict[Found, None] = {}
+    findings: dict[Finding, None] = {}
     for path in paths:
         # A template's findings come with every issue; each is shown once.
         for finding in check_issue(path, context).findings:
-            findings.setdefault(Found(*_fields(finding)), None)
+            findings.setdefault(_with_path(finding), None)
     for finding in (*check_pages(settings), *check_mail_templates(settings)):
-        findings.setdefault(Found(*_fields(finding)), None)
+        findings.setdefault(_with_path(finding), None)
     return CheckReport(len(paths), tuple(findings))
 
 
-def _fields(finding: Any) -> tuple[Path, int, str, str]:
-    return (Path(finding.path), finding.line, finding.severity, finding.message)
+def _with_path(finding: Finding) -> Finding:
+    """``finding`` with its path a Path, however it was spelled (the same
+    finding, once, whichever stage made it)."""
+    return replace(finding, path=Path(finding.path))
 
 
 def _digests(found: dict[str, Entry], taken: int, runs: dict[str, Any]) -> dict[str, Entry]:
@@ -141,10 +134,18 @@ def _as_record(report: CheckReport) -> dict[str, Any]:
 
 def _report(record: dict[str, Any]) -> CheckReport:
     findings = tuple(
-        Found(Path(path), int(line), str(severity), str(message))
+        Finding(Path(path), int(line), _severity(severity), str(message))
         for path, line, severity, message in record["findings"]
     )
     return CheckReport(int(record["issues"]), findings)
+
+
+def _severity(recorded: object) -> Severity:
+    if recorded == "error":
+        return "error"
+    if recorded == "warning":
+        return "warning"
+    raise ValueError(f"not a severity: {recorded!r}")
 
 
 def _runs(path: Path) -> dict[str, Any]:

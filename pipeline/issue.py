@@ -22,11 +22,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
 from pipeline.errors import IssueError
+from pipeline.finding import Finding as Finding
+from pipeline.finding import Severity as Severity
 from pipeline.greeting import check_greeting
 from pipeline.yaml_errors import explain
 from subscribers.text import one_line
@@ -40,22 +42,6 @@ _SLUG_OK = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 NUL_BYTE = "a NUL byte, which no text can contain and no editor shows: delete it"
-
-Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One lint result, printed as ``path:line: severity: message``."""
-
-    path: Path
-    line: int
-    severity: Severity
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.severity}: {self.message}"
-
 
 @dataclass(frozen=True)
 class Issue:
