@@ -105,6 +105,12 @@ def is_racy(times: list[int], taken_ns: int) -> bool:
     return max(times[2], times[3]) >= taken_ns - racy_window(times)
 
 
+def stat_holds(was: Entry, now: Entry, taken_ns: int) -> bool:
+    """Whether a file listed as ``was`` at ``taken_ns`` is, by its stat
+    alone, as it was: the stat is the same and was not too fresh to trust."""
+    return was.get("stat") == now["stat"] and not is_racy(was["stat"], taken_ns)
+
+
 def sha256_of(path: Path) -> str | None:
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -127,12 +133,7 @@ def with_digests(
     for path, entry in found.items():
         if "stat" in entry and not is_racy(entry["stat"], taken_ns):
             was = known.get(path) if known is not None else None
-            if (
-                was is not None
-                and was.get("stat") == entry["stat"]
-                and was.get("sha256")
-                and not is_racy(was["stat"], known_ns)
-            ):
+            if was is not None and was.get("sha256") and stat_holds(was, entry, known_ns):
                 entry = {**entry, "sha256": was["sha256"]}
             else:
                 entry = {**entry, "sha256": sha256_of(Path(path))}
@@ -157,7 +158,7 @@ def unchanged(
                 return None
             out[path] = now
             continue
-        if now["stat"] == was["stat"] and not is_racy(was["stat"], taken_ns):
+        if stat_holds(was, now, taken_ns):
             out[path] = was
             continue
         digest = was.get("sha256")
