@@ -23,18 +23,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from subscribers.db.lists import one_of
 from subscribers.schema import send_recipients as sr
 from subscribers.schema import subscribers
-
-
-def one_of(column: Any, name: str, postgres: bool) -> Any:
-    """``column`` is one of the ids in parameter ``name`` (a list)."""
-    from sqlalchemy import BigInteger, any_, bindparam
-    from sqlalchemy.dialects.postgresql import ARRAY
-
-    if postgres:
-        return column == any_(bindparam(name, type_=ARRAY(BigInteger)))
-    return column.in_(bindparam(name, expanding=True))
 
 
 def held_by(worker: Any) -> tuple[Any, ...]:

@@ -21,10 +21,10 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import any_, bindparam, func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, func, insert, select, text, update
 
 from subscribers import limits
+from subscribers.db.lists import one_of
 from subscribers.models import EventKind, Signup, Status, utcnow
 from subscribers.schema import signups, subscriber_events, subscribers
 from subscribers.store.rows import to_signup
@@ -56,7 +56,7 @@ def _statements(postgres: bool) -> _Statements:
     a list as so many parameters."""
 
     def among(column: Any, name: str) -> Any:
-        return _among(column, name, postgres=postgres)
+        return one_of(column, name, postgres)
 
     return _Statements(
         reported_mailboxes=select(subscribers.c.mailbox_key)
@@ -103,13 +103,7 @@ def _statements(postgres: bool) -> _Statements:
 def among(conn: Connection, column: Any, name: str) -> Any:
     """``column IN`` the list bound as ``name``, as :func:`_statements` binds
     it for ``conn``'s database."""
-    return _among(column, name, postgres=conn.dialect.name == "postgresql")
-
-
-def _among(column: Any, name: str, *, postgres: bool) -> Any:
-    if postgres:
-        return column == any_(bindparam(name, type_=ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
+    return one_of(column, name, conn.dialect.name == "postgresql")
 
 
 class QueueState(NamedTuple):
