@@ -69,7 +69,11 @@ def dmarc_records(texts: Sequence[str]) -> list[str]:
 
 
 def check_record(
-    texts: Sequence[str], names: Names, dmarc_report: str, *, dkim_aligns: bool,
+    texts: Sequence[str],
+    names: Names,
+    dmarc_report: str,
+    *,
+    dkim_aligns: bool,
     spf_passes: bool,
 ) -> list[Finding]:
     """``texts``: the TXT records at ``_dmarc.DOMAIN``. ``dkim_aligns``: the
@@ -82,36 +86,47 @@ def check_record(
     want = dmarc_record(domain, dmarc_report)
     found = dmarc_records(texts)
     if not found:
-        return [error(
-            "DMARC", f"no DMARC record at {name}: Gmail and Yahoo require one for bulk senders",
-            f"add {want.line()}",
-        )]
+        return [
+            error(
+                "DMARC",
+                f"no DMARC record at {name}: Gmail and Yahoo require one for bulk senders",
+                f"add {want.line()}",
+            )
+        ]
     if len(found) > 1:
-        return [error(
-            "DMARC", f"{len(found)} DMARC records at {name}: receivers then apply none",
-            f"keep one, e.g. {want.line()}",
-        )]
+        return [
+            error(
+                "DMARC",
+                f"{len(found)} DMARC records at {name}: receivers then apply none",
+                f"keep one, e.g. {want.line()}",
+            )
+        ]
     parsed = parse_policy(found[0])
     policy = parsed.p
     if policy not in POLICIES:
-        return [error(
-            "DMARC", f"the DMARC record at {name} has no valid p= (none, quarantine or reject)",
-            f'start it with "{dmarc_value(dmarc_report)}"',
-        )]
+        return [
+            error(
+                "DMARC",
+                f"the DMARC record at {name} has no valid p= (none, quarantine or reject)",
+                f'start it with "{dmarc_value(dmarc_report)}"',
+            )
+        ]
     strict_spf = parsed.aspf == "s"
     mail_from = names.mail_from_domain.lower()
     # Easy DKIM signs with d= the sending domain itself: aligned under adkim=r and s.
     spf_aligns = spf_passes and (
-        mail_from == domain.lower()
-        or (not strict_spf and mail_from.endswith("." + domain.lower()))
+        mail_from == domain.lower() or (not strict_spf and mail_from.endswith("." + domain.lower()))
     )
     findings = [_dmarc_policy(name, policy, dkim_aligns, spf_aligns, strict_spf, names)]
     if not parsed.rua:
         fix = f"add rua=mailto:{dmarc_report}" if dmarc_report else "add rua=mailto:ADDRESS"
-        findings.append(warning(
-            "DMARC", f"no rua= at {name}: no one gets the reports that show what passes",
-            f"{fix} to the TXT record at {name}",
-        ))
+        findings.append(
+            warning(
+                "DMARC",
+                f"no rua= at {name}: no one gets the reports that show what passes",
+                f"{fix} to the TXT record at {name}",
+            )
+        )
     return findings
 
 
@@ -126,28 +141,36 @@ def _dmarc_policy(
         repairs.append(
             f"set aspf=r at {name} (the MAIL FROM domain {names.mail_from_domain} is a "
             "subdomain, aligned only under relaxed SPF alignment)"
-            if strict_spf else "fix the SPF and MAIL FROM records"
+            if strict_spf
+            else "fix the SPF and MAIL FROM records"
         )
     repair = "; ".join(repairs)
     if policy == "none":
         if not aligned:
             return warning(
-                "DMARC", f"p=none, but neither DKIM nor SPF aligns with {names.domain}: "
-                "mail fails DMARC, which Gmail and Yahoo require bulk senders to pass", repair,
+                "DMARC",
+                f"p=none, but neither DKIM nor SPF aligns with {names.domain}: "
+                "mail fails DMARC, which Gmail and Yahoo require bulk senders to pass",
+                repair,
             )
         return ok(
-            "DMARC", f"p=none, {' and '.join(aligned)} aligned; move to p=quarantine "
+            "DMARC",
+            f"p=none, {' and '.join(aligned)} aligned; move to p=quarantine "
             "after a few weeks of clean reports",
         )
     outcome = "rejected" if policy == "reject" else "quarantined"
     if not aligned:
         return error(
-            "DMARC", f"p={policy}, and neither DKIM nor SPF aligns with {names.domain}: "
-            f"every message would be {outcome}", f"{repair}, or set p=none until they align",
+            "DMARC",
+            f"p={policy}, and neither DKIM nor SPF aligns with {names.domain}: "
+            f"every message would be {outcome}",
+            f"{repair}, or set p=none until they align",
         )
     if len(aligned) == 1:
         return warning(
-            "DMARC", f"p={policy}, but only {aligned[0]} aligns with {names.domain}: "
-            f"a message that fails it would be {outcome}", repair,
+            "DMARC",
+            f"p={policy}, but only {aligned[0]} aligns with {names.domain}: "
+            f"a message that fails it would be {outcome}",
+            repair,
         )
     return ok("DMARC", f"p={policy}, DKIM and SPF aligned")

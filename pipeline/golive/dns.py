@@ -112,7 +112,8 @@ class QueryFailed(Exception):
 
     def finding(self, subject: str) -> Finding:
         return error(
-            subject, self.message,
+            subject,
+            self.message,
             "check that the name server answers, or pass another --nameserver IP[:PORT]",
         )
 
@@ -175,10 +176,13 @@ def plain(name: str) -> str:
 
 def check_dkim(lookup: Lookup, domain: str, tokens: Sequence[str]) -> list[Finding]:
     if not tokens:
-        return [error(
-            "DKIM", f"SES has no DKIM tokens for {domain} yet, so its records cannot be checked",
-            "run `publish setup ses`, then add the three DKIM CNAMEs it prints",
-        )]
+        return [
+            error(
+                "DKIM",
+                f"SES has no DKIM tokens for {domain} yet, so its records cannot be checked",
+                "run `publish setup ses`, then add the three DKIM CNAMEs it prints",
+            )
+        ]
     findings = []
     for token in tokens:
         want = dkim_record(domain, token)
@@ -191,10 +195,13 @@ def check_dkim(lookup: Lookup, domain: str, tokens: Sequence[str]) -> list[Findi
         if not found:
             findings.append(error("DKIM", f"no CNAME at {name}", f"add {want.line()}"))
         elif found != [target]:
-            findings.append(error(
-                "DKIM", f"{name} points to {', '.join(found)}, not {target}",
-                f"change the CNAME to {want.line()}",
-            ))
+            findings.append(
+                error(
+                    "DKIM",
+                    f"{name} points to {', '.join(found)}, not {target}",
+                    f"change the CNAME to {want.line()}",
+                )
+            )
     if findings:
         return findings
     return [ok("DKIM", f"the {len(tokens)} CNAMEs at _domainkey.{domain} point to amazonses.com")]
@@ -208,36 +215,46 @@ def check_spf(lookup: Lookup, names: Names, region: str) -> list[Finding]:
         if not found:
             return [error("SPF", f"no SPF record at {domain}", f"add {want.line()}")]
         if len(found) > 1:
-            return [error(
-                "SPF", f"{len(found)} SPF records at {domain}: RFC 7208 4.5: permerror",
-                f"keep one TXT record at {domain} that includes {SES_SPF_DOMAIN}, "
-                f'e.g. "{SPF_VALUE}", and delete the others',
-            )]
+            return [
+                error(
+                    "SPF",
+                    f"{len(found)} SPF records at {domain}: RFC 7208 4.5: permerror",
+                    f"keep one TXT record at {domain} that includes {SES_SPF_DOMAIN}, "
+                    f'e.g. "{SPF_VALUE}", and delete the others',
+                )
+            ]
         walked = spf.walk(found[0], lookup.txt)
     except QueryFailed as failed:
         return [failed.finding("SPF")]
-    findings = [error("SPF", problem, f"fix or remove that term in the SPF record at {domain}")
-                for problem in walked.problems]
+    findings = [
+        error("SPF", problem, f"fix or remove that term in the SPF record at {domain}")
+        for problem in walked.problems
+    ]
     if SES_SPF_DOMAIN in walked.reached:
         findings.append(ok("SPF", f"{domain} lets SES send (include:{SES_SPF_DOMAIN})"))
     else:
-        findings.append(error(
-            "SPF", f"the SPF record at {domain} does not include {SES_SPF_DOMAIN}",
-            f"add include:{SES_SPF_DOMAIN} before its all, e.g. {want.line()}",
-        ))
+        findings.append(
+            error(
+                "SPF",
+                f"the SPF record at {domain} does not include {SES_SPF_DOMAIN}",
+                f"add include:{SES_SPF_DOMAIN} before its all, e.g. {want.line()}",
+            )
+        )
     count = walked.lookups if walked.complete else f"at least {walked.lookups}"
     if walked.lookups > spf.LOOKUP_LIMIT:
-        findings.append(error(
-            "SPF",
-            f"the SPF record at {domain} needs {count} DNS lookups, more than the "
-            f"{spf.LOOKUP_LIMIT} RFC 7208 4.6.4 allows: permerror",
-            "remove include:, a, mx, ptr or exists terms (ip4:/ip6: ranges need no lookup); "
-            f'{domain} needs only "{SPF_VALUE}"',
-        ))
+        findings.append(
+            error(
+                "SPF",
+                f"the SPF record at {domain} needs {count} DNS lookups, more than the "
+                f"{spf.LOOKUP_LIMIT} RFC 7208 4.6.4 allows: permerror",
+                "remove include:, a, mx, ptr or exists terms (ip4:/ip6: ranges need no lookup); "
+                f'{domain} needs only "{SPF_VALUE}"',
+            )
+        )
     else:
-        findings.append(ok(
-            "SPF", f"{domain} needs {count} of at most {spf.LOOKUP_LIMIT} DNS lookups"
-        ))
+        findings.append(
+            ok("SPF", f"{domain} needs {count} of at most {spf.LOOKUP_LIMIT} DNS lookups")
+        )
     return findings
 
 
@@ -252,7 +269,8 @@ def check_mx(lookup: Lookup, subject: str, want: Record, without: str) -> Findin
         return error(subject, f"no MX at {name}: {without}", f"add {want.line()}")
     if target not in found:
         return error(
-            subject, f"the MX at {name} points to {', '.join(found)}, not {target}: {without}",
+            subject,
+            f"the MX at {name} points to {', '.join(found)}, not {target}: {without}",
             f"change the MX to {want.line()}",
         )
     if len(found) > 1:
@@ -289,18 +307,26 @@ def check_dns(
     dkim = check_dkim(lookup, names.domain, dkim_tokens)
     spf_findings = check_spf(lookup, names, region)
     mail_from = check_mx(
-        lookup, "MAIL FROM", mail_from_mx(names, region),
+        lookup,
+        "MAIL FROM",
+        mail_from_mx(names, region),
         "SES then falls back to a MAIL FROM under amazonses.com, and SPF no longer aligns",
     )
     findings = [*dkim, *spf_findings, mail_from]
     findings += check_dmarc(
-        lookup, names, dmarc_report,
+        lookup,
+        names,
+        dmarc_report,
         dkim_aligns=not has_errors(dkim),
         spf_passes=not has_errors([*spf_findings, mail_from]),
     )
     if receive:
-        findings.append(check_mx(
-            lookup, "receiving", receive_mx(names, region),
-            "unsubscribe mail to it does not reach SES",
-        ))
+        findings.append(
+            check_mx(
+                lookup,
+                "receiving",
+                receive_mx(names, region),
+                "unsubscribe mail to it does not reach SES",
+            )
+        )
     return findings
