@@ -8,11 +8,13 @@ record to add or change.
 
 Checks: DKIM (the CNAMEs), SPF of the MAIL FROM domain (one record, includes
 amazonses.com, at most 10 lookups), the MAIL FROM MX, DMARC (one record, its
-policy against what aligns), and with ``receive`` the receiving domain's MX.
+policy against what aligns; for a subdomain without one, the parent's found
+by the DNS tree walk), and with ``receive`` the receiving domain's MX.
 NXDOMAIN and an empty answer mean "no record"; a timeout or an error rcode
 is one error finding naming the server and the query, and the other checks
 go on. Every query is bounded by the resolver's lifetime, and the number of
-queries by the SPF lookup limit, so the whole run is bounded too.
+queries by the SPF lookup limit and the DMARC walk's at most 8 names, so the
+whole run is bounded too.
 """
 
 from __future__ import annotations
@@ -279,16 +281,32 @@ def check_mx(lookup: Lookup, subject: str, want: Record, without: str) -> Findin
     return ok(subject, f"{name} MX {target}")
 
 
+def find_dmarc(lookup: Lookup, domain: str) -> tuple[str, list[str]]:
+    """The DNS tree walk: the first of :func:`dmarc.walk_domains` whose
+    ``_dmarc.`` name has a DMARC record, and its DMARC records; ``("", [])``
+    when none has. A query that fails stops the walk (:class:`QueryFailed`):
+    a receiver would not know either whether a policy is there."""
+    for candidate in dmarc.walk_domains(domain):
+        found = dmarc.dmarc_records(lookup.txt(f"_dmarc.{candidate}"))
+        if found:
+            return candidate, found
+    return "", []
+
+
 def check_dmarc(
     lookup: Lookup, names: Names, dmarc_report: str, *, dkim_aligns: bool, spf_passes: bool
 ) -> list[Finding]:
-    name = f"_dmarc.{names.domain}"
     try:
-        texts = lookup.txt(name)
+        found_at, texts = find_dmarc(lookup, names.domain)
     except QueryFailed as failed:
         return [failed.finding("DMARC")]
     return dmarc.check_record(
-        texts, names, dmarc_report, dkim_aligns=dkim_aligns, spf_passes=spf_passes
+        texts,
+        names,
+        dmarc_report,
+        dkim_aligns=dkim_aligns,
+        spf_passes=spf_passes,
+        found_at=found_at,
     )
 
 

@@ -3,6 +3,7 @@ UDP and TCP on one free port, and a silent one that never answers.
 
     dns_zone(zone_text)         "127.0.0.1:PORT", served until the test ends
     dns_zone(text, servfail={"_dmarc.example.com"})   SERVFAIL for those names
+    dns_zone(text, silent={"_dmarc.example.com"})     no reply at all for those
     silent_dns                  "127.0.0.1:PORT": a UDP socket that never replies
 
 The zone answers as an authoritative server does: the records of the asked
@@ -20,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 
 import pytest
-from dnslib import QTYPE, RCODE, RR, DNSHeader, DNSLabel, DNSRecord
+from dnslib import QTYPE, RCODE, RR, DNSError, DNSHeader, DNSLabel, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
 UDP_LIMIT = 512
@@ -28,9 +29,12 @@ UDP_LIMIT = 512
 
 
 class ZoneResolver(BaseResolver):  # type: ignore[misc]
-    def __init__(self, zone_text: str, servfail: Iterable[str] = ()) -> None:
+    def __init__(
+        self, zone_text: str, servfail: Iterable[str] = (), silent: Iterable[str] = ()
+    ) -> None:
         self.records: list[RR] = RR.fromZone(zone_text)
         self.servfail = {DNSLabel(name) for name in servfail}
+        self.silent = {DNSLabel(name) for name in silent}
         self.queries: list[tuple[str, str]] = []
 
     def _exists(self, name: DNSLabel) -> bool:
@@ -41,6 +45,8 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]
         reply.header.aa = 1
         name, qtype = request.q.qname, request.q.qtype
         self.queries.append((QTYPE[qtype], str(name)))
+        if name in self.silent:
+            raise DNSError(f"silent for {name}")  # dnslib's handler then sends nothing
         if name in self.servfail:
             reply.header.rcode = RCODE.SERVFAIL
             return reply
@@ -79,9 +85,11 @@ class _TruncatingHandler(DNSHandler):  # type: ignore[misc]
 class ZoneServer:
     """One resolver behind a UDP and a TCP server on the same loopback port."""
 
-    def __init__(self, zone_text: str, servfail: Iterable[str] = ()) -> None:
-        self.resolver = ZoneResolver(zone_text, servfail)
-        logger = DNSLogger("-request,-reply,-truncated", prefix=False)
+    def __init__(
+        self, zone_text: str, servfail: Iterable[str] = (), silent: Iterable[str] = ()
+    ) -> None:
+        self.resolver = ZoneResolver(zone_text, servfail, silent)
+        logger = DNSLogger("-request,-reply,-truncated,-error", prefix=False)
         for _attempt in range(20):
             udp = DNSServer(self.resolver, address="127.0.0.1", port=0, logger=logger,
                             handler=_TruncatingHandler)
@@ -120,8 +128,8 @@ def dns_zone() -> Iterator[Callable[..., str]]:
     """Serve zone text on a fresh loopback port; return ``127.0.0.1:PORT``."""
     started: list[ZoneServer] = []
 
-    def serve(zone_text: str, servfail: Iterable[str] = ()) -> str:
-        server = ZoneServer(zone_text, servfail)
+    def serve(zone_text: str, servfail: Iterable[str] = (), silent: Iterable[str] = ()) -> str:
+        server = ZoneServer(zone_text, servfail, silent)
         started.append(server)
         return server.address
 
