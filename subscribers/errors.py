@@ -61,6 +61,9 @@ each handled where it is caught:
     BadAnswer                pipeline/transports/http1.py: an answer that is not
                              HTTP/1.x or ends early, which ses_http.py turns into
                              botocore's error for a broken connection
+    Unanswered               pipeline/golive/reads.py: a read AWS refused or
+                             failed, which publish doctor keeps as a finding
+                             and goes on without
 """
 
 from __future__ import annotations

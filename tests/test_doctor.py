@@ -397,25 +397,6 @@ def test_doctor_names_what_is_missing_from_the_account(
         assert expected in lines
 
 
-def test_a_refused_read_is_one_error_line_and_the_other_checks_go_on(
-    account, verified_standin, dns_zone  # noqa: F811
-):
-    verified_standin.fail("GetTopicAttributes", "AccessDenied", "User x is not authorized",
-                          status=403, times=100)
-    result = runner.invoke(app, ["doctor", "--nameserver", dns_zone(SES_SPF)])
-    assert result.exit_code == 1
-    assert "Traceback" not in result.output
-    lines = result.output.splitlines()
-    refused = [line for line in lines if "sns:GetTopicAttributes" in line]
-    assert refused == [
-        "error: SES account: not allowed to call sns:GetTopicAttributes: add it to the IAM "
-        'policy in the README ("Going live") (fix: check the credentials and region, then '
-        "run publish doctor again)"
-    ]
-    assert any(line.startswith("ok: token secret") for line in lines)  # settings checked
-    assert any(line.startswith("error: DMARC: ") for line in lines)  # and DNS
-
-
 def test_without_credentials_doctor_says_so_in_one_line(settings, monkeypatch, silent_dns):  # noqa: F811
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                  "AWS_PROFILE"):

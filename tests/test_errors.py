@@ -28,6 +28,7 @@ INTERNAL = {
     "QueryFailed",  # a DNS query that failed; publish doctor reports it as a finding
     "IssueBusy",  # publish unschedule turns it into its refusal
     "BadAnswer",  # the lean SES client makes it botocore's connection error
+    "Unanswered",  # publish doctor's failed read, kept as a finding
 }
 
 

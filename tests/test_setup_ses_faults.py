@@ -70,6 +70,22 @@ def test_access_denied_names_the_iam_action_and_the_next_run_finishes(
     assert "created the SES identity" not in again.stdout
 
 
+def test_a_refused_read_stops_setup_before_it_plans_or_changes_anything(
+    newsletter, ses_standin
+) -> None:
+    config = (newsletter / "newsletter.toml").read_text()
+    ses_standin.fail("GetTopicAttributes", "AuthorizationError", "User: x is not authorized",
+                     status=403, times=100)
+    ses_standin.fail("GetConfigurationSet", "AccessDeniedException", "User: x is not authorized",
+                     status=403, times=100)
+    line = one_error_line(setup())
+    assert line == ('error: not allowed to call sns:GetTopicAttributes: add it to the IAM '
+                    'policy in the README ("Going live")')
+    assert ses_standin.mutating_calls() == []
+    assert "GetConfigurationSet" not in [call.operation for call in ses_standin.calls]
+    assert (newsletter / "newsletter.toml").read_text() == config
+
+
 def test_another_refusal_says_what_was_being_done(newsletter, ses_standin) -> None:
     ses_standin.fail("CreateQueue", "InvalidAttributeValue", "Invalid value for the parameter")
     line = one_error_line(setup())

@@ -2,10 +2,15 @@
 
     run_doctor(settings, region=, nameserver=, live=, timeout=) ──> [Finding]
       1. the settings                 doctor_settings.check_settings
-      2. the SES account              account.observe, then doctor_ses.check_account;
-                                      a read AWS refuses is an error finding
+      2. the SES account              account.observe, then doctor_ses.check_account:
+                                      every read AWS refuses or fails is an
+                                      error finding of its own (the IAM action
+                                      to add), and what it left unknown is not
+                                      judged; GetCallerIdentity failing is the
+                                      one finding of the account
       3. DNS                          dns.check_dns, with the identity's DKIM
-                                      tokens; the receiving MX when
+                                      tokens (no DKIM finding while they are
+                                      unknown); the receiving MX when
                                       sender.unsubscribe_domain is set
       4. with ``live``, the live loop live.run_live: mail to SES's mailbox
                                       simulator, its feedback through the
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 from pipeline.config import Settings
 from pipeline.errors import PublishError
-from pipeline.golive.account import observe
+from pipeline.golive.account import AccountState, observe
 from pipeline.golive.clients import Clients, clients_for
 from pipeline.golive.dns import check_dns, make_resolver
 from pipeline.golive.doctor_ses import check_account
@@ -31,6 +36,7 @@ from pipeline.golive.names import Names, names_for
 
 LIVE_TIMEOUT = 120.0
 """Seconds ``--live`` waits for the notifications, by default."""
+AGAIN = "check the credentials and region, then run publish doctor again"
 
 
 def run_doctor(
@@ -46,24 +52,39 @@ def run_doctor(
     clients = clients_for(region)
     names = names_for(settings)
     findings = check_settings(settings)
+    state: AccountState | None = None
     try:
-        state = observe(clients, names, settings)
-    except PublishError as exc:
-        findings.append(error(
-            "SES account", str(exc),
-            "check the credentials and region, then run publish doctor again",
-        ))
-        tokens: tuple[str, ...] = ()
+        state = observe(clients, names, settings, keep_going=True)
+    except PublishError as exc:  # the account itself could not be read
+        findings.append(error("SES account", str(exc), AGAIN))
     else:
+        findings += unread_findings(state)
         findings += check_account(state, names, settings)
-        tokens = state.identity.dkim_tokens if state.identity else ()
-    findings += check_dns(
+    tokens = state.identity.dkim_tokens if state and state.identity else ()
+    dns_findings = check_dns(
         resolver, names, clients.region, tokens, receive=bool(settings.unsubscribe_domain),
         dmarc_report=settings.reply_to.email,  # what publish setup ses suggests by default
     )
+    if state is None or not state.known("identity", "dkim_tokens"):
+        # not "SES has no DKIM tokens: run publish setup ses"
+        dns_findings = [found for found in dns_findings if found.subject != "DKIM"]
+    findings += dns_findings
     if live:
         findings += _live(settings, names, clients, timeout)
     return findings
+
+
+def unread_findings(state: AccountState) -> list[Finding]:
+    """One error a failed read: what was read, AWS's answer, what is unknown
+    without it; the fix names the IAM action when IAM refused it."""
+    return [
+        error(
+            item.subject,
+            f"{item.description}: {item.problem}; unknown: {item.unknown}",
+            item.refusal if item.denied else AGAIN,
+        )
+        for item in state.unread
+    ]
 
 
 def _live(settings: Settings, names: Names, clients: Clients, timeout: float) -> list[Finding]:

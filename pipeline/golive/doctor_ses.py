@@ -5,7 +5,8 @@ second part of ``publish doctor``, a pure function of what was read.
         the identity, DKIM, MAIL FROM, sending (sandbox, paused, quota),
         the configuration set and its event destination, the topic and its
         policy, the subscription of the configured events path, the queue's
-        policy and dead-letter queue, the unsubscribe receipt rule
+        policy and dead-letter queue, the unsubscribe receipt rule; what
+        was not read is not judged, so never called missing
 
 Every problem comes with its fix: the command that mends it (``publish setup
 ses`` makes everything it checks) or the console step that does.
@@ -29,16 +30,20 @@ MIN_RECEIVES = 5
 
 
 def check_account(state: AccountState, names: Names, settings: Settings) -> list[Finding]:
-    """Every finding about the account, in the order mail flows through it."""
+    """Every finding about the account, in the order mail flows through it;
+    a check whose input was not read (``state.unread``) is left out."""
+    known = state.known
     return [
-        *_identity(state, names),
-        *_mail_from(state, names),
-        *_sending(state.quota),
-        *_configuration_set(state, names, settings),
-        *_topic(state, names, settings),
-        *_subscriptions(state, settings),
-        *_queue(state, names, settings),
-        *_receipt(state, settings),
+        *(_identity(state, names) if known("identity") else ()),
+        *(_mail_from(state, names) if known("identity", "mail_from") else ()),
+        *(_sending(state.quota) if known("quota") else ()),
+        *(_configuration_set(state, names, settings)
+          if known("configuration_set", "destination") else ()),
+        *(_topic(state, names, settings) if known("topic_arn") else ()),
+        *(_subscriptions(state, settings) if known("topic_arn", "subscriptions") else ()),
+        *(_queue(state, names, settings) if known("queue") else ()),
+        *(_receipt(state, settings)
+          if known("receipt", "active_rule_set", "inactive_receipt") else ()),
     ]
 
 
