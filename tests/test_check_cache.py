@@ -27,9 +27,9 @@ def lints(monkeypatch):
     calls: list[tuple[str, ...]] = []
     real = checking.lint
 
-    def counted(settings, names=()):
+    def counted(settings, names=(), parts=None):
         calls.append(tuple(names))
-        return real(settings, names)
+        return real(settings, names, parts)
 
     monkeypatch.setattr(checking, "lint", counted)
     return calls
@@ -209,3 +209,121 @@ def test_a_digest_is_taken_from_the_last_listing_only_where_the_stat_is_as_it_wa
     fresh_then = kept.stat().st_mtime_ns
     again = with_digests(listing(tmp_path), time.time_ns(), known, fresh_then)
     assert again[str(kept)]["sha256"] not in (None, "recorded")
+
+
+@pytest.fixture
+def parts(monkeypatch):
+    """Which issues were linted, and how many times the pages were."""
+    import pipeline.lint
+    import pipeline.reader_pages
+
+    linted: dict[str, list] = {"issues": [], "pages": []}
+    issue, pages = pipeline.lint.check_issue, pipeline.reader_pages.check_pages
+
+    def check_issue(path, context):
+        linted["issues"].append(Path(path).name)
+        return issue(path, context)
+
+    def check_pages(settings):
+        linted["pages"].append(1)
+        return pages(settings)
+
+    monkeypatch.setattr(pipeline.lint, "check_issue", check_issue)
+    monkeypatch.setattr(pipeline.reader_pages, "check_pages", check_pages)
+    return linted
+
+
+def fresh_check(newsletter: Path, *names: str):
+    """A check with no record: what a run must say, whatever was kept."""
+    (newsletter / checking.RECORD).unlink(missing_ok=True)
+    return check(*names)
+
+
+def test_editing_one_issue_lints_that_issue_alone(newsletter, parts):
+    settled(newsletter)
+    assert check().exit_code == 0
+    assert sorted(parts["issues"]) == sorted([CALF.name, WRIST.name])
+    without_preheader(WRIST)
+    settled(newsletter)
+    parts["issues"].clear()
+    again = check()
+    assert parts["issues"] == [WRIST.name]
+    assert parts["pages"] == [1]  # linted once, by the first run
+    assert ": warning: no preheader" in again.stdout
+    expected = fresh_check(newsletter)
+    assert (again.stdout, again.stderr, again.exit_code) == (
+        expected.stdout, expected.stderr, expected.exit_code)
+
+
+def test_a_slug_taken_by_another_issue_changes_the_findings_of_both(newsletter, parts):
+    settled(newsletter)
+    assert check().exit_code == 0
+    calf_slug = re.search(r"(?m)^slug: *(.+)$", CALF.read_text(encoding="utf-8"))
+    slug = calf_slug.group(1).strip() if calf_slug else CALF.stem[len("2026-12-01-"):]
+    text = WRIST.read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^slug:.*\n", "", text)
+    WRIST.write_text(text.replace("---\n", f"---\nslug: {slug}\n", 1), encoding="utf-8")
+    again = check()
+    assert again.exit_code == 1
+    shared = [line for line in again.stdout.splitlines() if "is also the slug of" in line]
+    assert {line.split(":", 1)[0] for line in shared} == {str(CALF), str(WRIST)}
+    assert sorted(parts["issues"]) == sorted([CALF.name, WRIST.name] * 2)
+
+
+def test_a_picture_replaced_means_the_issue_using_it_is_linted_again(newsletter, parts):
+    settled(newsletter)
+    assert check(str(CALF)).exit_code == 0
+    picture = Path("issues") / "images" / "calf-stretch.png"
+    picture.write_bytes(b"not a picture at all")
+    parts["issues"].clear()
+    again = check(str(CALF))
+    assert again.exit_code == 1
+    assert "calf-stretch.png" in again.stdout
+    assert parts["issues"] == [CALF.name]
+    assert parts["pages"] == [1, 1]  # any file but an issue's text: the pages too
+
+
+def test_a_page_edited_lints_the_pages_and_not_the_issues(newsletter, parts):
+    settled(newsletter)
+    assert check().exit_code == 0
+    page = Path("templates") / "web" / "pages" / "confirm.html.j2"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text('{% extends "base.html.j2" %}{% block content %}No button{% endblock %}\n')
+    parts["issues"].clear()
+    again = check()
+    assert again.exit_code == 1
+    assert "has no confirm button" in again.stdout
+    assert sorted(parts["issues"]) == sorted([CALF.name, WRIST.name])  # a template: every part
+    assert parts["pages"] == [1, 1]
+
+
+def test_nothing_is_kept_from_a_run_during_which_a_file_changed(newsletter, parts, monkeypatch):
+    """A page edited while the check read it, then put back as it was: the
+    findings of the edited page must not be said again for the old bytes."""
+    import pipeline.reader_pages
+
+    page = Path("templates") / "web" / "pages" / "confirm.html.j2"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    import subscribers
+
+    built_in = Path(subscribers.__file__).parent / "templates" / "web" / "pages" / page.name
+    good = built_in.read_text(encoding="utf-8") + "\n"
+    page.write_text(good)
+    settled(newsletter)
+    real = pipeline.reader_pages.check_pages
+
+    def edited_meanwhile(settings):
+        page.write_text('{% extends "base.html.j2" %}{% block content %}No button'
+                        '{% endblock %}\n')
+        try:
+            return real(settings)
+        finally:
+            page.write_text(good)
+
+    monkeypatch.setattr(pipeline.reader_pages, "check_pages", edited_meanwhile)
+    assert "has no confirm button" in check(str(CALF)).stdout
+    monkeypatch.setattr(pipeline.reader_pages, "check_pages", real)
+    settled(newsletter)
+    again = check(str(CALF))
+    assert "has no confirm button" not in again.stdout
+    assert again.stdout == fresh_check(newsletter, str(CALF)).stdout
