@@ -39,6 +39,52 @@ def test_first_connect_creates_exactly_the_schema(database_url, tmp_path):
     assert db.upgrade(database_url, tmp_path) == db.head_revision()
 
 
+def test_the_head_and_the_revisions_are_alembics(database_url, tmp_path):
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from subscribers.db import migrate
+
+    script = ScriptDirectory(str(migrate.MIGRATIONS))
+    assert db.head_revision() == script.get_current_head()
+    assert set(migrate._revisions()) == {rev.revision for rev in script.walk_revisions()}
+    engine = db.connect(database_url, tmp_path)
+    try:
+        with engine.connect() as conn:
+            assert db.current_revision(engine) == MigrationContext.configure(
+                conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def test_a_database_at_the_head_opens_without_importing_alembic(database_url, tmp_path):
+    """Alembic is a third of a command's start-up: only a database that
+    needs migrating pays it."""
+    import subprocess
+    import sys
+
+    db.connect(database_url, tmp_path).dispose()
+    opened = (
+        "import sys; from pathlib import Path; from subscribers import db; "
+        f"db.connect({database_url!r}, Path({str(tmp_path)!r})).dispose(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    done = subprocess.run([sys.executable, "-c", opened], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).parent.parent)
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_database_at_an_unknown_revision_is_refused(database_url, tmp_path):
+    engine = db.connect(database_url, tmp_path)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        with pytest.raises(StoreError, match="revision 9999, which this version"):
+            db.ensure_migrated(engine)
+    finally:
+        engine.dispose()
+
+
 def test_two_processes_starting_on_a_fresh_database_both_succeed(database_url, tmp_path):
     errors: list[BaseException] = []
     barrier = threading.Barrier(3)

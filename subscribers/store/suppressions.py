@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 _SALT = select(store_keys.c.value).where(store_keys.c.name == "suppression")
+_ANY = select(suppressions.c.email_hash).limit(1)
 
 
 class SuppressionRows:
@@ -58,6 +59,8 @@ class SuppressionRows:
         """The suppressed ones among ``emails``, each with its reason."""
         if not emails:
             return {}
+        if len(emails) > 1 and self.conn.execute(_ANY).first() is None:
+            return {}  # none at all: an import's batch need not hash its addresses
         hashed = email_hasher(self._salt())
         by_hash = {hashed(email): email for email in emails}
         query = select(suppressions.c.email_hash, suppressions.c.reason).where(
