@@ -15,8 +15,8 @@ loop sending ``--requests`` posts between them, each a new address, after a
 short warm-up. The baseline is the trivial app; the project is the service
 as `publish serve` runs it (its own confirmation mailer process, the outbox
 transport), with its rate limits lifted, on a fresh SQLite file and on a
-throwaway PostgreSQL (initdb and pg_ctl as tests/support/postgres.py does,
-as the ``postgres`` user when run as root). Printed: req/s of each and their
+throwaway PostgreSQL (tests/support/postgres.py's, without a synchronous
+commit). Printed: req/s of each and their
 ratio; the project's run also waits until every confirmation is in the
 outbox, so that the mailer's work is not left for after the measurement.
 Where /proc is (Linux), also the CPU time per signup of the web process and
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -44,10 +43,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
 
 from bench_subscribers import SERVER, answers, free_port, wait_until  # noqa: E402
-
-PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 BASELINE = textwrap.dedent(
     """
@@ -195,52 +193,16 @@ def run_service(
 
 @contextmanager
 def postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL 15 on a free loopback port; its database's URL."""
-    owner = "postgres" if os.geteuid() == 0 else None
-    folder = Path(tempfile.mkdtemp(prefix="bench-signup-pg-"))
-    if owner:
-        entry = pwd.getpwnam(owner)
-        os.chown(folder, entry.pw_uid, entry.pw_gid)
+    """A throwaway PostgreSQL 15 on a free loopback port (tests/support/postgres.py),
+    without fsync or a synchronous commit, so that the disk's flush time is
+    not what is measured; its database's URL."""
+    from tests.support.postgres import OwnPostgres
 
-    def run(*command: str) -> None:
-        full = ["runuser", "-u", owner, "--", *command] if owner else list(command)
-        subprocess.run(full, check=True, capture_output=True)
-
-    data, port = folder / "data", free_port()
-    run(
-        str(PG_BIN / "initdb"),
-        "-D",
-        str(data),
-        "-U",
-        "postgres",
-        "--auth=trust",
-        "--encoding=UTF8",
-        "--locale=C.UTF-8",
-        "--no-sync",
-    )
-    # As tests/support/postgres.py runs it: no fsync (the data is thrown
-    # away), so that the disk's flush time is not what is measured.
-    options = (
-        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=100 "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    )
-    ctl = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log")]
-    run(*ctl, "-w", "start")
+    server = OwnPostgres(Path(tempfile.mkdtemp(prefix="bench-signup-pg-")), durable=False)
     try:
-        run(
-            str(PG_BIN / "createdb"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-U",
-            "postgres",
-            "newsletter",
-        )
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/newsletter"
+        yield server.url
     finally:
-        run(*ctl, "-m", "immediate", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+        server.close()
 
 
 def report(name: str, requests: int, concurrency: int, database: str | None) -> None:

@@ -127,9 +127,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 class OwnPostgres:
     """A PostgreSQL server for one test, which it may stop and start again."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, durable: bool = True) -> None:
+        """``durable``: a committed transaction survives :meth:`crash`
+        (synchronous_commit on); a benchmark that measures the service, not
+        the server's WAL flush, runs without."""
         self.owner = "postgres" if os.geteuid() == 0 else None
         self.folder = folder
+        self.durable = durable
         if self.owner:
             entry = pwd.getpwnam(self.owner)
             os.chown(folder, entry.pw_uid, entry.pw_gid)
@@ -152,10 +156,10 @@ class OwnPostgres:
 
     def _ctl(self, *args: str) -> None:
         # Commits are durable against a crash of the server (not of the
-        # machine): a committed result must survive crash().
+        # machine) unless said otherwise: a committed result must survive crash().
         options = (
             f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=on -c full_page_writes=off"
+            f"-c synchronous_commit={'on' if self.durable else 'off'} -c full_page_writes=off"
         )
         subprocess.run(
             _as_owner(
