@@ -155,6 +155,9 @@ def healthy(names: Names) -> AccountState:
         receipt=ReceiptState(names.rule_set, names.rule, (names.receive_domain,), TOPIC, True),
         active_rule_set=names.rule_set,
         quota=QuotaState(False, True, 50000, 14, 120),
+        service_configuration_set=True,
+        service_destination=DestinationState(names.service_event_destination, True,
+                                             EVENT_TYPES, TOPIC),
     )
 
 

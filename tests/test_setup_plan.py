@@ -52,6 +52,9 @@ def complete() -> AccountState:
                              ("list.painfreeliving.example.com",), TOPIC, True),
         active_rule_set="pain-free-living",
         quota=None,
+        service_configuration_set=True,
+        service_destination=DestinationState("pain-free-living-service-events", True,
+                                             EVENT_TYPES, TOPIC),
     )
 
 
@@ -100,12 +103,14 @@ def test_an_empty_account_gets_every_step_with_derived_arns(settings) -> None:
     found = steps(empty, settings)
     assert [s.operation for s in found] == [
         "create_email_identity", "set_identity_mail_from_domain", "create_configuration_set",
-        "create_topic", "create_configuration_set_event_destination", "create_queue",
-        "create_queue", "subscribe", "create_receipt_rule_set", "create_receipt_rule",
+        "create_configuration_set", "create_topic", "create_configuration_set_event_destination",
+        "create_configuration_set_event_destination", "create_queue", "create_queue",
+        "subscribe", "create_receipt_rule_set", "create_receipt_rule",
         "set_active_receipt_rule_set"]
+    assert found[3].params == {"ConfigurationSetName": "pain-free-living-service"}
     topic = f"arn:aws:sns:eu-west-1:{ACCOUNT}:pain-free-living-ses-events"
-    assert found[7].params["TopicArn"] == topic
-    assert found[9].params["Rule"]["Actions"] == [
+    assert found[9].params["TopicArn"] == topic
+    assert found[11].params["Rule"]["Actions"] == [
         {"SNSAction": {"TopicArn": topic, "Encoding": "UTF-8"}}]
     webhook = steps(empty, settings, webhook=True, receive=False)
     assert webhook[-1].params["Protocol"] == "https"

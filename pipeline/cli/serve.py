@@ -214,9 +214,10 @@ def _web_config(config: Settings, secret: str) -> WebConfig:
 
 
 def _mail(config: Settings) -> tuple[Transport, Callable[[OutgoingMessage], object]]:
+    """The transport of confirm and welcome mail (never tracked), and its send."""
     from pipeline.transports import open_transport
 
-    transport = open_transport(config)
+    transport = open_transport(config, service=True)
     return transport, transport.send
 
 

@@ -2,12 +2,14 @@
 changing anything: the one view that ``publish setup ses`` plans from and
 ``publish doctor`` checks.
 
-    observe(clients, names, settings, keep_going=False) ──> AccountState
+    observe(clients, names, settings, keep_going=False, service_set=True) ──> AccountState
         STS   GetCallerIdentity (the account, for ARNs and policy conditions)
-        SESv2 GetEmailIdentity, GetConfigurationSet, GetAccount
+        SESv2 GetEmailIdentity, GetConfigurationSet (the service set's too,
+              with ``service_set``), GetAccount
         SES   GetIdentityDkimAttributes (the DKIM tokens, when SESv2 leaves
               them out), GetIdentityMailFromDomainAttributes,
-              DescribeConfigurationSet, DescribeActiveReceiptRuleSet,
+              DescribeConfigurationSet (each set's event destinations),
+              DescribeActiveReceiptRuleSet,
               DescribeReceiptRuleSet (only while no rule set is active)
         SNS   GetTopicAttributes on the topic's ARN (CreateTopic is not
               called), ListSubscriptionsByTopic
@@ -72,12 +74,18 @@ RECEIPT_FIELDS = ("receipt", "active_rule_set", "rule_set_exists", "inactive_rec
 
 
 def observe(
-    clients: Clients, names: Names, settings: Settings, *, keep_going: bool = False
+    clients: Clients,
+    names: Names,
+    settings: Settings,
+    *,
+    keep_going: bool = False,
+    service_set: bool = True,
 ) -> AccountState:
     """What the account has for ``names``, read-only (see the table above).
     ``settings`` decided the names already; it is taken for what a check may
     need beyond them. ``keep_going``: a failed read (but the first) is kept
-    in ``unread`` instead of raised."""
+    in ``unread`` instead of raised. Without ``service_set`` the service set
+    is not read (the doctor's, while tracking is off: nothing needs it)."""
     caller = aws_call("reading the AWS account", clients.sts.get_caller_identity)
     account_id = str(caller["Account"])
     reads = Reads(keep_going)
@@ -106,6 +114,14 @@ def observe(
                            clients.sesv2.get_configuration_set, missing=NOT_FOUND,
                            ConfigurationSetName=names.configuration_set) is not None,
     )
+    service = names.service_configuration_set
+    service_exists = part(
+        "service configuration set", "the service configuration set and its event destination",
+        ("service_configuration_set", "service_destination"), False,
+        lambda: reads.call(f"reading the configuration set {service}",
+                           clients.sesv2.get_configuration_set, missing=NOT_FOUND,
+                           ConfigurationSetName=service) is not None,
+    ) if service_set else False
     no_rules: tuple[str, list[dict[str, Any]]] = ("", [])
     active, rules = part("receipt rule", "the active receipt rule set and its rules",
                          RECEIPT_FIELDS, no_rules, lambda: _active_rule_set(clients, reads))
@@ -122,8 +138,15 @@ def observe(
                        lambda: _mail_from(clients, names, reads)) if identity else None,
         configuration_set=configuration_set,
         destination=part("event destination", "the event destination", ("destination",), None,
-                         lambda: _destination(clients, names, topic_arn, reads))
+                         lambda: _destination(clients, names.configuration_set,
+                                              names.event_destination, topic_arn, reads))
         if configuration_set else None,
+        service_configuration_set=service_exists,
+        service_destination=part(
+            "service event destination", "the service set's event destination",
+            ("service_destination",), None,
+            lambda: _destination(clients, service, names.service_event_destination, topic_arn,
+                                 reads)) if service_exists else None,
         topic_arn=topic_arn if exists else "",
         topic_allows_ses=exists and topic_allows_ses(topic_policy, account_id),
         subscriptions=part("subscription", "the topic's subscriptions", ("subscriptions",), (),
@@ -193,13 +216,13 @@ def _mail_from(clients: Clients, names: Names, reads: Reads) -> MailFromState | 
 
 
 def _destination(
-    clients: Clients, names: Names, topic_arn: str, reads: Reads
+    clients: Clients, configuration_set: str, ours: str, topic_arn: str, reads: Reads
 ) -> DestinationState | None:
-    """The SNS destination publishing to our topic, else the one with our
-    name, else the first SNS one."""
-    answer = reads.call(f"reading the event destinations of {names.configuration_set}",
+    """The set's SNS destination publishing to our topic, else the one named
+    ``ours``, else the first SNS one."""
+    answer = reads.call(f"reading the event destinations of {configuration_set}",
                         clients.ses.describe_configuration_set,
-                        ConfigurationSetName=names.configuration_set,
+                        ConfigurationSetName=configuration_set,
                         ConfigurationSetAttributeNames=["eventDestinations"])
     found = [
         DestinationState(
@@ -211,8 +234,7 @@ def _destination(
         for item in answer.get("EventDestinations") or ()
         if isinstance(item, dict) and item.get("SNSDestination")
     ]
-    ranked = sorted(found, key=lambda d: (d.topic_arn != topic_arn,
-                                          d.name != names.event_destination))
+    ranked = sorted(found, key=lambda d: (d.topic_arn != topic_arn, d.name != ours))
     return ranked[0] if ranked else None
 
 

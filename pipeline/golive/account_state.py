@@ -143,6 +143,11 @@ class AccountState:
     topic_policy: str = ""
     """The topic's policy document as SNS returns it (JSON); setup adds its
     statement to the others."""
+    service_configuration_set: bool = False
+    """The service set (:mod:`pipeline.golive.names`) exists; not read by
+    ``publish doctor`` while tracking is off."""
+    service_destination: DestinationState | None = None
+    """The service set's event destination that publishes to SNS."""
     unread: tuple[Unread, ...] = ()
     """The reads that failed (``publish doctor`` only), in the order made."""
 

@@ -54,7 +54,8 @@ def run_doctor(
     findings = check_settings(settings)
     state: AccountState | None = None
     try:
-        state = observe(clients, names, settings, keep_going=True)
+        # The service set only matters (and is only read) while tracking is on.
+        state = observe(clients, names, settings, keep_going=True, service_set=settings.tracking)
     except PublishError as exc:  # the account itself could not be read
         findings.append(error("SES account", str(exc), AGAIN))
     else:

@@ -3,7 +3,8 @@ second part of ``publish doctor``, a pure function of what was read.
 
     check_account(AccountState, Names, Settings) ──> [Finding]
         the identity, DKIM, MAIL FROM, sending (sandbox, paused, quota),
-        the configuration set and its event destination, the topic and its
+        the configuration sets and their event destinations
+        (pipeline/golive/doctor_sets.py), the topic and its
         policy, the subscription of the configured events path, the queue's
         policy and dead-letter queue, the unsubscribe receipt rule; what
         was not read is not judged, so never called missing
@@ -19,10 +20,10 @@ from urllib.parse import urlsplit
 from pipeline.config import Settings
 from pipeline.golive.account import AccountState, QuotaState
 from pipeline.golive.clients import partition
+from pipeline.golive.doctor_sets import SETUP, configuration_sets
 from pipeline.golive.findings import Finding, error, ok, warning
-from pipeline.golive.names import TRACKING_EVENT_TYPES, Names, event_types
+from pipeline.golive.names import Names
 
-SETUP = "run publish setup ses"
 QUOTA_WARNING = 0.8
 """Of the day's quota sent already, above which a send may not fit."""
 MIN_RECEIVES = 5
@@ -37,8 +38,7 @@ def check_account(state: AccountState, names: Names, settings: Settings) -> list
         *(_identity(state, names) if known("identity") else ()),
         *(_mail_from(state, names) if known("identity", "mail_from") else ()),
         *(_sending(state.quota) if known("quota") else ()),
-        *(_configuration_set(state, names, settings)
-          if known("configuration_set", "destination") else ()),
+        *configuration_sets(state, names, settings),
         *(_topic(state, names, settings) if known("topic_arn") else ()),
         *(_subscriptions(state, settings) if known("topic_arn", "subscriptions") else ()),
         *(_queue(state, names, settings) if known("queue") else ()),
@@ -169,54 +169,6 @@ def _quota(quota: QuotaState) -> Finding:
 
 def _number(value: float) -> str:
     return f"{value:g}" if value != int(value) else str(int(value))
-
-
-def _configuration_set(state: AccountState, names: Names, settings: Settings) -> list[Finding]:
-    name = names.configuration_set
-    types = ", ".join(event_types(settings))
-    if not state.configuration_set:
-        return [error("configuration set", f"{name} does not exist in {state.region}",
-                      _setup())]
-    destination = state.destination
-    if destination is None:
-        return [error(
-            "event destination",
-            f"{name} has no SNS event destination: SES publishes none of {types}",
-            _setup(),
-        )]
-    found = []
-    if not destination.enabled:
-        found.append(error(
-            "event destination",
-            f"{destination.name} is disabled: SES publishes none of {types}",
-            f"{_setup()} (it enables it), or enable it in the SES console → "
-            f"Configuration sets → {name} → Event destinations",
-        ))
-    missing = [kind for kind in event_types(settings) if kind not in destination.event_types]
-    if missing:
-        found.append(error(
-            "event destination",
-            f"{destination.name} does not publish {', '.join(missing)}",
-            _setup(),
-        ))
-    if state.topic_arn and destination.topic_arn != state.topic_arn:
-        found.append(error(
-            "event destination",
-            f"{destination.name} publishes to {destination.topic_arn or 'no SNS topic'}, "
-            f"not to {state.topic_arn}: SES publishes none of {types} there",
-            _setup(),
-        ))
-    tracked = [kind for kind in TRACKING_EVENT_TYPES if kind in destination.event_types]
-    if tracked and not settings.tracking:
-        found.append(warning(
-            "event destination",
-            f"{destination.name} publishes {', '.join(tracked)}, so SES still tracks "
-            "opens and clicks, though tracking.enabled is false",
-            f"{_setup()} (it removes them), or set tracking.enabled = true",
-        ))
-    if not found:
-        found.append(ok("event destination", f"{name} publishes {types} to the topic"))
-    return found
 
 
 def _topic(state: AccountState, names: Names, settings: Settings) -> list[Finding]:

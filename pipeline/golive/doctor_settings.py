@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pipeline.config import Settings
 from pipeline.golive.findings import Finding, error, ok, warning
+from pipeline.transports.ses import configuration_set_for
 from subscribers.errors import TokenError
 from subscribers.tokens import MAKE_ONE, SECRET_ENV, check_secret
 
@@ -109,7 +110,11 @@ def _transport(settings: Settings) -> Finding:
 
 def _configuration_set(settings: Settings) -> Finding:
     if settings.ses_configuration_set:
-        return ok("configuration set", f"mail is sent with {settings.ses_configuration_set}")
+        service = configuration_set_for(settings, service=True)
+        also = "" if service == settings.ses_configuration_set else (
+            f" (confirm and welcome mail with {service}, never tracked)"
+        )
+        return ok("configuration set", f"mail is sent with {settings.ses_configuration_set}{also}")
     return error(
         "configuration set",
         "delivery.ses_configuration_set is not set: SES would never publish the "

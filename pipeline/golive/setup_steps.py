@@ -7,9 +7,12 @@ thing becomes a ``create`` step and each thing in a wrong state an
 ``update`` step, in the order they depend on each other:
 
     identity (Easy DKIM) → MAIL FROM bounce.DOMAIN → configuration set
+    → the service set (confirm and welcome mail's while tracking.enabled)
     → SNS topic (its policy: SES of this account may publish)
     → event destination (the six event types, enabled, to the topic; with
       tracking.enabled OPEN and CLICK too, without it never those two)
+    → the service set's event destination (the six, to the same topic,
+      never OPEN or CLICK: made whatever tracking.enabled says)
     → dead-letter queue → queue (redrive, policy: only the topic) → SQS
       subscription                                       (without --webhook)
     → https subscription to SITE/ses/events              (with --webhook)
@@ -29,9 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeline.config import Settings
-from pipeline.golive.account import AccountState, v1_event_type
+from pipeline.golive.account import AccountState, DestinationState, v1_event_type
 from pipeline.golive.clients import partition
-from pipeline.golive.names import TRACKING_EVENT_TYPES, Names, event_types
+from pipeline.golive.names import EVENT_TYPES, TRACKING_EVENT_TYPES, Names, event_types
 from pipeline.golive.policies import queue_policy, topic_policy
 
 MAX_RECEIVE_COUNT = 5
@@ -129,17 +132,16 @@ def _sending(state: AccountState, names: Names) -> list[Step]:
             {"Identity": names.domain, "MailFromDomain": names.mail_from_domain,
              "BehaviorOnMXFailure": "UseDefaultValue"},
         ))
-    if not state.configuration_set:
-        steps.append(Step(
-            "create", f"the configuration set {names.configuration_set}",
-            "sesv2", "create_configuration_set",
-            {"ConfigurationSetName": names.configuration_set},
-        ))
+    for exists, name in ((state.configuration_set, names.configuration_set),
+                         (state.service_configuration_set, names.service_configuration_set)):
+        if not exists:
+            steps.append(Step("create", f"the configuration set {name}", "sesv2",
+                              "create_configuration_set", {"ConfigurationSetName": name}))
     return steps
 
 
 def _events(state: AccountState, names: Names, arns: Arns, settings: Settings) -> list[Step]:
-    steps = []
+    steps: list[Step] = []
     policy = topic_policy(state.topic_policy, arns.topic, state.account_id)
     if not state.topic_arn:
         steps.append(Step(
@@ -154,51 +156,71 @@ def _events(state: AccountState, names: Names, arns: Arns, settings: Settings) -
             "sns", "set_topic_attributes",
             {"TopicArn": arns.topic, "AttributeName": "Policy", "AttributeValue": policy},
         ))
-    destination = _destination(state, names, arns, settings)
-    return [*steps, destination] if destination else steps
+    main = _Wanted(names.configuration_set, names.event_destination, event_types(settings),
+                   () if settings.tracking else TRACKING_EVENT_TYPES,
+                   "tracking.enabled is false")
+    service = _Wanted(names.service_configuration_set, names.service_event_destination,
+                      EVENT_TYPES, TRACKING_EVENT_TYPES, "confirm and welcome mail is never "
+                      "tracked")
+    for wanted, found in ((main, state.destination), (service, state.service_destination)):
+        destination = _destination(wanted, found, names.topic, arns)
+        if destination is not None:
+            steps.append(destination)
+    return steps
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """What a configuration set's event destination must be."""
+
+    configuration_set: str
+    name: str
+    """Its name when it is made."""
+    types: tuple[str, ...]
+    unwanted: tuple[str, ...]
+    """Types taken off it when found."""
+    why_not: str
+    """Why they are: ``tracking.enabled is false``."""
 
 
 def _destination(
-    state: AccountState, names: Names, arns: Arns, settings: Settings
+    wanted: _Wanted, found: DestinationState | None, topic: str, arns: Arns
 ) -> Step | None:
     """Ours is the destination to the topic, or the one with our name. The
-    types it publishes already are kept, but for opens and clicks while
-    tracking is off: SES would go on tracking readers."""
-    found = state.destination
-    if found is not None and found.topic_arn != arns.topic and (
-            found.name != names.event_destination):
+    types it publishes already are kept, but for the unwanted ones (opens and
+    clicks, where SES must not track readers)."""
+    if found is not None and found.topic_arn != arns.topic and found.name != wanted.name:
         found = None  # another destination, to another topic: left alone
-    types = event_types(settings)
-    unwanted = () if settings.tracking else TRACKING_EVENT_TYPES
-    wanted_types = {v1_event_type(t) for t in types}
+    wanted_types = {v1_event_type(t) for t in wanted.types}
     if found is not None:
-        wanted_types |= {v1_event_type(t) for t in found.event_types if t not in unwanted}
+        wanted_types |= {v1_event_type(t) for t in found.event_types
+                         if t not in wanted.unwanted}
     event_destination = {
-        "Name": found.name if found else names.event_destination,
+        "Name": found.name if found else wanted.name,
         "Enabled": True,
         "MatchingEventTypes": sorted(wanted_types),
         "SNSDestination": {"TopicARN": arns.topic},
     }
-    params = {"ConfigurationSetName": names.configuration_set,
+    params = {"ConfigurationSetName": wanted.configuration_set,
               "EventDestination": event_destination}
     if found is None:
         return Step(
             "create",
-            f"the event destination {names.event_destination} of {names.configuration_set} "
-            f"({_spelled(types)} → {names.topic})",
+            f"the event destination {wanted.name} of {wanted.configuration_set} "
+            f"({_spelled(wanted.types)} → {topic})",
             "ses", "create_configuration_set_event_destination", params,
         )
-    missing = [t for t in types if t not in found.event_types]
-    extra = [t for t in unwanted if t in found.event_types]
+    missing = [t for t in wanted.types if t not in found.event_types]
+    extra = [t for t in wanted.unwanted if t in found.event_types]
     why = ([] if found.enabled else ["enabled"]) + (
         [f"with {_spelled(missing)}"] if missing else []) + (
-        [f"without {_spelled(extra)}: tracking.enabled is false"] if extra else []) + (
-        [f"to {names.topic}"] if found.topic_arn != arns.topic else [])
+        [f"without {_spelled(extra)}: {wanted.why_not}"] if extra else []) + (
+        [f"to {topic}"] if found.topic_arn != arns.topic else [])
     if not why:
         return None
     return Step(
         "update",
-        f"the event destination {found.name} of {names.configuration_set} ({', '.join(why)})",
+        f"the event destination {found.name} of {wanted.configuration_set} ({', '.join(why)})",
         "ses", "update_configuration_set_event_destination", params,
     )
 

@@ -50,6 +50,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SERVICE_SUFFIX = "-service"
+"""What the name of the configuration set of confirm and welcome mail adds
+to the newsletter's (made by ``publish setup ses``, :mod:`pipeline.golive.names`)."""
+_NO_SUCH_SET = {"NotFoundException", "ConfigurationSetDoesNotExist",
+                "ConfigurationSetDoesNotExistException"}
+
+
+def configuration_set_for(settings: Settings, *, service: bool = False) -> str:
+    """The configuration set SES sends a message with: an issue's is
+    ``delivery.ses_configuration_set``; confirm and welcome mail
+    (``service``) goes with its own set while ``tracking.enabled`` is on,
+    whose destination publishes no opens or clicks, so SES never tracks
+    it. Empty: no configuration set."""
+    configured = settings.ses_configuration_set
+    if service and settings.tracking and configured:
+        return configured + SERVICE_SUFFIX
+    return configured
+
 _THROTTLED = {
     "TooManyRequestsException",
     "Throttling",
@@ -112,11 +130,15 @@ class SesTransport(Transport):
         client: Any,
         *,
         configuration_set: str = "",
+        unmade_fallback: str = "",
         fallback_client: Any = None,
         send_email: SendEmailClient | None = None,
     ) -> None:
         self._client = client
         self._configuration_set = configuration_set
+        self._unmade_fallback = unmade_fallback
+        """The set to send with instead once SES says ``configuration_set``
+        does not exist: confirm mail tracked rather than not sent at all."""
         self._fallback = fallback_client
         self._send_email = send_email
         """The lean SendEmail; None: the boto3 client's ``send_email``."""
@@ -127,7 +149,10 @@ class SesTransport(Transport):
         return f"ses:{region}" if region else "ses"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SesTransport:
+    def from_settings(cls, settings: Settings, *, service: bool = False) -> SesTransport:
+        """Sending with :func:`configuration_set_for` the settings; for
+        ``service`` mail, with the newsletter's set where SES has no service
+        set yet (a newsletter set up before there was one)."""
         import boto3
         from botocore.config import Config
 
@@ -150,21 +175,36 @@ class SesTransport(Transport):
 
             problem = aws_problem(exc) or first_line(exc)
             raise ConfigError(f"delivery.transport = ses: {problem}") from None
-        return cls(client, configuration_set=settings.ses_configuration_set,
+        chosen = configuration_set_for(settings, service=service)
+        unmade = settings.ses_configuration_set if chosen != settings.ses_configuration_set else ""
+        return cls(client, configuration_set=chosen, unmade_fallback=unmade,
                    fallback_client=legacy, send_email=lean)
 
     def send(self, message: OutgoingMessage) -> str:
-        if self._send_email is not None:
-            try:
-                return self._send_email.send_email(
-                    message.sender,
-                    message.recipient,
-                    message.raw,
-                    message.tags,
-                    self._configuration_set,
-                )
-            except Exception as exc:
+        chosen = self._configuration_set
+        try:
+            return self._send(message, chosen)
+        except Exception as exc:
+            if not (self._unmade_fallback and _no_such_set(exc)):
                 raise _translate(exc) from None
+        if self._configuration_set == chosen:
+            log.warning(
+                "SES has no configuration set %s: sending with %s instead, which tracks "
+                "opens and clicks; run publish setup ses, then restart", chosen,
+                self._unmade_fallback,
+            )
+            self._configuration_set = self._unmade_fallback
+        try:
+            return self._send(message, self._configuration_set)
+        except Exception as exc:
+            raise _translate(exc) from None
+
+    def _send(self, message: OutgoingMessage, configuration_set: str) -> str:
+        """SendEmail once; botocore's exception as it is."""
+        if self._send_email is not None:
+            return self._send_email.send_email(
+                message.sender, message.recipient, message.raw, message.tags, configuration_set
+            )
         request: dict[str, Any] = {
             "FromEmailAddress": message.sender,
             "Destination": {"ToAddresses": [message.recipient]},
@@ -172,12 +212,9 @@ class SesTransport(Transport):
         }
         if message.tags:
             request["EmailTags"] = [{"Name": k, "Value": v} for k, v in message.tags]
-        if self._configuration_set:
-            request["ConfigurationSetName"] = self._configuration_set
-        try:
-            response = self._client.send_email(**request)
-        except Exception as exc:
-            raise _translate(exc) from None
+        if configuration_set:
+            request["ConfigurationSetName"] = configuration_set
+        response = self._client.send_email(**request)
         return str(response["MessageId"])
 
     def quota(self) -> Quota:
@@ -221,6 +258,16 @@ class SesTransport(Transport):
             close = getattr(client, "close", None)
             if close is not None:
                 close()
+
+
+def _no_such_set(exc: Exception) -> bool:
+    """Whether SES refused a message because its configuration set does not exist."""
+    answer = error_response(exc)
+    return (
+        answer is not None
+        and answer.code in _NO_SUCH_SET
+        and "configuration set" in answer.message.lower()
+    )
 
 
 def _translate(exc: Exception) -> TransportError:
