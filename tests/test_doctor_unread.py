@@ -122,7 +122,8 @@ def test_a_refused_identity_read_asks_for_no_dkim_records(
     account, verified_standin, dns_zone  # noqa: F811
 ):
     refuse(verified_standin, "GetEmailIdentity", "AccessDeniedException", "ses:GetEmailIdentity")
-    result = runner.invoke(app, ["doctor", "--nameserver", dns_zone(SES_SPF)])
+    dmarc = '_dmarc.painfreeliving.example.com. 300 IN TXT "v=DMARC1; p=reject; rua=mailto:d@x.example"\n'
+    result = runner.invoke(app, ["doctor", "--nameserver", dns_zone(SES_SPF + dmarc)])
     assert result.exit_code == 1
     lines = result.output.splitlines()
     [identity] = [line for line in lines if "ses:GetEmailIdentity" in line]
@@ -130,6 +131,10 @@ def test_a_refused_identity_read_asks_for_no_dkim_records(
     assert not any(subject_of(line) in ("DKIM", "SES DKIM", "SES MAIL FROM")
                    for line in lines), lines
     assert "ok: SNS topic: SES may publish to " + account.topic_arn in lines
+    # DMARC is found and parsed, but not judged by a DKIM nobody could read.
+    [dmarc_line] = [line for line in lines if subject_of(line) == "DMARC"]
+    assert dmarc_line.startswith("ok: DMARC: p=reject")
+    assert "not judged while DKIM is unknown" in dmarc_line and "DKIM records" not in dmarc_line
 
 
 def test_a_refused_account_read_still_stops_at_one_line(

@@ -121,14 +121,16 @@ def check_record(
     names: Names,
     dmarc_report: str,
     *,
-    dkim_aligns: bool,
+    dkim_aligns: bool | None,
     spf_passes: bool,
     found_at: str = "",
 ) -> list[Finding]:
     """``texts``: the TXT records at ``_dmarc.FOUND_AT``, the first name of
     the walk that has a DMARC record (``found_at`` empty: the From domain
     itself, or nothing found anywhere). ``dkim_aligns``: the DKIM CNAMEs are
-    right (Easy DKIM signs with d= the From domain). ``spf_passes``: SPF and
+    right (Easy DKIM signs with d= the From domain); None: not known (the
+    SES identity could not be read), and then what the policy does to mail
+    is not judged. ``spf_passes``: SPF and
     the MAIL FROM MX are right, so SES uses the MAIL FROM domain and SPF
     passes for it; whether that aligns depends on the record's aspf."""
     domain = names.domain
@@ -176,7 +178,7 @@ def check_record(
             )
         ]
     # Easy DKIM signs with d= the From domain itself: aligned under adkim=r and s.
-    dkim_aligned = dkim_aligns and aligns(domain, domain, at, strict=parsed.adkim == "s")
+    dkim_aligned = bool(dkim_aligns) and aligns(domain, domain, at, strict=parsed.adkim == "s")
     strict_spf = parsed.aspf == "s"
     spf_aligned = spf_passes and aligns(names.mail_from_domain, domain, at, strict=strict_spf)
     tag = "sp" if inherited and parsed.has_sp else "p"
@@ -188,15 +190,17 @@ def check_record(
             else f"{domain} too, as the record has no sp="
         )
         label += f" at {name} (the organizational domain's policy for {whose})"
-    findings = [
-        _dmarc_policy(
+    if dkim_aligns is None:
+        verdict = ok("DMARC", f"{label}; what it does to mail is not judged while DKIM is unknown")
+    else:
+        verdict = _dmarc_policy(
             _Verdict(name, label, tag, policy, inherited),
             dkim_aligned,
             spf_aligned,
             strict_spf,
             names,
         )
-    ]
+    findings = [verdict]
     if not parsed.rua:
         fix = f"add rua=mailto:{dmarc_report}" if dmarc_report else "add rua=mailto:ADDRESS"
         findings.append(

@@ -294,7 +294,7 @@ def find_dmarc(lookup: Lookup, domain: str) -> tuple[str, list[str]]:
 
 
 def check_dmarc(
-    lookup: Lookup, names: Names, dmarc_report: str, *, dkim_aligns: bool, spf_passes: bool
+    lookup: Lookup, names: Names, dmarc_report: str, *, dkim_aligns: bool | None, spf_passes: bool
 ) -> list[Finding]:
     try:
         found_at, texts = find_dmarc(lookup, names.domain)
@@ -314,15 +314,17 @@ def check_dns(
     resolver: dns.resolver.Resolver,
     names: Names,
     region: str,
-    dkim_tokens: Sequence[str],
+    dkim_tokens: Sequence[str] | None,
     *,
     receive: bool,
     dmarc_report: str = "",
 ) -> list[Finding]:
-    """Every DNS check, in the order the records are printed. ``dmarc_report``
-    only completes the suggested DMARC record in a fix."""
+    """Every DNS check, in the order the records are printed. ``dkim_tokens``
+    None: not known (the SES identity could not be read), so no DKIM
+    finding, and DMARC is not judged by what aligns. ``dmarc_report`` only
+    completes the suggested DMARC record in a fix."""
     lookup = Lookup(resolver)
-    dkim = check_dkim(lookup, names.domain, dkim_tokens)
+    dkim = check_dkim(lookup, names.domain, dkim_tokens) if dkim_tokens is not None else []
     spf_findings = check_spf(lookup, names, region)
     mail_from = check_mx(
         lookup,
@@ -335,7 +337,7 @@ def check_dns(
         lookup,
         names,
         dmarc_report,
-        dkim_aligns=not has_errors(dkim),
+        dkim_aligns=not has_errors(dkim) if dkim_tokens is not None else None,
         spf_passes=not has_errors([*spf_findings, mail_from]),
     )
     if receive:

@@ -9,8 +9,9 @@
                                       judged; GetCallerIdentity failing is the
                                       one finding of the account
       3. DNS                          dns.check_dns, with the identity's DKIM
-                                      tokens (no DKIM finding while they are
-                                      unknown); the receiving MX when
+                                      tokens (while they are unknown, no DKIM
+                                      finding and DMARC not judged by what
+                                      aligns); the receiving MX when
                                       sender.unsubscribe_domain is set
       4. with ``live``, the live loop live.run_live: mail to SES's mailbox
                                       simulator, its feedback through the
@@ -61,15 +62,13 @@ def run_doctor(
     else:
         findings += unread_findings(state)
         findings += check_account(state, names, settings)
-    tokens = state.identity.dkim_tokens if state and state.identity else ()
-    dns_findings = check_dns(
+    tokens: tuple[str, ...] | None = None  # not known: the identity could not be read
+    if state is not None and state.known("identity", "dkim_tokens"):
+        tokens = state.identity.dkim_tokens if state.identity else ()
+    findings += check_dns(
         resolver, names, clients.region, tokens, receive=bool(settings.unsubscribe_domain),
         dmarc_report=settings.reply_to.email,  # what publish setup ses suggests by default
     )
-    if state is None or not state.known("identity", "dkim_tokens"):
-        # not "SES has no DKIM tokens: run publish setup ses"
-        dns_findings = [found for found in dns_findings if found.subject != "DKIM"]
-    findings += dns_findings
     if live:
         findings += _live(settings, names, clients, timeout)
     return findings
