@@ -261,13 +261,11 @@ class SesTransport(Transport):
 
 
 def _no_such_set(exc: Exception) -> bool:
-    """Whether SES refused a message because its configuration set does not exist."""
+    """Whether SES refused a message because its configuration set does not
+    exist: SESv2's NotFoundException (a raw SendEmail names nothing else that
+    could be missing), or SES v1's own code."""
     answer = error_response(exc)
-    return (
-        answer is not None
-        and answer.code in _NO_SUCH_SET
-        and "configuration set" in answer.message.lower()
-    )
+    return answer is not None and answer.code in _NO_SUCH_SET
 
 
 def _translate(exc: Exception) -> TransportError:
