@@ -123,10 +123,13 @@ class Parts:
         self.used: list[str] = []
 
     def findings(
-        self, what: tuple[str, ...], lint_part: Callable[[], Sequence[Finding]]
+        self, what: tuple[str, ...] | None, lint_part: Callable[[], Sequence[Finding]]
     ) -> Sequence[Finding]:
         """The findings of the part that depends on ``what``: kept, or
-        ``lint_part()`` now (and kept)."""
+        ``lint_part()`` now (and kept); ``what`` None: a part that cannot be
+        kept (a file not digested, an issue not read), linted now."""
+        if what is None:
+            return lint_part()
         key = hashlib.sha256(
             "\n".join((self.base, *what)).encode("utf-8", "surrogateescape")
         ).hexdigest()
@@ -137,7 +140,7 @@ class Parts:
                 return _findings(known)
             except (TypeError, ValueError):  # a part this code did not write
                 pass
-        found = [_with_path(finding) for finding in lint_part()]
+        found = lint_part()
         self.made[key] = _as_rows(found)
         return found
 
@@ -163,7 +166,7 @@ class Parts:
 def lint(settings: Settings, names: Sequence[str] = (), parts: Parts | None = None) -> CheckReport:
     """Every finding of the issues ``names`` (none: all of issues/), the
     pages and the emails, each once; the parts ``parts`` kept that still
-    hold are taken from it, the rest are linted now."""
+    hold are taken from it, the rest (all, without ``parts``) are linted now."""
     from pipeline.context import Context
     from pipeline.issue import find_issue
 
@@ -171,32 +174,28 @@ def lint(settings: Settings, names: Sequence[str] = (), parts: Parts | None = No
     context = Context.load(settings, given)
     paths = given or list(context.issues.paths)
     texts = context.issues.texts
-    others = parts.others({str(path) for path in texts}) if parts is not None else None
+    parts = parts or Parts("", {}, {})
+    others = parts.others({str(path) for path in texts})
     slugs = "\0".join(f"{p}={s}" for p, s in sorted(context.issues.issue_slugs().items()))
     findings: dict[Finding, None] = {}
     for path in paths:
         # A template's findings come with every issue; each is shown once.
         text = texts.get(context.issues.files.resolve(path))
-        if parts is None or others is None or not isinstance(text, str):
-            found = lint_issue(path, context)
-        else:
+        what = None
+        if others is not None and isinstance(text, str):
             digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
             what = ("issue", others, slugs, str(path), digest)
-            found = parts.findings(what, partial(lint_issue, path, context))
-        findings.update((_with_path(finding), None) for finding in found)
-    if parts is None or others is None:
-        found = lint_service(settings)
-    else:
-        found = parts.findings(("service", others), partial(lint_service, settings))
-    findings.update((_with_path(finding), None) for finding in found)
+        findings.update(dict.fromkeys(parts.findings(what, partial(lint_issue, path, context))))
+    service = ("service", others) if others is not None else None
+    findings.update(dict.fromkeys(parts.findings(service, partial(lint_service, settings))))
     return CheckReport(len(paths), tuple(findings))
 
 
-def lint_issue(path: Path, context: Context) -> Sequence[Finding]:
+def lint_issue(path: Path, context: Context) -> list[Finding]:
     """The findings of the issue file at ``path``, read into ``context``."""
     from pipeline.lint import check_issue
 
-    return check_issue(path, context).findings
+    return [_with_path(finding) for finding in check_issue(path, context).findings]
 
 
 def lint_service(settings: Settings) -> list[Finding]:
@@ -205,7 +204,7 @@ def lint_service(settings: Settings) -> list[Finding]:
     from pipeline.mailcheck import check_mail_templates
     from pipeline.reader_pages import check_pages
 
-    return [*check_pages(settings), *check_mail_templates(settings)]
+    return [_with_path(f) for f in (*check_pages(settings), *check_mail_templates(settings))]
 
 
 def _with_path(finding: Finding) -> Finding:
