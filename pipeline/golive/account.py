@@ -110,17 +110,13 @@ def observe(
     configuration_set = part(
         "configuration set", "the configuration set and its event destination",
         ("configuration_set", "destination"), False,
-        lambda: reads.call(f"reading the configuration set {names.configuration_set}",
-                           clients.sesv2.get_configuration_set, missing=NOT_FOUND,
-                           ConfigurationSetName=names.configuration_set) is not None,
+        lambda: _set_exists(clients, names.configuration_set, reads),
     )
     service = names.service_configuration_set
     service_exists = part(
         "service configuration set", "the service configuration set and its event destination",
         ("service_configuration_set", "service_destination"), False,
-        lambda: reads.call(f"reading the configuration set {service}",
-                           clients.sesv2.get_configuration_set, missing=NOT_FOUND,
-                           ConfigurationSetName=service) is not None,
+        lambda: _set_exists(clients, service, reads),
     ) if service_set else False
     no_rules: tuple[str, list[dict[str, Any]]] = ("", [])
     active, rules = part("receipt rule", "the active receipt rule set and its rules",
@@ -213,6 +209,12 @@ def _mail_from(clients: Clients, names: Names, reads: Reads) -> MailFromState | 
     if not found.get("MailFromDomain"):
         return None
     return MailFromState(str(found["MailFromDomain"]), str(found.get("MailFromDomainStatus") or ""))
+
+
+def _set_exists(clients: Clients, configuration_set: str, reads: Reads) -> bool:
+    return reads.call(f"reading the configuration set {configuration_set}",
+                      clients.sesv2.get_configuration_set, missing=NOT_FOUND,
+                      ConfigurationSetName=configuration_set) is not None
 
 
 def _destination(
