@@ -87,11 +87,25 @@ def clients_offline():
     return session, session.client("sesv2", endpoint_url="http://127.0.0.1:9")
 
 
+PATH = "/v2/email/outbound-emails"
+
+
+def botocore_signed(credentials, host, body, headers):
+    """The headers botocore's SigV4 gives the SendEmail request, and the
+    moment (UTC) it signed it at."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    theirs = AWSRequest(method="POST", url=f"https://{host}{PATH}", data=body,
+                        headers=dict(headers))
+    SigV4Auth(credentials, "ses", "eu-west-1").add_auth(theirs)
+    moment = dt.datetime.strptime(theirs.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+    return dict(theirs.headers), moment.replace(tzinfo=dt.UTC)
+
+
 @pytest.mark.parametrize("token", [None, "FwoGZXIvYXdzE+temporary/token=="])
 @pytest.mark.parametrize("host", ["email.eu-west-1.amazonaws.com", "127.0.0.1:4566"])
 def test_the_signature_is_botocores(token, host):
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
     from botocore.credentials import ReadOnlyCredentials
 
     credentials = ReadOnlyCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCY", token)
@@ -101,25 +115,10 @@ def test_the_signature_is_botocores(token, host):
         ("Content-Type", "application/json"),
         ("User-Agent", "painfree-publish  Boto3/1"),
     ]
-    theirs = AWSRequest(
-        method="POST",
-        url=f"https://{host}/v2/email/outbound-emails",
-        data=body,
-        headers=dict(headers),
-    )
-    SigV4Auth(credentials, "ses", "eu-west-1").add_auth(theirs)
-    moment = dt.datetime.strptime(theirs.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
-    ours = dict(
-        Signer("eu-west-1", "ses").headers(
-            credentials,
-            "/v2/email/outbound-emails",
-            body,
-            headers,
-            now=moment.replace(tzinfo=dt.UTC),
-        )
-    )
+    theirs, moment = botocore_signed(credentials, host, body, headers)
+    ours = dict(Signer("eu-west-1", "ses").headers(credentials, PATH, body, headers, now=moment))
     for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
-        assert ours.get(name) == theirs.headers.get(name), name
+        assert ours.get(name) == theirs.get(name), name
 
 
 @pytest.mark.parametrize(
@@ -334,8 +333,6 @@ def test_an_answer_cut_short_or_never_given_is_botocores_connection_error(answer
 def test_one_signer_signs_as_botocore_across_seconds_and_credentials():
     """The signer prepares all but the body's hash once a second: a new
     second or other credentials are signed anew, each as botocore signs."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
     from botocore.credentials import ReadOnlyCredentials
 
     signer = Signer("eu-west-1", "ses")
@@ -351,17 +348,9 @@ def test_one_signer_signs_as_botocore_across_seconds_and_credentials():
         for key in keys:
             credentials = ReadOnlyCredentials(*key)
             body = request_body(SENDER, f"{key[0]}@example.com", RAW)
-            theirs = AWSRequest(
-                method="POST",
-                url=f"https://{host}/v2/email/outbound-emails",
-                data=body,
-                headers=dict(headers),
-            )
-            SigV4Auth(credentials, "ses", "eu-west-1").add_auth(theirs)
-            stamp = theirs.headers["X-Amz-Date"]
+            theirs, moment = botocore_signed(credentials, host, body, headers)
+            stamp = theirs["X-Amz-Date"]
             stamps.append(stamp)
-            moment = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
-            path = "/v2/email/outbound-emails"
-            ours = dict(signer.headers(credentials, path, body, headers, now=moment))
-            assert ours["Authorization"] == theirs.headers["Authorization"], (stamp, key)
+            ours = dict(signer.headers(credentials, PATH, body, headers, now=moment))
+            assert ours["Authorization"] == theirs["Authorization"], (stamp, key)
     assert len(set(stamps)) >= 2, "signed in two seconds at least"
