@@ -134,6 +134,7 @@ def run(
     """One send by ``workers`` workers to ``count`` readers: what the
     stand-in saw, the CPU per call of each part (middle 80%, whole run), and
     each worker's own account of its slots."""
+    from tests.support.newsletter import ses_child_env
     from tests.support.ses_sink import SesSink
 
     database = f"bench_{workers}_{os.getpid()}_{int(time.time())}"
@@ -144,17 +145,7 @@ def run(
     with tempfile.TemporaryDirectory() as folder:
         root = newsletter(Path(folder))
         add_subscribers(url, root, count)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "AWS_"))}
-        env.update(
-            NEWSLETTER_ROOT=str(root),
-            NEWSLETTER_DATABASE_URL=url,
-            NEWSLETTER_TOKEN_SECRET=SECRET,
-            NEWSLETTER_TRANSPORT="ses",
-            AWS_ENDPOINT_URL=standin.url,
-            AWS_ACCESS_KEY_ID="bench",
-            AWS_SECRET_ACCESS_KEY="bench",
-            AWS_DEFAULT_REGION="us-east-1",
-        )
+        env = ses_child_env(root, url, standin.url, SECRET)
         # The worker's own account of its slots and commits, on stderr.
         script = (
             "import logging; logging.basicConfig(format='%(message)s'); "

@@ -5,7 +5,6 @@ recipients to the other; and a worker refuses SQLite."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from subscribers.ledger import Ledger
 from subscribers.schema import send_recipients
 from subscribers.store import Store
 from tests.support.faulty_proxy import FaultyProxy
+from tests.support.newsletter import ses_child_env
 from tests.support.ses_sink import SesSink
 
 RATE = 20
@@ -54,17 +54,7 @@ def due_send(newsletter: Path, postgres_url: str, count: int) -> list[str]:
 def start_worker(
     newsletter: Path, postgres_url: str, standin: FaultyProxy | SesSink
 ) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "AWS_"))}
-    env.update(
-        NEWSLETTER_ROOT=str(newsletter),
-        NEWSLETTER_DATABASE_URL=postgres_url,
-        NEWSLETTER_TOKEN_SECRET=SECRET,
-        NEWSLETTER_TRANSPORT="ses",
-        AWS_ENDPOINT_URL=standin.url,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
+    env = ses_child_env(newsletter, postgres_url, standin.url, SECRET)
     command = [
         sys.executable,
         "-c",

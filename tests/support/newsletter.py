@@ -29,6 +29,25 @@ def copy_newsletter(root: Path) -> Path:
     return root
 
 
+def ses_child_env(root: Path, database_url: str, endpoint: str, secret: str) -> dict[str, str]:
+    """The environment of a ``publish`` process started on the newsletter at
+    ``root``: none of this one's NEWSLETTER_ or AWS_ variables, but its
+    database, token secret, and SES at ``endpoint`` (a stand-in) with keys
+    made up for it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "AWS_"))}
+    env.update(
+        NEWSLETTER_ROOT=str(root),
+        NEWSLETTER_DATABASE_URL=database_url,
+        NEWSLETTER_TOKEN_SECRET=secret,
+        NEWSLETTER_TRANSPORT="ses",
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    return env
+
+
 @contextmanager
 def isolated(root: Path | None = None) -> Iterator[None]:
     """No NEWSLETTER_* variable of the environment reaches the settings, and
