@@ -49,7 +49,12 @@ def edit(zone: str, drop: str = "", add: str = "") -> str:
 
 
 def check(dns_zone, names, zone, *, tokens=TOKENS, receive=True, **served):
-    resolver = make_resolver(dns_zone(zone, **served), timeout=2)
+    return check_at(dns_zone(zone, **served), names, tokens=tokens, receive=receive)
+
+
+def check_at(address, names, *, tokens=TOKENS, receive=True):
+    """Every DNS check, asking the name server at ``address``."""
+    resolver = make_resolver(address, timeout=2)
     return check_dns(resolver, names, REGION, tokens, receive=receive, dmarc_report=REPORTS)
 
 
@@ -353,14 +358,7 @@ def test_a_record_at_the_subdomain_wins_over_the_parents(zone_server, sub_names,
         + (f'_dmarc.{SUB}. 3600 IN TXT "v=DMARC1; p=none; rua=mailto:{REPORTS}"\n')
     )
     server = zone_server(zone)
-    findings = check_dns(
-        make_resolver(server.address, timeout=2),
-        sub_names,
-        REGION,
-        TOKENS,
-        receive=True,
-        dmarc_report=REPORTS,
-    )
+    findings = check_at(server.address, sub_names)
     assert lines(findings, subject="DMARC") == [
         "ok: DMARC: p=none, DKIM and SPF aligned; move to p=quarantine after a few weeks "
         "of clean reports"
@@ -390,14 +388,7 @@ def test_a_record_at_the_subdomain_wins_over_the_parents(zone_server, sub_names,
 def test_no_record_anywhere_walks_up_to_but_not_the_tld(zone_server, settings, domain, walked):
     names = names_from(settings, domain)
     server = zone_server(zone_without_dmarc(names))
-    findings = check_dns(
-        make_resolver(server.address, timeout=2),
-        names,
-        REGION,
-        TOKENS,
-        receive=True,
-        dmarc_report=REPORTS,
-    )
+    findings = check_at(server.address, names)
     assert lines(findings, subject="DMARC") == [
         f"error: DMARC: no DMARC record at _dmarc.{domain}: Gmail and Yahoo require one for "
         f'bulk senders (fix: add _dmarc.{domain}. TXT "v=DMARC1; p=none; rua=mailto:{REPORTS}")'
