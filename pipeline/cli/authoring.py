@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pipeline.cli.app import app, echo, plural, settings, shown
+
+if TYPE_CHECKING:
+    from pipeline.checking import CheckReport
 
 
 @app.command()
@@ -42,6 +48,14 @@ def check(
         list[str] | None,
         typer.Argument(help="Issue files or slugs. Default: every issue in issues/."),
     ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Check again each time an issue, picture, template or newsletter.toml "
+            "changes, until Ctrl-C; exits as the last check did.",
+        ),
+    ] = False,
 ) -> None:
     """Lint issues: one finding a line as path:line: error|warning: message.
 
@@ -51,9 +65,17 @@ def check(
 
     Example: publish check issues/2026-12-01-calf-stretch.md
     """
+    if watch:
+        _watch(ctx, issues or ())
+        return
     from pipeline.checking import check_newsletter
 
-    report = check_newsletter(settings(ctx), issues or ())
+    if not _reported(check_newsletter(settings(ctx), issues or ())):
+        raise typer.Exit(1)
+
+
+def _reported(report: CheckReport) -> bool:
+    """Print ``report``'s findings and its summary line; whether it found no error."""
     for finding in report.findings:
         echo(f"{shown(finding.path)}:{finding.line}: {finding.severity}: {finding.message}")
     echo(
@@ -61,7 +83,36 @@ def check(
         f"{plural(report.errors, 'error')}, {plural(report.warnings, 'warning')}",
         err=True,
     )
-    if report.errors:
+    return not report.errors
+
+
+def _watch(ctx: typer.Context, issues: Sequence[str]) -> None:
+    """`publish check --watch`: report each round; Ctrl-C ends it with the
+    last check's status; a change to the code starts this command again,
+    as a new process."""
+    from pipeline.watching import rounds
+
+    ok = True
+    try:
+        for done in rounds(lambda: settings(ctx), issues):
+            if done.because:
+                changed = ", ".join(shown(path) for path in done.because[:3])
+                more = len(done.because) - 3
+                echo(f"{changed}{f' and {more} more' if more > 0 else ''} changed", err=True)
+            if done.restart:
+                echo("the code changed: checking again in a new process", err=True)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606 (this command again)
+            if done.report is not None:
+                ok = _reported(done.report)
+            else:
+                echo(f"error: {done.error}", err=True)
+            if not done.because:
+                echo("watching for changes (Ctrl-C stops)", err=True)
+    except KeyboardInterrupt:
+        pass
+    if not ok:
         raise typer.Exit(1)
 
 

@@ -1,0 +1,153 @@
+"""`publish check --watch`: the check, then the check again each time a file
+it reads changes, in one process, so that its imports, parsers and the
+check's record stay warm and an edit's findings come back in the time it
+takes to lint that one issue.
+
+    rounds(load, names)     each check, as a :class:`Round`: the first at once,
+                            then one after each change to a watched file
+
+Watched: every file and folder the check reads (:func:`pipeline.inputs.input_files`:
+issues/, the templates, the code), the issues named, and newsletter.toml.
+A folder's own stat changes when an entry in it is added, removed or
+renamed, so a new picture, a deleted issue or an editor's save by rename
+are all seen. Stats are compared every :data:`INTERVAL`: a few hundred
+``stat`` calls, a fraction of a millisecond, where a file system's own
+notifications would need a package of their own on each platform.
+
+A stat is taken only once it is older than its racy window
+(:func:`pipeline.filestate.racy_window`): a second write within the clock
+tick of the first could leave it as it was, and the check would not keep
+the findings of a file it could not trust. Stats taken before the check
+runs mean that an edit made while it runs starts the next round.
+
+A change to the code (pipeline/, subscribers/) ends the rounds with one
+that asks for a restart: this process holds the old code, and findings it
+made would be recorded under the new code's digests.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.checking import CheckReport, check_newsletter
+from pipeline.config import CONFIG_FILE, Settings
+from pipeline.filestate import racy_window
+from pipeline.inputs import CODE, input_files
+from subscribers.errors import NewsletterError
+
+INTERVAL = 0.05
+"""Seconds between two looks at the watched files' stats."""
+
+Stamp = tuple[int, int, int, int] | None
+"""A path's inode, size, modification and change times; None: nothing there."""
+
+
+@dataclass(frozen=True)
+class Round:
+    """One check of the watch: its report, or the one-line error that kept
+    it from running (a setting being edited, an issue named that is gone);
+    ``because``: the paths whose change started it, each once, resolved
+    (none: the first);
+    ``restart``: the code changed, so the check must run in a new process."""
+
+    report: CheckReport | None = None
+    error: str = ""
+    because: tuple[Path, ...] = ()
+    restart: bool = False
+
+
+def rounds(
+    load: Callable[[], Settings],
+    names: Sequence[str] = (),
+    *,
+    interval: float = INTERVAL,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[Round]:
+    """Check the issues ``names`` with the settings ``load()`` gives, then
+    again after every change, without end (or until the code changes). An
+    error of the first round is raised, as a check without ``--watch``
+    would; later ones are rounds, and the watch goes on."""
+    first = load()  # no settings at all: nothing to watch
+    watched = _watched(first, names)
+    settings: Settings | None = first
+    because: tuple[Path, ...] = ()
+    while True:
+        before = _settled(watched, sleep)
+        if settings is not None:
+            try:
+                done = Round(check_newsletter(settings, names), because=because)
+            except NewsletterError as error:
+                if not because:
+                    raise
+                done = Round(error=str(error), because=because)
+            yield done
+        found = _wait(before, sleep, interval)
+        because = tuple(dict.fromkeys(Path(os.path.realpath(path)) for path in found))
+        if any(_is_code(path) for path in found):
+            yield Round(because=because, restart=True)
+            return
+        try:
+            settings = load()
+            watched = _watched(settings, names)
+        except NewsletterError as error:  # newsletter.toml half edited: wait for the rest
+            yield Round(error=str(error), because=because)
+            settings = None
+
+
+def stamps(paths: Sequence[str]) -> dict[str, Stamp]:
+    """Each of ``paths`` as it is now, not following links."""
+    found: dict[str, Stamp] = {}
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            found[path] = None
+        else:
+            found[path] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return found
+
+
+def changed(before: Mapping[str, Stamp], now: Mapping[str, Stamp]) -> list[str]:
+    """The paths whose stamps differ, in order."""
+    return [path for path, stamp in before.items() if now.get(path) != stamp]
+
+
+def _watched(settings: Settings, names: Sequence[str]) -> list[str]:
+    given = [Path(name) for name in names if Path(name).exists()]
+    return [str(settings.root / CONFIG_FILE), *input_files(settings, given)]
+
+
+def _settled(paths: Sequence[str], sleep: Callable[[float], None]) -> dict[str, Stamp]:
+    """The stamps of ``paths`` once none is too fresh to trust."""
+    while True:
+        taken = time.time_ns()
+        found = stamps(paths)
+        fresh = [
+            max(s[2], s[3]) + racy_window([0, 0, s[2], s[3]]) - taken
+            for s in found.values()
+            if s is not None
+        ]
+        wait = max(fresh, default=0)
+        if wait < 0:
+            return found
+        sleep(wait / 1e9 + 0.001)
+
+
+def _wait(
+    before: Mapping[str, Stamp], sleep: Callable[[float], None], interval: float
+) -> list[str]:
+    """The watched paths that changed, once one has."""
+    paths = list(before)
+    while True:
+        sleep(interval)
+        found = changed(before, stamps(paths))
+        if found:
+            return found
+
+
+def _is_code(path: str) -> bool:
+    return any(Path(path).is_relative_to(folder) for folder in CODE)
