@@ -44,19 +44,20 @@ INTERVAL = 0.05
 
 Stamp = tuple[int, int, int, int] | None
 """A path's inode, size, modification and change times; None: nothing there."""
+Change = tuple[str, Path]
+"""``("changed" | "added" | "removed", the path resolved)``."""
 
 
 @dataclass(frozen=True)
 class Round:
     """One check of the watch: its report, or the one-line error that kept
     it from running (a setting being edited, an issue named that is gone);
-    ``because``: the paths whose change started it, each once, resolved
-    (none: the first);
+    ``because``: the changes that started it, each once (none: the first);
     ``restart``: the code changed, so the check must run in a new process."""
 
     report: CheckReport | None = None
     error: str = ""
-    because: tuple[Path, ...] = ()
+    because: tuple[Change, ...] = ()
     restart: bool = False
 
 
@@ -74,7 +75,7 @@ def rounds(
     first = load()  # no settings at all: nothing to watch
     watched = _watched(first, names)
     settings: Settings | None = first
-    because: tuple[Path, ...] = ()
+    because: tuple[Change, ...] = ()
     while True:
         before = _settled(watched, sleep)
         if settings is not None:
@@ -86,16 +87,17 @@ def rounds(
                 done = Round(error=str(error), because=because)
             yield done
         found = _wait(before, sleep, interval)
-        because = tuple(dict.fromkeys(Path(os.path.realpath(path)) for path in found))
         if any(_is_code(path) for path in found):
-            yield Round(because=because, restart=True)
+            yield Round(because=changes(before, found, ()), restart=True)
             return
         try:
             settings = load()
             watched = _watched(settings, names)
         except NewsletterError as error:  # newsletter.toml half edited: wait for the rest
-            yield Round(error=str(error), because=because)
-            settings = None
+            settings, because = None, ()
+            yield Round(error=str(error), because=changes(before, found, ()))
+            continue
+        because = changes(before, found, watched)
 
 
 def stamps(paths: Sequence[str]) -> dict[str, Stamp]:
@@ -114,6 +116,23 @@ def stamps(paths: Sequence[str]) -> dict[str, Stamp]:
 def changed(before: Mapping[str, Stamp], now: Mapping[str, Stamp]) -> list[str]:
     """The paths whose stamps differ, in order."""
     return [path for path, stamp in before.items() if now.get(path) != stamp]
+
+
+def changes(
+    before: Mapping[str, Stamp], found: Sequence[str], now: Sequence[str]
+) -> tuple[Change, ...]:
+    """What happened, as the editor would say it: each file of ``found``
+    (the paths whose stamps changed) edited or removed, and each file among
+    ``now`` (the paths watched since) added; a folder only when no file is
+    named (an entry in it came and went)."""
+    files = [
+        ("removed" if not os.path.lexists(path) else "changed", path)
+        for path in found
+        if not os.path.isdir(path)
+    ]
+    files += [("added", path) for path in now if path not in before and not os.path.isdir(path)]
+    named = files or [("changed", path) for path in found]
+    return tuple(dict.fromkeys((verb, Path(os.path.realpath(path))) for verb, path in named))
 
 
 def _watched(settings: Settings, names: Sequence[str]) -> list[str]:

@@ -134,6 +134,7 @@ def test_a_new_picture_in_the_folder_is_seen(watch, newsletter):
         newsletter / "issues" / "images" / "new-calf.png",
     )
     assert watch.round() == ([], "1 issue checked: 0 errors, 0 warnings")
+    assert "issues/images/new-calf.png added" in watch.seen
     assert watch.stop() == 0
 
 
@@ -198,7 +199,7 @@ def test_an_edit_made_while_a_check_runs_starts_the_next_round(newsletter, monke
     first = next(rounds)
     assert first.report is not None and first.report.errors == 0
     second = next(rounds)
-    assert second.because == (CALF.resolve(),)
+    assert second.because == (("changed", CALF.resolve()),)
     assert second.report is not None and second.report.errors == 2
 
 
@@ -229,7 +230,8 @@ def test_the_code_is_watched_and_its_change_ends_the_rounds(newsletter, tmp_path
     assert next(rounds).report is not None
     add(module, "y = 2\n")
     last = next(rounds)
-    assert last.restart and last.because == (module.resolve(),) and last.report is None
+    assert last.restart and last.because == (("changed", module.resolve()),)
+    assert last.report is None
     assert next(rounds, None) is None
 
 
@@ -237,3 +239,21 @@ def test_changed_names_what_was_added_edited_or_removed():
     before = {"a": (1, 1, 1, 1), "b": (2, 2, 2, 2), "c": None}
     assert watching.changed(before, {"a": (1, 1, 1, 1), "b": (2, 3, 2, 2), "c": None}) == ["b"]
     assert watching.changed(before, {"a": None, "b": (2, 2, 2, 2), "c": (3, 3, 3, 3)}) == ["a", "c"]
+
+
+def test_changes_name_files_edited_removed_and_added_and_folders_only_alone(tmp_path):
+    folder, kept, gone, new = (
+        tmp_path / n for n in ("issues", "issues/a.md", "issues/b.md", "issues/c.md")
+    )
+    folder.mkdir()
+    kept.write_text("a")
+    new.write_text("c")
+    before = {str(folder): (1, 1, 1, 1), str(kept): (2, 2, 2, 2), str(gone): (3, 3, 3, 3)}
+    found = [str(folder), str(kept), str(gone)]
+    assert watching.changes(before, found, [str(folder), str(kept), str(new)]) == (
+        ("changed", kept.resolve()),
+        ("removed", gone.resolve()),
+        ("added", new.resolve()),
+    )
+    # A swap file that came and went: only the folder's stat tells.
+    assert watching.changes(before, [str(folder)], list(before)) == (("changed", folder.resolve()),)

@@ -96,9 +96,9 @@ def _watch(ctx: typer.Context, issues: Sequence[str]) -> None:
     try:
         for done in rounds(lambda: settings(ctx), issues):
             if done.because:
-                changed = ", ".join(shown(path) for path in done.because[:3])
+                changed = ", ".join(f"{shown(path)} {verb}" for verb, path in done.because[:3])
                 more = len(done.because) - 3
-                echo(f"{changed}{f' and {more} more' if more > 0 else ''} changed", err=True)
+                echo(f"{changed}{f' and {more} more' if more > 0 else ''}", err=True)
             if done.restart:
                 echo("the code changed: checking again in a new process", err=True)
                 sys.stdout.flush()
