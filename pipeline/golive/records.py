@@ -113,7 +113,9 @@ def mail_from_mx(names: Names, region: str) -> Record:
 
 def spf_record(names: Names, region: str) -> Record:
     return Record(
-        absolute(names.mail_from_domain), "TXT", quote_txt(SPF_VALUE),
+        absolute(names.mail_from_domain),
+        "TXT",
+        quote_txt(SPF_VALUE),
         mail_from_mx(names, region).purpose,
     )
 

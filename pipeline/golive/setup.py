@@ -115,15 +115,24 @@ def setup_ses(
             keys.append(TOPIC_ARNS_KEY)  # once the topic exists
         elif not options.webhook and state.queue is None:
             keys.append(QUEUE_URL_KEY)  # once the queue exists
-        return Outcome(names, state, tuple(steps), tuple(keys), tuple(env_warnings(values)),
-                       (), options, dmarc)
+        return Outcome(
+            names, state, tuple(steps), tuple(keys), tuple(env_warnings(values)), (), options, dmarc
+        )
     apply(clients, steps, on_step)
     after = observe(clients, names, settings) if steps else state
     left = plan(after, names, settings, webhook=options.webhook, receive=options.receive)
     values = wanted_settings(settings, names, after, options)
     written = set_keys(path, values)
-    return Outcome(names, after, tuple(steps), tuple(written), tuple(env_warnings(values)),
-                   tuple(left), options, dmarc)
+    return Outcome(
+        names,
+        after,
+        tuple(steps),
+        tuple(written),
+        tuple(env_warnings(values)),
+        tuple(left),
+        options,
+        dmarc,
+    )
 
 
 def check_site(settings: Settings, options: Options) -> None:
@@ -175,7 +184,8 @@ def wanted_settings(
         if state.topic_arn:
             topics = _file_topics(settings.root / CONFIG_FILE)
             values[TOPIC_ARNS_KEY] = (
-                topics if state.topic_arn in topics else [*topics, state.topic_arn])
+                topics if state.topic_arn in topics else [*topics, state.topic_arn]
+            )
     elif state.queue is not None:
         values[QUEUE_URL_KEY] = state.queue.url
     if options.receive:

@@ -54,17 +54,23 @@ def _changes(outcome: Outcome) -> list[str]:
 def _records(outcome: Outcome) -> list[str]:
     state = outcome.state
     tokens = state.identity.dkim_tokens if state.identity else ()
-    records = dns_records(outcome.names, state.region, tokens, outcome.dmarc_report,
-                          receive=outcome.options.receive)
+    records = dns_records(
+        outcome.names, state.region, tokens, outcome.dmarc_report, receive=outcome.options.receive
+    )
     known = " known so far" if outcome.options.dry_run else ""
-    return [f"DNS records{known} to add for {outcome.names.domain} (at its DNS provider):",
-            *zone_snippet(records).rstrip("\n").split("\n")]
+    return [
+        f"DNS records{known} to add for {outcome.names.domain} (at its DNS provider):",
+        *zone_snippet(records).rstrip("\n").split("\n"),
+    ]
 
 
 def quota_words(quota: QuotaState) -> str:
     """``200 messages a day, 1 a second``."""
-    day = ("no daily limit" if quota.max_24_hour_send < 0
-           else f"{_number(quota.max_24_hour_send)} messages a day")
+    day = (
+        "no daily limit"
+        if quota.max_24_hour_send < 0
+        else f"{_number(quota.max_24_hour_send)} messages a day"
+    )
     return f"{day}, {_number(quota.max_send_rate)} a second"
 
 
@@ -81,20 +87,28 @@ def next_steps(outcome: Outcome, settings: Settings) -> list[str]:
     state, names = outcome.state, outcome.names
     todo = []
     identity, mail_from = state.identity, state.mail_from
-    if not (identity and identity.verified and identity.dkim_status == "SUCCESS"
-            and mail_from and mail_from.status == "Success"):
+    if not (
+        identity
+        and identity.verified
+        and identity.dkim_status == "SUCCESS"
+        and mail_from
+        and mail_from.status == "Success"
+    ):
         status = f" (DKIM: {identity.dkim_status})" if identity else ""
-        todo.append("add the DNS records above; SES checks them by itself and verifies "
-                    f"{names.domain} when it sees them{status}")
+        todo.append(
+            "add the DNS records above; SES checks them by itself and verifies "
+            f"{names.domain} when it sees them{status}"
+        )
     if state.quota is None or state.quota.sandbox:
-        todo.append("request production access in the SES console (Account dashboard → "
-                    "Request production access): until then SES sends only to verified "
-                    "addresses")
+        todo.append(
+            "request production access in the SES console (Account dashboard → "
+            "Request production access): until then SES sends only to verified "
+            "addresses"
+        )
     if outcome.options.webhook:
         url = settings.url(EVENTS_PATH)
         if any(s.endpoint == url and s.pending for s in state.subscriptions):
-            todo.append(f"run publish serve where SNS reaches {url}: it confirms the "
-                        "subscription")
+            todo.append(f"run publish serve where SNS reaches {url}: it confirms the subscription")
     elif state.queue is not None:
         todo.append("run publish events sync from cron, to apply bounces and complaints")
     if settings.transport != "ses":
