@@ -111,7 +111,7 @@ def test_doctor_live_passes_on_what_publish_setup_ses_made(
 ):
     monkeypatch.setenv("NEWSLETTER_TOKEN_SECRET", SECRET)
     monkeypatch.setenv("NEWSLETTER_TRANSPORT", "ses")
-    setup = runner.invoke(app, ["setup", "ses"])
+    setup = runner.invoke(app, ["setup", "ses", "--nameserver", dns_zone("")])
     assert setup.exit_code == 0, setup.output
     publish_events(verified_standin, aws.url)
     names = names_for(settings)

@@ -18,6 +18,7 @@ from pipeline.golive.account import AccountState, DestinationState
 from pipeline.golive.doctor_ses import check_account
 from pipeline.golive.names import EVENT_TYPES, TRACKING_EVENT_TYPES, names_for
 from pipeline.golive.setup_steps import plan
+from tests.support.dns_server import setup_ses_args
 from tests.test_doctor import QUEUE_URL, healthy, problems
 from tests.test_setup_plan import complete
 
@@ -39,8 +40,13 @@ def track(root: Path, enabled: bool) -> None:
     assert load_settings(root).tracking is enabled
 
 
+@pytest.fixture(autouse=True)
+def no_dmarc_in_dns(empty_dns: str) -> None:
+    """DMARC is read from a zone without records, not the machine's resolver."""
+
+
 def setup():  # type: ignore[no-untyped-def]
-    result = runner.invoke(app, ["setup", "ses"])
+    result = runner.invoke(app, setup_ses_args())
     assert result.exit_code == 0, result.output
     return result
 

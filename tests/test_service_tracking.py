@@ -37,7 +37,13 @@ from tests.test_doctor import (  # noqa: F401  (fixtures)
     ready,
     runner,
 )
-from tests.test_engagement_setup import BASE_TYPES, TRACKED_TYPES, setup, track
+from tests.test_engagement_setup import (  # noqa: F401 (no_dmarc_in_dns: autouse)
+    BASE_TYPES,
+    TRACKED_TYPES,
+    no_dmarc_in_dns,
+    setup,
+    track,
+)
 
 CONFIG_SET = "pain-free-living"
 SERVICE_SET = "pain-free-living-service"

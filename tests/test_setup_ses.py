@@ -9,11 +9,13 @@ import tomllib
 from pathlib import Path
 
 import boto3
+import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.config import load_settings
 from pipeline.golive.clients import IAM_ACTIONS
+from tests.support.dns_server import setup_ses_args
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,8 +30,14 @@ QUEUE_ARN = f"arn:aws:sqs:us-east-1:{ACCOUNT}:{QUEUE}"
 ALL_TYPES = ["bounce", "complaint", "delivery", "reject", "renderingFailure", "send"]
 
 
+@pytest.fixture(autouse=True)
+def no_dmarc_in_dns(empty_dns: str) -> None:
+    """Setup prints the DMARC record only where DNS has no policy for the
+    domain: these tests ask a zone without any, not the machine's resolver."""
+
+
 def setup(*args: str):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, ["setup", "ses", *args])
+    return runner.invoke(app, setup_ses_args(*args))
 
 
 def client(service: str):  # type: ignore[no-untyped-def]

@@ -52,6 +52,15 @@ def ses(
             help="Where DMARC reports go. Default: sender.reply_to.",
         ),
     ] = None,
+    nameserver: Annotated[
+        str | None,
+        typer.Option(
+            "--nameserver",
+            metavar="IP[:PORT]",
+            help="Ask this name server whether a DMARC policy already covers the domain. "
+            "Default: the system's.",
+        ),
+    ] = None,
 ) -> None:
     """Set up Amazon SES for the newsletter's domain, and its events.
 
@@ -70,7 +79,7 @@ def ses(
 
     config = settings(ctx)
     options = Options(region=region, webhook=webhook, receive=receive, dry_run=dry_run,
-                      dmarc_report=dmarc_report or "")
+                      dmarc_report=dmarc_report or "", nameserver=nameserver or "")
     try:
         outcome = setup_ses(config, options, on_step=echo)
     except KeyboardInterrupt:

@@ -155,11 +155,15 @@ def dns_records(
     dmarc_report: str,
     *,
     receive: bool,
+    dmarc: bool = True,
 ) -> list[Record]:
-    """Every record the newsletter needs, grouped by what each is for."""
+    """Every record the newsletter needs, grouped by what each is for;
+    without ``dmarc`` no DMARC record (a policy DNS has already covers the
+    domain: :mod:`pipeline.golive.setup_dmarc`)."""
     records = dkim_records(names.domain, dkim_tokens)
     records += [mail_from_mx(names, region), spf_record(names, region)]
-    records.append(dmarc_record(names.domain, dmarc_report))
+    if dmarc:
+        records.append(dmarc_record(names.domain, dmarc_report))
     if receive:
         records.append(receive_mx(names, region))
     return records

@@ -5,7 +5,9 @@ it, read the account again, and write the names into newsletter.toml.
       1. the options checked: --webhook needs an https site, --receive a
          region where SES receives mail (:data:`RECEIVING_REGIONS`)
       2. clients_for(region)            (pipeline/golive/clients.py)
-      3. observe(...)                   (pipeline/golive/account.py)
+      3. observe(...)                   (pipeline/golive/account.py), and DNS's
+         DMARC policy for the domain:   read_dmarc, publish doctor's tree walk
+         (a policy found: no DMARC record printed to add; DNS not read: a warning)
       4. plan(...)                      (pipeline/golive/setup_steps.py)
          --dry-run stops here: nothing is changed, nothing written
       5. apply(clients, steps)          one call a step, each reported done
@@ -31,11 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dns.resolver
+
 from pipeline.config import CONFIG_FILE, Settings
 from pipeline.errors import ConfigError
 from pipeline.golive.account import AccountState, observe
 from pipeline.golive.clients import Clients, aws_call, clients_for
+from pipeline.golive.dns import Lookup, QueryFailed, find_dmarc, make_resolver, server_label
 from pipeline.golive.names import Names, names_for
+from pipeline.golive.setup_dmarc import DmarcSeen
 from pipeline.golive.setup_steps import EVENTS_PATH, Step, plan
 from pipeline.golive.tomlfile import Value, set_keys
 from pipeline.settings_spec import SPECS
@@ -71,6 +77,8 @@ class Options:
     dry_run: bool = False
     dmarc_report: str = ""
     """Where DMARC reports go; empty: the reply-to address."""
+    nameserver: str = ""
+    """--nameserver, asked for the DMARC policy DNS has; empty: the system's."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,8 @@ class Outcome:
     """Steps the account still needs after the run (AWS not caught up yet)."""
     options: Options
     dmarc_report: str
+    dmarc: DmarcSeen
+    """The DMARC policy DNS already has for the domain."""
 
 
 def setup_ses(
@@ -102,10 +112,12 @@ def setup_ses(
     step's ``created ...`` line as soon as it is done."""
     check_site(settings, options)
     dmarc = dmarc_address(options.dmarc_report) or settings.reply_to.email
+    resolver = dns_resolver(options.nameserver)  # a bad --nameserver before any AWS call
     clients = clients or clients_for(options.region)
     check_region(clients.region, options)
     names = names_for(settings)
     state = observe(clients, names, settings)
+    seen = read_dmarc(resolver, names.domain)
     steps = plan(state, names, settings, webhook=options.webhook, receive=options.receive)
     path = settings.root / CONFIG_FILE
     if options.dry_run:
@@ -116,7 +128,15 @@ def setup_ses(
         elif not options.webhook and state.queue is None:
             keys.append(QUEUE_URL_KEY)  # once the queue exists
         return Outcome(
-            names, state, tuple(steps), tuple(keys), tuple(env_warnings(values)), (), options, dmarc
+            names,
+            state,
+            tuple(steps),
+            tuple(keys),
+            tuple(env_warnings(values)),
+            (),
+            options,
+            dmarc,
+            seen,
         )
     apply(clients, steps, on_step)
     after = observe(clients, names, settings) if steps else state
@@ -132,6 +152,7 @@ def setup_ses(
         tuple(left),
         options,
         dmarc,
+        seen,
     )
 
 
@@ -160,6 +181,33 @@ def check_region(region: str, options: Options) -> None:
             f"--receive: SES does not receive mail in {region}; it does in "
             f"{', '.join(RECEIVING_REGIONS)} (give --region, or leave out --receive)"
         )
+
+
+def dns_resolver(nameserver: str) -> dns.resolver.Resolver | str:
+    """The resolver DMARC is read through: ``--nameserver``'s (a malformed
+    one is a ConfigError), or the system's; when the system has none, why
+    not, and setup goes on without reading DNS."""
+    if nameserver:
+        return make_resolver(nameserver)
+    try:
+        return make_resolver()
+    except ConfigError as exc:
+        return str(exc)
+
+
+def read_dmarc(resolver: dns.resolver.Resolver | str, domain: str) -> DmarcSeen:
+    """The DMARC policy DNS has for ``domain``, by ``publish doctor``'s tree
+    walk; a query that fails (or no resolver) is the problem, never an error:
+    setup then prints the record to add, with a warning."""
+    if isinstance(resolver, str):
+        return DmarcSeen(problem=resolver)
+    try:
+        found_at, records = find_dmarc(Lookup(resolver), domain)
+    except QueryFailed as failed:
+        return DmarcSeen(problem=failed.message)
+    except OSError as exc:  # a socket error dnspython let through
+        return DmarcSeen(problem=f"cannot ask {server_label(resolver)}: {exc}")
+    return DmarcSeen(found_at, tuple(records))
 
 
 def apply(
@@ -251,8 +299,10 @@ __all__ = [
     "apply",
     "check_region",
     "check_site",
+    "dns_resolver",
     "env_warnings",
     "plan",
+    "read_dmarc",
     "setup_ses",
     "wanted_settings",
 ]

@@ -7,6 +7,8 @@
     warning: NEWSLETTER_EVENTS_QUEUE_URL is set and overrides ...
 
     DNS records to add for DOMAIN:          the zone-file snippet
+    DMARC: _dmarc.DOMAIN already ... (kept) the policy DNS has, when that is why no
+                                            DMARC record is to add (setup_dmarc.py)
     sending: the SES sandbox in us-east-1: 200 messages a day, 1 a second
     next:                                   numbered, only what is left to do
 
@@ -20,6 +22,7 @@ from pipeline.config import Settings
 from pipeline.golive.account import AccountState, QuotaState
 from pipeline.golive.records import dns_records, zone_snippet
 from pipeline.golive.setup import Outcome
+from pipeline.golive.setup_dmarc import adds_record, dmarc_lines, dmarc_todo
 from pipeline.golive.setup_steps import EVENTS_PATH
 
 
@@ -52,16 +55,23 @@ def _changes(outcome: Outcome) -> list[str]:
 
 
 def _records(outcome: Outcome) -> list[str]:
-    state = outcome.state
+    state, domain = outcome.state, outcome.names.domain
     tokens = state.identity.dkim_tokens if state.identity else ()
     records = dns_records(
-        outcome.names, state.region, tokens, outcome.dmarc_report, receive=outcome.options.receive
+        outcome.names,
+        state.region,
+        tokens,
+        outcome.dmarc_report,
+        receive=outcome.options.receive,
+        dmarc=adds_record(outcome.dmarc),
     )
     known = " known so far" if outcome.options.dry_run else ""
-    return [
-        f"DNS records{known} to add for {outcome.names.domain} (at its DNS provider):",
+    lines = [
+        f"DNS records{known} to add for {domain} (at its DNS provider):",
         *zone_snippet(records).rstrip("\n").split("\n"),
     ]
+    said = dmarc_lines(domain, outcome.dmarc)
+    return [*lines, "", *said] if said else lines
 
 
 def quota_words(quota: QuotaState) -> str:
@@ -99,6 +109,7 @@ def next_steps(outcome: Outcome, settings: Settings) -> list[str]:
             "add the DNS records above; SES checks them by itself and verifies "
             f"{names.domain} when it sees them{status}"
         )
+    todo += dmarc_todo(names.domain, outcome.dmarc)
     if state.quota is None or state.quota.sandbox:
         todo.append(
             "request production access in the SES console (Account dashboard → "

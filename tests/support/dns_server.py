@@ -144,3 +144,21 @@ def silent_dns() -> Iterator[str]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+SETUP_DNS: dict[str, str] = {}
+"""The name server `publish setup ses` asks for the domain's DMARC policy
+in a test that is not about DNS (:func:`empty_dns`), never the machine's."""
+
+
+@pytest.fixture
+def empty_dns(dns_zone: Callable[..., str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """A zone without a record, for :func:`setup_ses_args`; its address."""
+    address = dns_zone("")
+    monkeypatch.setitem(SETUP_DNS, "nameserver", address)
+    return address
+
+
+def setup_ses_args(*args: str) -> list[str]:
+    """`publish setup ses ARGS`, its DMARC policy read from :func:`empty_dns`."""
+    return ["setup", "ses", "--nameserver", SETUP_DNS["nameserver"], *args]
