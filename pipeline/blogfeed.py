@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from pipeline.errors import FeedError
-from pipeline.feeds import DROP_WITH_CONTENT, NOT_XML
+from pipeline.feed_filters import NOT_XML
+from pipeline.feeds import DROP_WITH_CONTENT
 
 if TYPE_CHECKING:
     from pipeline.fetch import Network

@@ -27,8 +27,8 @@ from markupsafe import escape
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
 from subscribers.addresses import MAX_EMAIL
+from subscribers.consent import consent_wording
 from subscribers.errors import SubscriberError
-from subscribers.models import consent_wording
 from subscribers.provenance import check_source, origin_of
 from subscribers.text import MAX_NAME
 

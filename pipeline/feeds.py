@@ -9,14 +9,17 @@ validator accept), and :func:`render_feeds` fills ``feed.xml.j2`` and
 ``feed.atom.j2`` from plain :class:`FeedChannel` and :class:`FeedItem` data.
 The templates, not a feed library, decide the markup: it is all in view in
 two short files, byte-stable from one build to the next (nothing stamps the
-clock into it), and an editor can change it like every other template.
+clock into it), and an editor can change it like every other template. The
+filters they are filled with (``xml``, ``rfc822``...) are
+:mod:`pipeline.feed_filters`'s, which every command that loads the site's
+templates imports without this module.
 
 Item ids: a ``urn:uuid`` derived from the issue's date and slug. It does not
 contain the site's address, so it survives re-rendering, a switch from http to
 https and a move to another host; feed readers never show an issue twice.
 
 Reading a blog's feed, the other way, is :mod:`pipeline.blogfeed`; it shares
-:data:`DROP_WITH_CONTENT` and :data:`NOT_XML` from here.
+:data:`DROP_WITH_CONTENT` from here, and :data:`pipeline.feed_filters.NOT_XML`.
 """
 
 from __future__ import annotations
@@ -27,12 +30,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from email.utils import format_datetime
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import jinja2
-from markupsafe import Markup
 
 from pipeline.body import SAFE_SCHEMES, Body, Figure
 
@@ -42,9 +43,6 @@ GENERATOR = "painfree-publish"
 
 # Fixed forever: changing it would change every item id in every feed.
 ISSUE_ID_NAMESPACE = uuid.UUID("5b0f3d2e-7c41-5d7a-9a57-2f6e0c3b8d11")
-
-NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
-"""Characters XML 1.0 forbids, and the C1 controls the W3C validator reports."""
 
 
 def issue_guid(issue_date: date, slug: str) -> str:
@@ -94,44 +92,6 @@ class FeedItem:
     author: str = ""
     author_email: str = ""
     tags: tuple[str, ...] = ()
-
-
-def xml_text(value: object) -> Markup:
-    """Text for XML: forbidden characters dropped, ``& < > "`` written as
-    hexadecimal references, the form the RSS Best Practices Profile asks for."""
-    text = NOT_XML.sub("", str(value))
-    text = (
-        text.replace("&", "&#x26;")
-        .replace("<", "&#x3C;")
-        .replace(">", "&#x3E;")
-        .replace('"', "&#x22;")
-    )
-    return Markup(text)  # noqa: S704 - every markup character is escaped above
-
-
-def xml_cdata(value: object) -> Markup:
-    """HTML for an XML element, as a CDATA section (readable in the file)."""
-    text = NOT_XML.sub("", str(value)).replace("]]>", "]]]]><![CDATA[>")
-    return Markup(f"<![CDATA[{text}]]>")  # noqa: S704 - CDATA holds any text but "]]>"
-
-
-def rfc822(moment: datetime) -> str:
-    """``Tue, 01 Dec 2026 07:00:00 GMT``"""
-    return format_datetime(_utc(moment), usegmt=True)
-
-
-def rfc3339(moment: datetime) -> str:
-    """``2026-12-01T07:00:00Z``"""
-    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(microsecond=0)
-
-
-FILTERS = {"xml": xml_text, "cdata": xml_cdata, "rfc822": rfc822, "rfc3339": rfc3339}
 
 
 def render_feeds(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import cache
 from string import Formatter
 from typing import TYPE_CHECKING
 
@@ -45,18 +46,24 @@ GREETING_WORDS = (
 """How an English paragraph that greets the reader begins (the newsletter is
 written in English); matched case-insensitively, as whole words."""
 
-# A greeting word, up to three words after it (a name, "there", "everyone",
-# "dear friends"), then punctuation, a symbol or the end of the line: "Hi
-# there.", "Hello, everyone!", "Good morning", but not "Hello world programs
-# print text" or "Hi-fi speakers".
-_OPENING = re.compile(
-    r"(?:{words})\b(?:[ \t,]+[^\W\d_][\w'’-]*){{0,3}}[ \t]*(?:[^\w\s'’-]|(?=\n)|\Z)".format(
-        words="|".join(word.replace(" ", r"\s+") for word in GREETING_WORDS)
-    ),
-    re.IGNORECASE,
-)
 _MARKUP = "*_~ \t"
 """Emphasis around the opening words (``**Hi there!**``), skipped."""
+
+
+@cache
+def _opening() -> re.Pattern[str]:
+    """A greeting word, up to three words after it (a name, "there",
+    "everyone", "dear friends"), then punctuation, a symbol or the end of
+    the line: "Hi there.", "Hello, everyone!", "Good morning", but not
+    "Hello world programs print text" or "Hi-fi speakers". Compiled when
+    first used: loading the settings imports this module, only linting an
+    issue looks for a greeting."""
+    return re.compile(
+        r"(?:{words})\b(?:[ \t,]+[^\W\d_][\w'’-]*){{0,3}}[ \t]*(?:[^\w\s'’-]|(?=\n)|\Z)".format(
+            words="|".join(word.replace(" ", r"\s+") for word in GREETING_WORDS)
+        ),
+        re.IGNORECASE,
+    )
 
 
 def check_greeting(text: str) -> str:
@@ -94,7 +101,7 @@ def opening_greeting(tokens: Sequence[Token]) -> tuple[int, str] | None:
     if len(tokens) < 2 or tokens[0].type != "paragraph_open" or tokens[1].type != "inline":
         return None
     text = tokens[1].content.lstrip(_MARKUP)
-    match = _OPENING.match(text)
+    match = _opening().match(text)
     if match is None:
         return None
     offset = tokens[0].map[0] if tokens[0].map else 0

@@ -30,7 +30,6 @@ from pipeline.errors import IssueError
 from pipeline.finding import Finding as Finding
 from pipeline.finding import Severity as Severity
 from pipeline.greeting import check_greeting
-from pipeline.yaml_errors import explain
 from subscribers.text import one_line
 
 REQUIRED_KEYS = ("title", "date")
@@ -200,6 +199,8 @@ def _read_front(
             # The C loader is fast; the pure-Python one locates errors better.
             node = yaml.compose(front, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
+        from pipeline.yaml_errors import explain  # only for front matter that does not parse
+
         offset, message = explain(exc, front)
         return None, [Finding(path, front_line + offset, "error", f"front matter: {message}")]
     if node is None:

@@ -35,12 +35,12 @@ from pipeline.config import Settings
 from pipeline.errors import SendError
 from pipeline.issue import slugify
 from pipeline.render import SLOT_NAMES, RenderedIssue
-from pipeline.transports.base import OutgoingMessage
 from subscribers.addresses import ascii_address, ascii_domain
 from subscribers.errors import UndeliverableAddress
 from subscribers.headers import encode_mailbox, encode_unstructured
 from subscribers.mail_template import (
     MailTemplate,
+    OutgoingMessage,
     ascii_url,
     build,
     list_unsubscribe,

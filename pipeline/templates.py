@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2 import meta
 
 from pipeline.config import Settings
 from pipeline.errors import TemplateError
-from pipeline.feeds import FILTERS
+from pipeline.feed_filters import FILTERS
 from pipeline.issue import Finding
 from pipeline.mjml_elements import unknown_elements
 from pipeline.plaintext import underline
@@ -234,6 +233,8 @@ def _unknown_mjml(env: jinja2.Environment, folder: Path) -> tuple[Finding, ...]:
             # template that compiled (so parses) and has no tag naming another
             # refers to none.
             if _NAMES_ANOTHER.search(source) or not _compiles(env, name):
+                from jinja2 import meta  # only for a template that names another
+
                 names = meta.find_referenced_templates(env.parse(source))
             else:
                 names = iter(())

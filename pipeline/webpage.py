@@ -69,15 +69,16 @@ def signup_form(settings: Settings, source: str = "") -> Markup:
     """The signup form's markup, as the subscribers package writes it, with the
     consent wording the signup service records; ``source`` names the page it
     is on for the consent record (none: the signup page)."""
-    from subscribers.models import consent_wording
-    from subscribers.pages import signup_form_html
+    # The form and its wording alone: not the store's records nor the service's pages.
+    from subscribers.consent import consent_wording
+    from subscribers.page_loader import signup_form_html
 
     form = signup_form_html(
         action_url=settings.url("subscribe"),
         consent_text=consent_wording(settings.name, settings.consent_text),
         source=source,
     )
-    return Markup(form)  # noqa: S704 - built and escaped by subscribers.pages
+    return Markup(form)  # noqa: S704 - built and escaped by subscribers.page_loader
 
 
 def tag_slug(tag: str) -> str:

@@ -153,16 +153,6 @@ def mailbox_domain(email: str) -> str:
     return mailbox_key(email).rpartition("@")[2]
 
 
-def consent_wording(newsletter_name: str, configured: str = "") -> str:
-    """The words a reader agrees to by subscribing: ``newsletter.consent_text``
-    when set, else a default naming the newsletter. The signup form shows
-    them and each signup keeps them."""
-    return configured.strip() or (
-        f"Yes, send me {newsletter_name} by email, about twice a month. "
-        "I can unsubscribe at any time with the link in every issue."
-    )
-
-
 def mask_email(email: str) -> str:
     """``d•••@example.com``: enough for readers to recognise their address."""
     local, _, domain = email.rpartition("@")

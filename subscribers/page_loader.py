@@ -13,7 +13,9 @@ pages, and a layout for when no site's is given::
         base.html.j2            the site's layout, else the built-in one
 
 The two forms the pages show (:func:`partials`: form.html, reason.html) are
-the package's own, as the site and `publish embed` print them too. Jinja's
+the package's own, as the site and `publish embed` print them too; the
+signup form is filled here (:func:`signup_form_html`), so that an issue's
+web page gets it without the service's pages or the store's records. Jinja's
 errors are located at their template's file and line (:meth:`PageTemplates.located`).
 """
 
@@ -29,7 +31,9 @@ from typing import Any
 import jinja2
 from jinja2 import nodes
 
+from subscribers.addresses import MAX_EMAIL
 from subscribers.template_cache import BytecodeCache
+from subscribers.text import MAX_NAME
 
 BUILT_IN = Path(__file__).resolve().parent / "templates" / "web"
 """The built-in pages (pages/), their fallback layout and the forms."""
@@ -61,6 +65,34 @@ def partials() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         auto_reload=False,
+    )
+
+
+def signup_form_html(
+    action_url: str,
+    consent_text: str,
+    *,
+    email: str = "",
+    name: str = "",
+    error: str = "",
+    source: str = "",
+) -> str:
+    """The signup form: email, optional first name, a honeypot and the consent
+    wording, labelled for screen readers; with ``source``, the page it is on,
+    in a hidden field. Everything in it is escaped."""
+    return str(
+        partials()
+        .get_template("form.html")
+        .render(
+            action=action_url,
+            consent_text=consent_text,
+            email=email,
+            name=name,
+            error=error,
+            source=source,
+            max_email=MAX_EMAIL,
+            max_name=MAX_NAME,
+        )
     )
 
 

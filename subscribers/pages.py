@@ -16,7 +16,8 @@ The sentences of the JSON answers (and of the errors, which the error page
 may show) are here. An editor's page that fails while it answers (a value
 `publish check` did not try) is answered by the built-in page instead, and
 logged. The site builder puts the same signup form on the archive pages
-(:func:`signup_form_html`), so Starlette is imported only where a page is
+(:func:`~subscribers.page_loader.signup_form_html`, which needs none of
+this module), so Starlette is imported only where a page is
 answered.
 """
 
@@ -34,7 +35,7 @@ from markupsafe import Markup
 from subscribers.addresses import MAX_EMAIL
 from subscribers.middleware import COMMON_HEADERS
 from subscribers.models import MAX_LEAVING_COMMENT, LeavingReason, mask_email
-from subscribers.page_loader import PageTemplates, partials
+from subscribers.page_loader import PageTemplates, partials, signup_form_html
 from subscribers.page_samples import samples
 from subscribers.provenance import origin_of
 from subscribers.text import MAX_NAME
@@ -46,34 +47,6 @@ if TYPE_CHECKING:
     from subscribers.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
-
-
-def signup_form_html(
-    action_url: str,
-    consent_text: str,
-    *,
-    email: str = "",
-    name: str = "",
-    error: str = "",
-    source: str = "",
-) -> str:
-    """The signup form: email, optional first name, a honeypot and the consent
-    wording, labelled for screen readers; with ``source``, the page it is on,
-    in a hidden field. Everything in it is escaped."""
-    return str(
-        partials()
-        .get_template("form.html")
-        .render(
-            action=action_url,
-            consent_text=consent_text,
-            email=email,
-            name=name,
-            error=error,
-            source=source,
-            max_email=MAX_EMAIL,
-            max_name=MAX_NAME,
-        )
-    )
 
 
 SIGNUP_ACTION = "/subscribe"

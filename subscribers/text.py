@@ -22,7 +22,7 @@ kept as it came but on one line). Text of several lines shown to a person (the
 terminal, see :func:`pipeline.cli.app.printable`) keeps its tabs and line
 feeds and nothing else of the set: :data:`NOT_IN_TEXT`.
 
-An XML document has a rule of its own (:data:`pipeline.feeds.NOT_XML`):
+An XML document has a rule of its own (:data:`pipeline.feed_filters.NOT_XML`):
 what XML 1.0 forbids, which is another set for another job.
 """
 

@@ -20,8 +20,8 @@ queued in the database and sent by the mailer, never while a reader waits.
 Every response carries security headers; errors are plain pages (or JSON
 for JSON clients) that never show internals.
 
-FastAPI and the routes are imported inside :func:`create_app`, so that the
-site builder can import :func:`signup_form_html` from here cheaply.
+FastAPI and the routes are imported inside :func:`create_app`, so that
+importing this module costs little.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from subscribers.mail_template import OutgoingMessage
-from subscribers.pages import signup_form_html
 from subscribers.webconfig import WebConfig
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
     from subscribers.mail import ServiceMail
     from subscribers.routes.deps import WebState
 
-__all__ = ["WebConfig", "create_app", "signup_form_html"]
+__all__ = ["WebConfig", "create_app"]
 
 
 def create_app(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from subscribers.consent import consent_wording
 from subscribers.mail_template import OutgoingMessage
 from subscribers.models import (
     CONFIRMATIONS_PER_ADDRESS,
@@ -27,7 +28,6 @@ from subscribers.models import (
     TRUSTED_PROXIES,
     Limit,
     Newsletter,
-    consent_wording,
 )
 from subscribers.provenance import origin_of
 from subscribers.tokens import Signer

@@ -1,6 +1,7 @@
 """Each command imports its own module only: the map of commands to modules
 matches what the modules register, and `publish check` starts without the
-store, the web service, the send loop or Pillow."""
+store, the web service, the send loop or Pillow, and lints an edited issue
+without the feeds, the transports or the service's pages."""
 
 from __future__ import annotations
 
@@ -88,3 +89,29 @@ def test_check_imports_nothing_it_does_not_use(newsletter):
     assert again.returncode == 0, again.stderr
     assert "1 issue checked: 0 errors" in again.stderr
     assert loaded == []
+
+
+ON_EDIT = (
+    "pipeline.feeds", "html.parser", "pipeline.transports", "subscribers.models",
+    "subscribers.pages", "subscribers.page_samples", "subscribers.middleware", "jinja2.meta",
+    "pipeline.yaml_errors",
+)
+"""What checking an edited issue needs none of: the feeds (the templates
+take their filters from pipeline.feed_filters), the transports, the store's
+records and the service's pages (the issue page's signup form is filled
+without them), Jinja's template inspection (the email template names no
+other), the explanations of front matter that does not parse."""
+
+
+def test_an_edited_issue_is_linted_without_what_only_the_site_or_service_need(newsletter):
+    issue = Path("issues/2026-12-01-calf-stretch.md")
+    first, _ = loaded_by(["check", str(issue)], newsletter)
+    assert first.returncode == 0, first.stderr
+    issue.write_text(issue.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    # pipeline.lint: the issue is linted again; no pipeline.mailcheck: the
+    # pages' and emails' findings are the first run's.
+    watched = (*ON_EDIT, "pipeline.lint", "pipeline.mailcheck")
+    edited, loaded = loaded_by(["check", str(issue)], newsletter, watched)
+    assert edited.returncode == 0, edited.stderr
+    assert "1 issue checked: 0 errors" in edited.stderr
+    assert loaded == ["pipeline.lint"]

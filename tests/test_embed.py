@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.embed import embed_snippet, subscribe_box
 from pipeline.errors import ConfigError
-from subscribers.models import consent_wording
-from subscribers.pages import signup_form_html
+from subscribers.consent import consent_wording
+from subscribers.page_loader import signup_form_html
 
 runner = CliRunner()
 

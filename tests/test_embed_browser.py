@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.publish import token_secret
-from subscribers.models import Status, consent_wording
+from subscribers.consent import consent_wording
+from subscribers.models import Status
 from subscribers.store import Store
 from tests.support.web import live_service
 from tests.test_unsubscribe_reasons import FIRST, send, unsubscribe_tokens

@@ -16,7 +16,8 @@ import feedparser
 
 from pipeline.config import with_overrides
 from pipeline.context import Context
-from pipeline.feeds import clean_feed_html, issue_guid, rfc822, rfc3339, xml_text
+from pipeline.feed_filters import rfc822, rfc3339, xml_text
+from pipeline.feeds import clean_feed_html, issue_guid
 from pipeline.issue import find_issue, load_issue
 from pipeline.site import FEED_SIZE, build_site
 

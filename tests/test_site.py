@@ -103,8 +103,8 @@ def test_build_writes_pages_archive_subscribe_page_feeds_and_media(settings):
     made = prepare_picture(source.read_bytes(), source)
     assert (public / "media/images/calf-stretch.png").read_bytes() == made.data
 
-    from subscribers.models import consent_wording
-    from subscribers.web import signup_form_html
+    from subscribers.consent import consent_wording
+    from subscribers.page_loader import signup_form_html
 
     form = signup_form_html(
         action_url="https://painfreeliving.example.com/subscribe",

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from subscribers.models import Limit, Status
-from subscribers.web import signup_form_html
+from subscribers.page_loader import signup_form_html
 from tests.support.web import Live, live_service
 
 SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options",
