@@ -30,6 +30,7 @@ import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,7 @@ def setup_ses(
     seen = read_dmarc(resolver, names.domain)
     steps = plan(state, names, settings, webhook=options.webhook, receive=options.receive)
     path = settings.root / CONFIG_FILE
+    outcome = partial(Outcome, names, options=options, dmarc_report=dmarc, dmarc=seen)
     if options.dry_run:
         values = wanted_settings(settings, names, state, options)
         keys = differing(path, values)
@@ -127,33 +129,15 @@ def setup_ses(
             keys.append(TOPIC_ARNS_KEY)  # once the topic exists
         elif not options.webhook and state.queue is None:
             keys.append(QUEUE_URL_KEY)  # once the queue exists
-        return Outcome(
-            names,
-            state,
-            tuple(steps),
-            tuple(keys),
-            tuple(env_warnings(values)),
-            (),
-            options,
-            dmarc,
-            seen,
-        )
+        warnings = tuple(env_warnings(values))
+        return outcome(state, tuple(steps), tuple(keys), warnings, left=())
     apply(clients, steps, on_step)
     after = observe(clients, names, settings) if steps else state
     left = plan(after, names, settings, webhook=options.webhook, receive=options.receive)
     values = wanted_settings(settings, names, after, options)
     written = set_keys(path, values)
-    return Outcome(
-        names,
-        after,
-        tuple(steps),
-        tuple(written),
-        tuple(env_warnings(values)),
-        tuple(left),
-        options,
-        dmarc,
-        seen,
-    )
+    warnings = tuple(env_warnings(values))
+    return outcome(after, tuple(steps), tuple(written), warnings, left=tuple(left))
 
 
 def check_site(settings: Settings, options: Options) -> None:
