@@ -16,7 +16,10 @@ record answers), the issue edited before each run (it is checked again,
 the usual edit-and-check loop), and with no record at all (the first check
 in a fresh clone, or after the code changed). Beside `import typer`, a
 process that only imports the libraries an edited issue's check needs
-(:data:`LIBRARIES`) shows how much of that case is theirs.
+(:data:`LIBRARIES`) shows how much of that case is theirs. Last, the
+same edit under `publish check --watch`, which checks again in the process
+it started: the time from each save to the summary line, against the same
+`import typer`.
 
 Whole processes run the installed `publish` script and the venv's python
 directly (no shell, no version-manager shim); the wall clock is taken around
