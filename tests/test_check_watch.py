@@ -43,7 +43,8 @@ class Watch:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -67,8 +68,13 @@ class Watch:
         return [line for line in got if FINDING.match(line)], got[-1]
 
     def stop(self) -> int:
+        """Ctrl-C; the exit status, once every line left is in :attr:`seen`."""
         self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout=DEADLINE)
+        status = self.process.wait(timeout=DEADLINE)
+        self.reader.join(timeout=DEADLINE)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return status
 
 
 FINDING = re.compile(r"\S+:\d+: (error|warning): ")
@@ -118,7 +124,7 @@ def test_an_edit_is_checked_again_and_ctrl_c_exits_as_the_last_check(watch, news
     assert watch.round() == ([], "1 issue checked: 0 errors, 0 warnings")
     add(CALF, "\n![](nowhere.png)\n")
     assert watch.round()[1] == "1 issue checked: 2 errors, 0 warnings"
-    assert watch.stop() == 1
+    assert watch.stop() == 1, watch.seen
     assert not any("Traceback" in line for line in watch.seen)
 
 
@@ -135,7 +141,7 @@ def test_a_new_picture_in_the_folder_is_seen(watch, newsletter):
     )
     assert watch.round() == ([], "1 issue checked: 0 errors, 0 warnings")
     assert "issues/images/new-calf.png added" in watch.seen
-    assert watch.stop() == 0
+    assert watch.stop() == 0, watch.seen
 
 
 def test_settings_or_an_issue_broken_meanwhile_are_said_and_watched_past(watch, newsletter):
@@ -156,7 +162,7 @@ def test_settings_or_an_issue_broken_meanwhile_are_said_and_watched_past(watch, 
     assert "2026-12-01-calf-stretch" in missing
     gone.rename(CALF)
     assert watch.round()[1] == "1 issue checked: 0 errors, 0 warnings"
-    assert watch.stop() == 0
+    assert watch.stop() == 0, watch.seen
     assert not any("Traceback" in line for line in watch.seen)
 
 
@@ -177,7 +183,7 @@ def test_a_change_to_the_code_checks_again_in_a_new_process(newsletter, tmp_path
         # The new process: the same pid (exec), its own first round.
         assert started.round()[1] == "1 issue checked: 0 errors, 0 warnings"
         started.until("watching for changes")
-        assert started.stop() == 0
+        assert started.stop() == 0, started.seen
     finally:
         if started.process.poll() is None:
             started.process.kill()

@@ -105,7 +105,8 @@ def _watch(ctx: typer.Context, issues: Sequence[str]) -> None:
                 sys.stderr.flush()
                 os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606 (this command again)
             if done.report is not None:
-                ok = _reported(done.report)
+                ok = not done.report.errors  # before printing: Ctrl-C may come meanwhile
+                _reported(done.report)
             else:
                 echo(f"error: {done.error}", err=True)
             if not done.because:
