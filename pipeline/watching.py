@@ -17,8 +17,9 @@ notifications would need a package of their own on each platform.
 A stat is taken only once it is older than its racy window
 (:func:`pipeline.filestate.racy_window`): a second write within the clock
 tick of the first could leave it as it was, and the check would not keep
-the findings of a file it could not trust. Stats taken before the check
-runs mean that an edit made while it runs starts the next round.
+the findings of a file it could not trust. Stats are taken before a round
+reads anything (newsletter.toml, the issues), so that an edit made while it
+runs, even one to a file it finds broken, starts the next round.
 
 A change to the code (pipeline/, subscribers/) ends the rounds with one
 that asks for a restart: this process holds the old code, and findings it
@@ -73,11 +74,11 @@ def rounds(
     error of the first round is raised, as a check without ``--watch``
     would; later ones are rounds, and the watch goes on."""
     first = load()  # no settings at all: nothing to watch
-    watched = _watched(first, names)
     settings: Settings | None = first
+    watched = _watched(first, names)
+    before = _settled(watched, sleep)
     because: tuple[Change, ...] = ()
     while True:
-        before = _settled(watched, sleep)
         if settings is not None:
             try:
                 done = Round(check_newsletter(settings, names), because=because)
@@ -90,14 +91,19 @@ def rounds(
         if any(_is_code(path) for path in found):
             yield Round(because=changes(before, found, ()), restart=True)
             return
+        # Taken before anything is read again: a change from now on, even
+        # to a file this round finds broken, starts the next one.
+        was, before = before, _settled(watched, sleep)
         try:
             settings = load()
-            watched = _watched(settings, names)
         except NewsletterError as error:  # newsletter.toml half edited: wait for the rest
-            settings, because = None, ()
-            yield Round(error=str(error), because=changes(before, found, ()))
+            settings = None
+            yield Round(error=str(error), because=changes(was, found, ()))
             continue
-        because = changes(before, found, watched)
+        watched = _watched(settings, names)
+        new = _settled([path for path in watched if path not in before], sleep)
+        before = {path: before[path] if path in before else new[path] for path in watched}
+        because = changes(was, found, watched)
 
 
 def stamps(paths: Sequence[str]) -> dict[str, Stamp]:
@@ -150,8 +156,8 @@ def _settled(paths: Sequence[str], sleep: Callable[[float], None]) -> dict[str, 
             for s in found.values()
             if s is not None
         ]
-        wait = max(fresh, default=0)
-        if wait < 0:
+        wait = max(fresh, default=-1)
+        if wait < 0:  # none too fresh (or none at all)
             return found
         sleep(wait / 1e9 + 0.001)
 

@@ -20,6 +20,7 @@ import pytest
 
 from pipeline import checking, inputs, watching
 from pipeline.config import load_settings
+from pipeline.errors import ConfigError
 from pipeline.filestate import RACY_NS
 from tests.support.newsletter import REPO
 
@@ -267,3 +268,40 @@ def test_changes_name_files_edited_removed_and_added_and_folders_only_alone(tmp_
     )
     # A swap file that came and went: only the folder's stat tells.
     assert watching.changes(before, [str(folder)], list(before)) == (("changed", folder.resolve()),)
+
+
+def deadline_sleep(limit: float = 30.0):
+    """time.sleep, failing the test once ``limit`` seconds were slept (a
+    watch that never sees a change would otherwise wait for ever)."""
+    slept = [0.0]
+
+    def sleep(seconds: float) -> None:
+        slept[0] += seconds
+        assert slept[0] < limit, "no change seen"
+        time.sleep(seconds)
+
+    return sleep
+
+
+def test_a_fix_saved_while_the_broken_file_is_read_starts_the_next_round(newsletter):
+    toml = newsletter / "newsletter.toml"
+    good = toml.read_text(encoding="utf-8")
+
+    def load():
+        try:
+            return load_settings(newsletter)
+        except ConfigError:
+            toml.write_text(good, encoding="utf-8")  # the fix, saved meanwhile
+            raise
+
+    rounds = watching.rounds(load, [str(CALF)], sleep=deadline_sleep())
+    assert next(rounds).report is not None
+    toml.write_text(good + "\n[site\n", encoding="utf-8")
+    broken = next(rounds)
+    assert broken.report is None and "newsletter.toml" in broken.error
+    fixed = next(rounds)
+    assert fixed.report is not None and fixed.because == (("changed", toml.resolve()),)
+
+
+def test_nothing_to_stamp_is_settled_at_once():
+    assert watching._settled([], deadline_sleep(0.001)) == {}
