@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.golive.dmarc import POLICIES, dmarc_records, parse_policy, same_domain
+from pipeline.golive.dmarc import POLICIES, parse_policy, same_domain
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class DmarcSeen:
     found_at: str = ""
     """The first domain of the walk with a DMARC record at ``_dmarc.``; empty: none."""
     records: tuple[str, ...] = ()
-    """The DMARC records there."""
+    """The DMARC records there (:func:`~pipeline.golive.dmarc.dmarc_records` of its TXT records)."""
     problem: str = ""
     """Why DNS could not be read (then nothing is known); empty when it was."""
 
@@ -36,7 +36,7 @@ class DmarcSeen:
 def adds_record(seen: DmarcSeen) -> bool:
     """Whether to print the ``p=none`` record to add: only where no policy
     is known to cover the domain."""
-    return bool(seen.problem) or not dmarc_records(seen.records)
+    return bool(seen.problem) or not seen.records
 
 
 def dmarc_lines(domain: str, seen: DmarcSeen) -> list[str]:
@@ -48,7 +48,7 @@ def dmarc_lines(domain: str, seen: DmarcSeen) -> list[str]:
             f"{domain} ({_shown(seen.problem)}): check for one before adding the DMARC "
             "record above"
         ]
-    found = dmarc_records(seen.records)
+    found = seen.records
     if not found:
         return []
     at = seen.found_at
@@ -86,7 +86,7 @@ def dmarc_lines(domain: str, seen: DmarcSeen) -> list[str]:
 
 def dmarc_todo(domain: str, seen: DmarcSeen) -> list[str]:
     """The next step DNS's DMARC records need, if any: several at one name."""
-    found = [] if seen.problem else dmarc_records(seen.records)
+    found = () if seen.problem else seen.records
     if len(found) < 2:
         return []
     return [
