@@ -152,9 +152,7 @@ def _settled(paths: Sequence[str], sleep: Callable[[float], None]) -> dict[str, 
         taken = time.time_ns()
         found = stamps(paths)
         fresh = [
-            max(s[2], s[3]) + racy_window([0, 0, s[2], s[3]]) - taken
-            for s in found.values()
-            if s is not None
+            max(s[2], s[3]) + racy_window(list(s)) - taken for s in found.values() if s is not None
         ]
         wait = max(fresh, default=-1)
         if wait < 0:  # none too fresh (or none at all)
