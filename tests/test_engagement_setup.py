@@ -40,9 +40,8 @@ def track(root: Path, enabled: bool) -> None:
     assert load_settings(root).tracking is enabled
 
 
-@pytest.fixture(autouse=True)
-def no_dmarc_in_dns(empty_dns: str) -> None:
-    """DMARC is read from a zone without records, not the machine's resolver."""
+# `publish setup ses` reads DMARC from a zone without records, never the machine's resolver.
+pytestmark = pytest.mark.usefixtures("empty_dns")
 
 
 def setup():  # type: ignore[no-untyped-def]

@@ -30,10 +30,8 @@ QUEUE_ARN = f"arn:aws:sqs:us-east-1:{ACCOUNT}:{QUEUE}"
 ALL_TYPES = ["bounce", "complaint", "delivery", "reject", "renderingFailure", "send"]
 
 
-@pytest.fixture(autouse=True)
-def no_dmarc_in_dns(empty_dns: str) -> None:
-    """Setup prints the DMARC record only where DNS has no policy for the
-    domain: these tests ask a zone without any, not the machine's resolver."""
+# `publish setup ses` reads DMARC from a zone without records, never the machine's resolver.
+pytestmark = pytest.mark.usefixtures("empty_dns")
 
 
 def setup(*args: str):  # type: ignore[no-untyped-def]

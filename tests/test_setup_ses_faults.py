@@ -21,9 +21,8 @@ runner = CliRunner()
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:pain-free-living-ses-events"
 
 
-@pytest.fixture(autouse=True)
-def no_dmarc_in_dns(empty_dns: str) -> None:
-    """DMARC is read from a zone without records, not the machine's resolver."""
+# `publish setup ses` reads DMARC from a zone without records, never the machine's resolver.
+pytestmark = pytest.mark.usefixtures("empty_dns")
 
 
 def setup(*args: str):  # type: ignore[no-untyped-def]
