@@ -81,8 +81,7 @@ def check_newsletter(settings: Settings, names: Sequence[str] = ()) -> CheckRepo
     taken = time.time_ns()
     base = settings_key(settings, f"version={VERSION}")
     key = hashlib.sha256("\n".join((base, *(f"issue={n}" for n in names))).encode()).hexdigest()
-    given = [Path(name) for name in names if Path(name).exists()]
-    found = input_files(settings, given)
+    found = checked_files(settings, names)
     record = settings.root / RECORD
     runs, parts = _stored(record)
     last = runs.get(key)
@@ -103,10 +102,17 @@ def check_newsletter(settings: Settings, names: Sequence[str] = ()) -> CheckRepo
     # Findings of files that changed during the run would be kept under
     # digests from before: edited back, they would be said again. Kept only
     # from a run during which no stat changed (digests alike are not enough).
-    if input_files(settings, given) == found:
+    if checked_files(settings, names) == found:
         run = {"taken_ns": taken, "files": digested, **_as_record(report), "parts": made.used}
         _keep(record, runs, made.kept(), key, run)
     return report
+
+
+def checked_files(settings: Settings, names: Sequence[str] = ()) -> dict[str, Entry]:
+    """Every file a check of the issues ``names`` may read, by path, as
+    :func:`pipeline.inputs.input_files` lists them: issues/, the templates,
+    the code, and each issue named by its file."""
+    return input_files(settings, [Path(name) for name in names if Path(name).exists()])
 
 
 class Parts:

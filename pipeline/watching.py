@@ -6,8 +6,8 @@ takes to lint that one issue.
     rounds(load, names)     each check, as a :class:`Round`: the first at once,
                             then one after each change to a watched file
 
-Watched: every file and folder the check reads (:func:`pipeline.inputs.input_files`:
-issues/, the templates, the code), the issues named, and newsletter.toml.
+Watched: every file and folder the check reads (:func:`pipeline.checking.checked_files`:
+issues/, the templates, the code, the issues named), and newsletter.toml.
 A folder's own stat changes when an entry in it is added, removed or
 renamed, so a new picture, a deleted issue or an editor's save by rename
 are all seen. Stats are compared every :data:`INTERVAL`: a few hundred
@@ -34,10 +34,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.checking import CheckReport, check_newsletter
+from pipeline.checking import CheckReport, check_newsletter, checked_files
 from pipeline.config import CONFIG_FILE, Settings
 from pipeline.filestate import racy_window
-from pipeline.inputs import CODE, input_files
+from pipeline.inputs import CODE
 from subscribers.errors import NewsletterError
 
 INTERVAL = 0.05
@@ -142,8 +142,7 @@ def changes(
 
 
 def _watched(settings: Settings, names: Sequence[str]) -> list[str]:
-    given = [Path(name) for name in names if Path(name).exists()]
-    return [str(settings.root / CONFIG_FILE), *input_files(settings, given)]
+    return [str(settings.root / CONFIG_FILE), *checked_files(settings, names)]
 
 
 def _settled(paths: Sequence[str], sleep: Callable[[float], None]) -> dict[str, Stamp]:

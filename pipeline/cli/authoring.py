@@ -70,12 +70,14 @@ def check(
         return
     from pipeline.checking import check_newsletter
 
-    if not _reported(check_newsletter(settings(ctx), issues or ())):
+    report = check_newsletter(settings(ctx), issues or ())
+    _reported(report)
+    if report.errors:
         raise typer.Exit(1)
 
 
-def _reported(report: CheckReport) -> bool:
-    """Print ``report``'s findings and its summary line; whether it found no error."""
+def _reported(report: CheckReport) -> None:
+    """Print ``report``'s findings and its summary line."""
     for finding in report.findings:
         echo(f"{shown(finding.path)}:{finding.line}: {finding.severity}: {finding.message}")
     echo(
@@ -83,7 +85,6 @@ def _reported(report: CheckReport) -> bool:
         f"{plural(report.errors, 'error')}, {plural(report.warnings, 'warning')}",
         err=True,
     )
-    return not report.errors
 
 
 def _watch(ctx: typer.Context, issues: Sequence[str]) -> None:
