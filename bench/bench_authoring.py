@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -167,10 +169,13 @@ def archive(script: str, count: int, runs: int) -> None:
     print(f"  no earlier record           {wall[1]:7.3f}s   (ratio {wall[0] / wall[1]:.2f}x)")
 
 
-def watched(script: str, runs: int) -> list[float]:
+def watched(script: str, runs: int) -> tuple[list[float], list[str]]:
     """Seconds from each save of the issue to the summary line of
     `publish check --watch`, which checks it again in the same process
-    (its poll, the wait until the save's stat can be trusted, and the check)."""
+    (its poll, the wait until the save's stat can be trusted, and the check),
+    and the lines of any round no save of this bench started (a save seen
+    half-written, say): each is drained before the next save, so that a
+    stray round is shown instead of being timed as the next save's."""
     with tempfile.TemporaryDirectory(prefix="bench-watch-") as tmp, bytecode_cache():
         root = newsletter_copy(Path(tmp) / "watched")
         issue = root / "issues" / ISSUE.name
@@ -179,27 +184,39 @@ def watched(script: str, runs: int) -> list[float]:
         process = subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
-        assert process.stderr is not None
+        lines: queue.Queue[tuple[float, str]] = queue.Queue()
+        threading.Thread(target=_timed_lines, args=(process.stderr, lines), daemon=True).start()
         try:
-            _line_from(process.stderr, "watching for changes")
-            samples = []
+            _line_from(lines, "watching for changes")
+            samples, stray = [], []
             for _ in range(runs + 1):  # the first round after a save warms the lint
                 time.sleep(0.1)  # a pause between saves, as an editor's
+                while not lines.empty():
+                    stray.append(lines.get()[1])
                 edit()
                 start = time.perf_counter()
-                _line_from(process.stderr, "1 issue checked")
-                samples.append(time.perf_counter() - start)
+                samples.append(_line_from(lines, "1 issue checked") - start)
         finally:
             process.kill()
             process.wait()
-    return samples[1:]
+    return samples[1:], stray
 
 
-def _line_from(stream: IO[str], start: str) -> str:
+def _timed_lines(stream: IO[str], lines: queue.Queue[tuple[float, str]]) -> None:
+    """Each line of ``stream`` with the moment it arrived, then an empty one at its end."""
     for line in stream:
+        lines.put((time.perf_counter(), line))
+    lines.put((time.perf_counter(), ""))
+
+
+def _line_from(lines: queue.Queue[tuple[float, str]], start: str) -> float:
+    """When the next line that starts with ``start`` arrived."""
+    while True:
+        arrived, line = lines.get(timeout=60)
+        if not line:
+            sys.exit(f"publish check --watch ended before printing {start!r}")
         if line.startswith(start):
-            return line
-    sys.exit(f"publish check --watch ended before printing {start!r}")
+            return arrived
 
 
 def main() -> None:
@@ -255,13 +272,15 @@ def main() -> None:
         f" it needs alone ({median(libraries, 0) / median(baseline, 0):.2f}x `import typer`)"
     )
     print(f"  peak RSS {max(f[2] for f in after_edit) / 1024:.1f} MiB (the issue edited)")
-    saves = watched(script, args.runs)
+    saves, stray = watched(script, args.runs)
     ratio = statistics.median(saves) / median(baseline, 0)
     print(
         f"publish check --watch, from saving the issue to its findings (median of {args.runs})\n"
         f"  {statistics.median(saves):7.3f}s  {ratio:.2f}x `import typer`"
         f"  (fastest {min(saves):.3f}s, slowest {max(saves):.3f}s)"
     )
+    for line in stray:
+        print(f"  not started by a save: {line.rstrip()}")
 
     if args.archive:
         archive(script, args.archive, args.archive_runs)
